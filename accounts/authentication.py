@@ -1,0 +1,146 @@
+"""DRF authentication for the three kinds of API key.
+
+- Track API (/api/v1, /api/v2): HTTP Basic `site_id:track_api_key`, as Customer.io.
+- CDP (/cdp/v1): HTTP Basic `write_key:` (empty password), or `writeKey` in the JSON body, as Segment.
+- App API (/v1): `Authorization: Bearer <key>`.
+
+Lookups go by the SHA-256 digest of the secret and are cached for a short time; revoking a key
+clears its cache entry on commit, so a revoked key stops working at once.
+"""
+
+import base64
+import binascii
+import hmac
+
+from django.conf import settings
+from django.core.cache import cache
+from django.utils import timezone
+from rest_framework import exceptions
+from rest_framework.authentication import BaseAuthentication, get_authorization_header
+
+from accounts.models import ApiKey, ApiKeyKind
+from accounts.services import api_key_cache_key
+from accounts.tokens import hash_secret
+
+LAST_USED_RESOLUTION_SECONDS = 60
+
+
+class ApiKeyPrincipal:
+    """`request.user` for API-key requests: the key, and the workspace it belongs to."""
+
+    is_authenticated = True
+    is_anonymous = False
+    is_active = True
+    is_superuser = False
+
+    def __init__(self, api_key: ApiKey):
+        self.api_key = api_key
+        self.workspace = api_key.workspace
+
+    def __str__(self):
+        return f"api-key:{self.api_key.prefix}"
+
+
+def lookup_api_key(secret: str, kind: str) -> ApiKey | None:
+    if not secret:
+        return None
+    digest = hash_secret(secret)
+    cache_key = api_key_cache_key(digest)
+    api_key = cache.get(cache_key)
+    if api_key is None:
+        api_key = (
+            ApiKey.unscoped.select_related("workspace")
+            .filter(secret_hash=digest, revoked_at__isnull=True)
+            .first()
+        )
+        if api_key is None:
+            return None
+        cache.set(cache_key, api_key, settings.ULAK_API_KEY_CACHE_SECONDS)
+    if api_key.kind != kind or api_key.revoked_at is not None:
+        return None
+    _record_use(api_key)
+    return api_key
+
+
+def _record_use(api_key: ApiKey) -> None:
+    # At most one write per key per minute, whatever the request rate.
+    if cache.add(f"apikey-used:{api_key.pk}", 1, LAST_USED_RESOLUTION_SECONDS):
+        ApiKey.unscoped.filter(pk=api_key.pk).update(last_used_at=timezone.now())
+
+
+def _basic_credentials(request) -> tuple[str, str] | None:
+    auth = get_authorization_header(request).split()
+    if not auth or auth[0].lower() != b"basic":
+        return None
+    if len(auth) != 2:
+        raise exceptions.AuthenticationFailed("Malformed Basic authorization header.")
+    try:
+        decoded = base64.b64decode(auth[1], validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError) as exc:
+        raise exceptions.AuthenticationFailed("Malformed Basic authorization header.") from exc
+    username, sep, password = decoded.partition(":")
+    if not sep:
+        raise exceptions.AuthenticationFailed("Malformed Basic authorization header.")
+    return username, password
+
+
+class _KeyAuthentication(BaseAuthentication):
+    realm = "Ulak"
+
+    def authenticate_header(self, request):
+        return f'Basic realm="{self.realm}"'
+
+    def _principal(self, api_key: ApiKey | None):
+        if api_key is None:
+            raise exceptions.AuthenticationFailed("Invalid or revoked API credentials.")
+        return ApiKeyPrincipal(api_key), api_key
+
+
+class TrackApiAuthentication(_KeyAuthentication):
+    realm = "Ulak Track API"
+
+    def authenticate(self, request):
+        credentials = _basic_credentials(request)
+        if credentials is None:
+            return None
+        site_id, secret = credentials
+        api_key = lookup_api_key(secret, ApiKeyKind.TRACK)
+        if api_key is not None and not hmac.compare_digest(api_key.workspace.site_id, site_id):
+            api_key = None
+        return self._principal(api_key)
+
+
+class CdpWriteKeyAuthentication(_KeyAuthentication):
+    realm = "Ulak CDP"
+
+    def authenticate(self, request):
+        credentials = _basic_credentials(request)
+        if credentials is not None:
+            write_key = credentials[0]
+        else:
+            data = request.data if hasattr(request, "data") else None
+            write_key = data.get("writeKey") if isinstance(data, dict) else None
+            if not write_key:
+                return None
+            if not isinstance(write_key, str):
+                raise exceptions.AuthenticationFailed("writeKey must be a string.")
+        return self._principal(lookup_api_key(write_key, ApiKeyKind.CDP))
+
+
+class AppApiKeyAuthentication(_KeyAuthentication):
+    realm = "Ulak App API"
+
+    def authenticate_header(self, request):
+        return f'Bearer realm="{self.realm}"'
+
+    def authenticate(self, request):
+        auth = get_authorization_header(request).split()
+        if not auth or auth[0].lower() != b"bearer":
+            return None
+        if len(auth) != 2:
+            raise exceptions.AuthenticationFailed("Malformed Bearer authorization header.")
+        try:
+            secret = auth[1].decode("ascii")
+        except UnicodeDecodeError as exc:
+            raise exceptions.AuthenticationFailed("Malformed Bearer authorization header.") from exc
+        return self._principal(lookup_api_key(secret, ApiKeyKind.APP))

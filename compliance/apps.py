@@ -1,0 +1,11 @@
+from django.apps import AppConfig
+
+
+class ComplianceConfig(AppConfig):
+    name = "compliance"
+    verbose_name = "Compliance"
+
+    def ready(self):
+        from compliance.audit import register_project_models
+
+        register_project_models()

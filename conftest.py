@@ -1,0 +1,65 @@
+"""Shared fixtures: two fully set-up workspaces, API clients for each, and member users."""
+
+from dataclasses import dataclass
+
+import pytest
+from rest_framework.test import APIClient
+
+from accounts import services
+from accounts.models import ApiKeyKind, AppScope, User, Workspace
+from core.testing.factories import UserFactory, WorkspaceFactory
+
+
+@dataclass
+class Tenant:
+    workspace: Workspace
+    owner: User
+    app_key: str
+    track_key: str
+    cdp_key: str
+
+    @property
+    def site_id(self) -> str:
+        return self.workspace.site_id
+
+    def app_client(self, key: str | None = None) -> APIClient:
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {key or self.app_key}")
+        return client
+
+
+def make_tenant(name: str) -> Tenant:
+    owner = UserFactory()
+    workspace = services.create_workspace(name=name, owner=owner)
+    _, app_key = services.create_api_key(workspace=workspace, kind=ApiKeyKind.APP, name="app", scopes=AppScope.values)
+    _, track_key = services.create_api_key(workspace=workspace, kind=ApiKeyKind.TRACK, name="track")
+    _, cdp_key = services.create_api_key(workspace=workspace, kind=ApiKeyKind.CDP, name="cdp")
+    return Tenant(workspace=workspace, owner=owner, app_key=app_key, track_key=track_key, cdp_key=cdp_key)
+
+
+@pytest.fixture
+def tenant_a(db) -> Tenant:
+    return make_tenant("Acme")
+
+
+@pytest.fixture
+def tenant_b(db) -> Tenant:
+    return make_tenant("Globex")
+
+
+@pytest.fixture
+def two_tenants(tenant_a, tenant_b) -> tuple[Tenant, Tenant]:
+    return tenant_a, tenant_b
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache():
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+
+
+@pytest.fixture
+def workspace_factory(db):
+    return WorkspaceFactory

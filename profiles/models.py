@@ -1,0 +1,130 @@
+"""People and what they do."""
+
+import secrets
+
+from django.db import models
+from django.db.models import Q
+
+from core.models import WorkspaceScopedModel
+
+
+def new_cio_id() -> str:
+    return secrets.token_hex(8)
+
+
+class Profile(WorkspaceScopedModel):
+    """A person. `external_id` is the Customer.io `id`; `cio_id` is Ulak's own stable id."""
+
+    cio_id = models.CharField(max_length=32, default=new_cio_id, editable=False)
+    external_id = models.CharField(max_length=150, null=True, blank=True)
+    email = models.CharField(max_length=254, null=True, blank=True)
+    phone = models.CharField(max_length=20, null=True, blank=True, help_text="E.164")
+    attributes = models.JSONField(default=dict, blank=True)
+    attribute_timestamps = models.JSONField(default=dict, blank=True, editable=False)
+    time_zone = models.CharField(max_length=64, blank=True)
+    unsubscribed = models.BooleanField(default=False)
+    suppressed = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    personal_data_fields = ("external_id", "email", "phone", "attributes", "time_zone")
+    audit_exclude_fields = ("attribute_timestamps", "updated_at")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "cio_id"], name="profile_unique_cio_id"),
+            models.UniqueConstraint(
+                fields=["workspace", "external_id"], condition=Q(external_id__isnull=False),
+                name="profile_unique_external_id",
+            ),
+            models.UniqueConstraint(
+                fields=["workspace", "email"], condition=Q(email__isnull=False), name="profile_unique_email"
+            ),
+        ]
+        indexes = [models.Index(fields=["workspace", "phone"], name="profile_ws_phone")]
+
+    def __str__(self):
+        return self.external_id or self.email or self.cio_id
+
+
+class Identity(WorkspaceScopedModel):
+    """An anonymous id that has been linked to a profile."""
+
+    profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="identities")
+    anonymous_id = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    personal_data_fields = ("anonymous_id",)
+
+    class Meta:
+        verbose_name_plural = "identities"
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "anonymous_id"], name="identity_unique_anonymous_id")
+        ]
+
+    def __str__(self):
+        return self.anonymous_id
+
+
+class DevicePlatform(models.TextChoices):
+    IOS = "ios", "iOS"
+    ANDROID = "android", "Android"
+    WEB = "web", "Web"
+
+
+class Device(WorkspaceScopedModel):
+    profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="devices")
+    token = models.CharField(max_length=512)
+    platform = models.CharField(max_length=10, choices=DevicePlatform.choices)
+    attributes = models.JSONField(default=dict, blank=True)
+    last_used = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    personal_data_fields = ("token", "attributes")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["workspace", "token"], name="device_unique_token")]
+
+    def __str__(self):
+        return f"{self.platform} device"
+
+
+class EventType(models.TextChoices):
+    EVENT = "event", "event"
+    PAGE = "page", "page"
+    SCREEN = "screen", "screen"
+
+
+class Event(WorkspaceScopedModel):
+    """Something a person (or an anonymous visitor) did. See docs/events-storage.md for scale."""
+
+    # Indexed through (workspace, profile, -timestamp); person deletion deletes by workspace too.
+    profile = models.ForeignKey(
+        Profile, null=True, blank=True, on_delete=models.CASCADE, related_name="events", db_index=False
+    )
+    anonymous_id = models.CharField(max_length=200, null=True, blank=True)
+    name = models.CharField(max_length=255)
+    type = models.CharField(max_length=10, choices=EventType.choices, default=EventType.EVENT)
+    data = models.JSONField(default=dict, blank=True)
+    timestamp = models.DateTimeField()
+    received_at = models.DateTimeField(auto_now_add=True)
+    dedupe_id = models.CharField(max_length=200, null=True, blank=True)
+
+    personal_data_fields = ("anonymous_id", "data")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace", "dedupe_id"], condition=Q(dedupe_id__isnull=False), name="event_unique_dedupe_id"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["workspace", "profile", "-timestamp"], name="event_ws_profile_time"),
+            models.Index(fields=["workspace", "name", "-timestamp"], name="event_ws_name_time"),
+            models.Index(
+                fields=["workspace", "anonymous_id"], condition=Q(profile__isnull=True), name="event_ws_anonymous"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.name} @ {self.timestamp:%Y-%m-%d %H:%M}"

@@ -1,0 +1,94 @@
+"""Walks every model and every registered admin so later code cannot forget the tenancy rules."""
+
+from auditlog.registry import auditlog
+from django.apps import apps
+from django.contrib import admin
+from django.db import models
+
+from accounts.models import Workspace
+from compliance.audit import PROJECT_APPS, audited_models
+from core.admin import WorkspacePermissionAdminMixin, WorkspaceScopedAdmin
+from core.models import WorkspaceScopedManager, is_tenant_model
+
+# Models that point at Workspace but are deliberately not ordinary tenant tables.
+NOT_TENANT_TABLES = {
+    # auditlog writes through its own default manager; reads use `AuditEntry.scoped`, and entries
+    # outlive their workspace (no FK constraint).
+    "compliance.AuditEntry",
+}
+# Admins for models that are not tenant tables, with the reason they are safe.
+GLOBAL_ADMINS = {
+    "accounts.Workspace": "shows only the session's workspace, role-gated",
+    "django_celery_beat.PeriodicTask": "installation-wide; model permissions, i.e. superusers only",
+    "django_celery_beat.IntervalSchedule": "installation-wide; superusers only",
+    "django_celery_beat.CrontabSchedule": "installation-wide; superusers only",
+    "django_celery_beat.SolarSchedule": "installation-wide; superusers only",
+    "django_celery_beat.ClockedSchedule": "installation-wide; superusers only",
+}
+
+
+def project_models():
+    for label in ("core", *PROJECT_APPS):
+        yield from apps.get_app_config(label).get_models()
+
+
+def points_at_workspace(model) -> bool:
+    return any(
+        isinstance(f, models.ForeignKey) and f.related_model is Workspace for f in model._meta.get_fields()
+    )
+
+
+def test_every_model_pointing_at_a_workspace_is_a_tenant_model():
+    offenders = [
+        m._meta.label for m in project_models()
+        if points_at_workspace(m) and not is_tenant_model(m) and m._meta.label not in NOT_TENANT_TABLES
+    ]
+    assert offenders == [], f"inherit core.models.WorkspaceScopedModel: {offenders}"
+
+
+def test_tenant_models_have_a_scoped_default_and_a_named_unscoped_manager():
+    for model in filter(is_tenant_model, project_models()):
+        assert isinstance(model._default_manager, WorkspaceScopedManager), model
+        assert type(model.unscoped) is models.Manager, model
+
+
+def _leading_fields(model):
+    for index in model._meta.indexes:
+        yield index.fields[0].lstrip("-") if index.fields else None
+    for constraint in model._meta.constraints:
+        fields = getattr(constraint, "fields", ())
+        yield fields[0] if fields else None
+
+
+def test_every_tenant_table_has_an_index_led_by_workspace():
+    for model in filter(is_tenant_model, project_models()):
+        assert "workspace" in set(_leading_fields(model)), f"{model._meta.label} has no workspace-led index"
+
+
+def test_every_unique_constraint_of_a_tenant_table_starts_with_workspace():
+    for model in filter(is_tenant_model, project_models()):
+        for constraint in model._meta.constraints:
+            fields = getattr(constraint, "fields", ())
+            if isinstance(constraint, models.UniqueConstraint) and fields:
+                assert fields[0] == "workspace", f"{model._meta.label}.{constraint.name}"
+        for field in model._meta.local_fields:
+            assert not (field.unique and not field.primary_key), f"{model._meta.label}.{field.name} is globally unique"
+
+
+def test_every_registered_admin_is_scoped_or_declared_global():
+    for model, model_admin in admin.site._registry.items():
+        label = model._meta.label
+        if is_tenant_model(model) or label in NOT_TENANT_TABLES:
+            assert isinstance(model_admin, WorkspaceScopedAdmin), f"{label} admin must use WorkspaceScopedAdmin"
+        else:
+            assert label in GLOBAL_ADMINS, f"{label} has an admin that is not workspace-scoped"
+            if model._meta.app_label in PROJECT_APPS:
+                assert isinstance(model_admin, WorkspacePermissionAdminMixin), label
+
+
+def test_every_project_model_is_audited():
+    missing = [m._meta.label for m in audited_models() if not auditlog.contains(m)]
+    assert missing == []
+    assert {m._meta.label for m in project_models()} - {m._meta.label for m in audited_models()} == {
+        "compliance.AuditEntry"
+    }
