@@ -56,8 +56,23 @@ def two_tenants(tenant_a, tenant_b) -> tuple[Tenant, Tenant]:
 def _clear_cache():
     from django.core.cache import cache
 
+    from accounts import authentication
+
     cache.clear()
+    authentication._recorded_at.clear()
     yield
+
+
+@pytest.fixture
+def broker():
+    """The Celery broker's Redis database (this test process's own), emptied before and after."""
+    import redis
+    from django.conf import settings
+
+    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    client.flushdb()
+    yield client
+    client.flushdb()
 
 
 @pytest.fixture

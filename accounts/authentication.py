@@ -11,6 +11,7 @@ clears its cache entry on commit, so a revoked key stops working at once.
 import base64
 import binascii
 import hmac
+import time
 
 from django.conf import settings
 from django.core.cache import cache
@@ -62,8 +63,15 @@ def lookup_api_key(secret: str, kind: str) -> ApiKey | None:
     return api_key
 
 
+_recorded_at: dict[int, float] = {}  # per process: when this process last recorded a key's use
+
+
 def _record_use(api_key: ApiKey) -> None:
-    # At most one write per key per minute, whatever the request rate.
+    # At most one write per key per minute, whatever the request rate and however many processes.
+    now = time.monotonic()
+    if now - _recorded_at.get(api_key.pk, float("-inf")) < LAST_USED_RESOLUTION_SECONDS:
+        return
+    _recorded_at[api_key.pk] = now
     if cache.add(f"apikey-used:{api_key.pk}", 1, LAST_USED_RESOLUTION_SECONDS):
         ApiKey.unscoped.filter(pk=api_key.pk).update(last_used_at=timezone.now())
 

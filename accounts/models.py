@@ -128,6 +128,9 @@ class ApiKey(WorkspaceScopedModel):
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
     revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
     replaced_by = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    rate_limit = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Requests per second for this key; empty uses ULAK_INGEST_RATE_LIMIT."
+    )
 
     audit_str_is_safe = True  # name, kind and the public prefix
 

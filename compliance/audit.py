@@ -2,6 +2,12 @@
 
 A model lists its personal-data fields in `personal_data_fields`; their values never reach an
 audit entry. Secrets and noisy bookkeeping fields are never recorded.
+
+The audit log records management changes (admin, App API, CLI, jobs acting for someone). The
+data plane is not audited row by row: tables of ingested facts set `audit_log = False` (the
+registry test keeps the list, with reasons), and the ingest processor applies Track/CDP data with
+auditing off. Per-row audit signals there would write an entry per event and stop Django from
+deleting such rows in bulk.
 """
 
 from auditlog.registry import auditlog
@@ -20,7 +26,7 @@ def mask_personal_value(value: str) -> str:
 def audited_models():
     for app_label in PROJECT_APPS:
         for model in apps.get_app_config(app_label).get_models():
-            if model._meta.label != "compliance.AuditEntry":
+            if model._meta.label != "compliance.AuditEntry" and getattr(model, "audit_log", True):
                 yield model
 
 

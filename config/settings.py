@@ -80,7 +80,9 @@ DATABASES = {
     "default": dj_database_url.parse(
         env_str("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/ulak"),
         conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60),
-        conn_health_checks=True,
+        # A health check costs a round trip per request; a broken connection is dropped after the
+        # request that found it anyway, so it is off unless asked for.
+        conn_health_checks=env_bool("DATABASE_HEALTH_CHECKS", False),
     )
 }
 if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
@@ -102,7 +104,7 @@ AUTH_PASSWORD_VALIDATORS = [
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
 CACHES = {
     "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "BACKEND": "core.cache.UlakRedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": env_str("ULAK_CACHE_PREFIX", "ulak"),
         "TIMEOUT": 300,
@@ -176,6 +178,10 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600),
 }
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Installed into django-celery-beat's tables when beat starts.
+CELERY_BEAT_SCHEDULE = {
+    "ingest-sweep": {"task": "ingest.sweep_inbound", "schedule": 5.0},
+}
 CELERY_TIMEZONE = "UTC"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # How often one message may be redelivered after its worker was lost before it is dropped as poison.
@@ -195,6 +201,13 @@ ANONYMOUS_USER_NAME = None
 # API key lookups are cached briefly; revocation clears the entry at once.
 ULAK_API_KEY_CACHE_SECONDS = env_int("ULAK_API_KEY_CACHE_SECONDS", 60)
 ULAK_PUBLIC_URL = env_str("ULAK_PUBLIC_URL", "http://127.0.0.1:8000")
+
+# Ingestion
+ULAK_INGEST_RATE_LIMIT = env_int("ULAK_INGEST_RATE_LIMIT", 2000)  # requests per second per key
+ULAK_INGEST_BATCH_SIZE = env_int("ULAK_INGEST_BATCH_SIZE", 500)  # operations applied per transaction
+ULAK_ANONYMOUS_MERGE_DAYS = env_int("ULAK_ANONYMOUS_MERGE_DAYS", 30)
+ULAK_MAX_MESSAGE_BYTES = 32 * 1024
+ULAK_MAX_BATCH_BYTES = 500 * 1024
 
 LOG_FORMAT = env_str("ULAK_LOG_FORMAT", "json")
 LOG_LEVEL = env_str("ULAK_LOG_LEVEL", "INFO")

@@ -2,7 +2,6 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from accounts.api.track_views import AccountRegionView
 from core import views as ops
 
 handler404 = "core.api.exceptions.not_found"
@@ -17,6 +16,10 @@ urlpatterns = [
     path("v1/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("v1/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
     path("v1/", include("accounts.api.urls")),
+    path("v1/", include("profiles.api.app_urls")),
     # Track API (Basic site_id:key)
-    path("api/v1/accounts/region", AccountRegionView.as_view(), name="track-region"),
+    path("api/v1/", include("profiles.api.track_urls")),
+    path("api/v2/", include("profiles.api.track_v2_urls")),
+    # CDP (Segment wire format)
+    path("cdp/v1/", include("profiles.api.cdp_urls")),
 ]

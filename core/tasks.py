@@ -8,7 +8,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.utils import timezone
 
-from core.context import Actor, acting_as, workspace_scope
+from core.context import Actor, acting_as, current_workspace, workspace_scope
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +79,10 @@ class WorkspaceTask(UlakTask):
     """A task that works inside one workspace: call it with a `workspace_id` keyword argument."""
 
     abstract = True
+
+    @property
+    def workspace(self):
+        return current_workspace()
 
     def __call__(self, *args, **kwargs):
         from accounts.models import Workspace

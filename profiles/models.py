@@ -111,6 +111,7 @@ class Event(WorkspaceScopedModel):
     dedupe_id = models.CharField(max_length=200, null=True, blank=True)
 
     personal_data_fields = ("anonymous_id", "data")
+    audit_log = False  # ingested facts, hundreds of millions of rows; see compliance/audit.py
 
     class Meta:
         constraints = [
@@ -128,3 +129,78 @@ class Event(WorkspaceScopedModel):
 
     def __str__(self):
         return f"{self.name} @ {self.timestamp:%Y-%m-%d %H:%M}"
+
+
+class ObjectType(WorkspaceScopedModel):
+    """A kind of custom object (Customer.io "object type"), e.g. company or subscription."""
+
+    type_id = models.CharField(max_length=64, help_text="The object_type_id clients send, e.g. \"1\"")
+    name = models.CharField(max_length=120)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    audit_str_is_safe = True
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["workspace", "type_id"], name="objecttype_unique_type_id")]
+
+    def __str__(self):
+        return self.name
+
+
+class CustomObject(WorkspaceScopedModel):
+    object_type = models.ForeignKey(ObjectType, on_delete=models.CASCADE, related_name="custom_objects")
+    object_id = models.CharField(max_length=150)
+    attributes = models.JSONField(default=dict, blank=True)
+    attribute_timestamps = models.JSONField(default=dict, blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    audit_exclude_fields = ("attribute_timestamps", "updated_at")
+
+    class Meta:
+        verbose_name = "object"
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "object_type", "object_id"], name="object_unique_id")
+        ]
+
+    def __str__(self):
+        return f"{self.object_type_id}:{self.object_id}"
+
+
+class Relationship(WorkspaceScopedModel):
+    """A person related to an object, with attributes of the relationship itself."""
+
+    profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="relationships")
+    object = models.ForeignKey(CustomObject, on_delete=models.CASCADE, related_name="relationships")
+    attributes = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    personal_data_fields = ("attributes",)
+    audit_exclude_fields = ("updated_at",)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "profile", "object"], name="relationship_unique_pair")
+        ]
+
+    def __str__(self):
+        return f"person #{self.profile_id} → object #{self.object_id}"
+
+
+class InboundOperation(WorkspaceScopedModel):
+    """An accepted, validated ingest operation waiting to be applied.
+
+    The API answers only after these rows commit; the ingest processor applies them in order and
+    deletes them in the same transaction, so a crash leaves them to be applied again, whole.
+    """
+
+    source = models.CharField(max_length=10)
+    payload = models.JSONField()
+    received_at = models.DateTimeField()
+
+    personal_data_fields = ("payload",)
+    audit_log = False  # a transient queue, not a record
+
+    class Meta:
+        indexes = [models.Index(fields=["workspace", "id"], name="inbound_ws_id")]

@@ -5,9 +5,7 @@ import uuid
 from datetime import timedelta
 
 import pytest
-import redis
 from celery.contrib.testing.worker import start_worker
-from django.conf import settings
 from django.core.cache import cache
 from django.db import connections, transaction
 from django.utils import timezone
@@ -36,14 +34,6 @@ def wait_for(marker, timeout=20):
             return value
         time.sleep(0.05)
     raise AssertionError(f"task {marker} did not run within {timeout}s")
-
-
-@pytest.fixture
-def broker():
-    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
-    client.flushdb()
-    yield client
-    client.flushdb()
 
 
 @pytest.fixture

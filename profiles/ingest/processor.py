@@ -1,0 +1,109 @@
+"""The worker side: apply staged operations of one workspace, in order, exactly once.
+
+A PostgreSQL advisory lock lets one processor work on a workspace at a time. Each batch is one
+transaction that applies its operations and deletes their rows, so a crash rolls the batch back
+whole and the next run applies it again; nothing is lost and nothing is applied twice.
+"""
+
+import logging
+from itertools import groupby
+
+from auditlog.context import disable_auditlog
+from django.conf import settings
+from django.core.cache import cache
+from django.db import connection, transaction
+
+from profiles import services
+from profiles.ingest.store import SCHEDULE_KEY
+from profiles.models import InboundOperation
+
+logger = logging.getLogger(__name__)
+LOCK_CLASS = 0x1A6E  # advisory lock namespace for ingest processors
+
+
+class WorkspaceBusy(Exception):
+    """Another processor holds this workspace."""
+
+
+HANDLERS = {
+    "identify": services.identify,
+    "add_device": services.add_device,
+    "delete_device": services.delete_device,
+    "suppress": lambda ws, op: services.set_suppressed(ws, op, True),
+    "unsuppress": lambda ws, op: services.set_suppressed(ws, op, False),
+    "delete": services.delete_person,
+    "merge": services.merge,
+    "alias": services.alias,
+    "object_identify": services.identify_object,
+    "object_delete": services.delete_object,
+    "add_relationships": lambda ws, op: services.change_relationships(ws, op, remove=False),
+    "delete_relationships": lambda ws, op: services.change_relationships(ws, op, remove=True),
+}
+
+
+def _lock(workspace_id: int) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_xact_lock(%s, %s)", [LOCK_CLASS, workspace_id])
+        return cursor.fetchone()[0]
+
+
+def _apply_one(workspace, op: dict) -> None:
+    try:
+        with transaction.atomic():
+            HANDLERS[op["op"]](workspace, op)
+    except Exception:
+        # One bad operation must not hold up the workspace's queue; it is logged and skipped.
+        logger.exception("ingest operation failed", extra={"op": op.get("op")})
+
+
+def _apply_events(workspace, ops: list[dict]) -> None:
+    try:
+        with transaction.atomic():
+            services.record_events(workspace, ops)
+    except Exception:
+        if len(ops) == 1:
+            logger.exception("ingest event failed")
+            return
+        for op in ops:  # find and skip the one that fails
+            _apply_events(workspace, [op])
+
+
+def apply_operations(workspace, operations: list[dict]) -> None:
+    """Apply in order; consecutive events go to the database together."""
+    for is_event, run in groupby(operations, key=lambda op: op["op"] == "event"):
+        if is_event:
+            _apply_events(workspace, list(run))
+        else:
+            for op in run:
+                _apply_one(workspace, op)
+
+
+def process_batch(workspace) -> int:
+    with transaction.atomic():
+        if not _lock(workspace.pk):
+            raise WorkspaceBusy
+        rows = list(
+            InboundOperation.unscoped.filter(workspace=workspace).order_by("id").values_list("id", "payload")[
+                : settings.ULAK_INGEST_BATCH_SIZE
+            ]
+        )
+        if rows:
+            with disable_auditlog():  # ingested data is not audited row by row (compliance/audit.py)
+                apply_operations(workspace, [payload for _, payload in rows])
+            InboundOperation.unscoped.filter(workspace=workspace, id__in=[pk for pk, _ in rows]).delete()
+        return len(rows)
+
+
+def process_pending(workspace) -> int:
+    """Apply everything staged for `workspace`; raises WorkspaceBusy if another processor runs."""
+    total = 0
+    while True:
+        applied = process_batch(workspace)
+        total += applied
+        if applied:
+            continue
+        # Let requests schedule a new run, then look once more: rows committed after the last
+        # batch either show up here or find the key gone and schedule a run themselves.
+        cache.delete(SCHEDULE_KEY.format(workspace.pk))
+        if not process_batch(workspace):
+            return total

@@ -1,0 +1,37 @@
+"""The request side: stage validated operations durably, then ask for them to be applied."""
+
+from django.core.cache import cache
+from django.db import connection, transaction
+from django.utils import timezone
+from psycopg.types.json import Jsonb
+
+from profiles.models import InboundOperation
+
+SCHEDULE_KEY = "ingest-scheduled:{}"
+_TABLE = InboundOperation._meta.db_table
+
+
+def stage_operations(*, workspace, operations: list[dict], source: str) -> int:
+    """Store operations with one multi-row INSERT, then schedule the processor after commit.
+
+    Outside a transaction the single statement commits (or fails) on its own, so the request
+    costs one round trip; inside one, it commits with it and the processor waits for that.
+    """
+    if not operations:
+        return 0
+    now = timezone.now()
+    rows = ", ".join(["(%s, %s, %s, %s)"] * len(operations))
+    params = [value for op in operations for value in (workspace.pk, source, Jsonb(op), now)]
+    with connection.cursor() as cursor:
+        cursor.execute(f"INSERT INTO {_TABLE} (workspace_id, source, payload, received_at) VALUES {rows}", params)
+    workspace_id = workspace.pk
+    transaction.on_commit(lambda: schedule_processing(workspace_id))
+    return len(operations)
+
+
+def schedule_processing(workspace_id: int) -> None:
+    """Enqueue the processor, at most once a second per workspace while one is pending."""
+    from profiles.tasks import process_inbound
+
+    if cache.add(SCHEDULE_KEY.format(workspace_id), 1, 1):
+        process_inbound.delay(workspace_id=workspace_id)

@@ -1,0 +1,22 @@
+from config.celery import app
+from core.tasks import UlakTask, WorkspaceTask
+from profiles.ingest.processor import WorkspaceBusy, process_pending
+
+
+@app.task(base=WorkspaceTask, bind=True, name="ingest.process_inbound", max_retries=None)
+def process_inbound(self, *, workspace_id):
+    try:
+        process_pending(self.workspace)
+    except WorkspaceBusy:
+        # The running processor may be about to finish; look again shortly.
+        raise self.retry(countdown=1) from None
+
+
+@app.task(base=UlakTask, name="ingest.sweep_inbound")
+def sweep_inbound():
+    """Safety net: schedule every workspace that still has staged operations."""
+    from profiles.ingest.store import schedule_processing
+    from profiles.models import InboundOperation
+
+    for workspace_id in InboundOperation.unscoped.values_list("workspace_id", flat=True).distinct():
+        schedule_processing(workspace_id)
