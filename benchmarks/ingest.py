@@ -38,11 +38,14 @@ PEOPLE = 10_000
 PORT = 18931
 
 
+WEB = {"WEB_CONCURRENCY": "4", "WEB_THREADS": "1"}
+
+
 def env() -> dict:
-    return {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", "DATABASE_URL": f"{PG}/{DB}",
+    return {**os.environ, **WEB, "DJANGO_SETTINGS_MODULE": "config.settings", "DATABASE_URL": f"{PG}/{DB}",
             "SECRET_KEY": "bench-only", "ALLOWED_HOSTS": "127.0.0.1", "ULAK_LOG_LEVEL": "WARNING",
             "ULAK_FERNET_KEYS": base64.urlsafe_b64encode(b"0" * 32).decode(), "ULAK_CACHE_PREFIX": "bench",
-            "ULAK_INGEST_RATE_LIMIT": str(10**9), "PORT": str(PORT), "WEB_CONCURRENCY": "4"}
+            "ULAK_INGEST_RATE_LIMIT": str(10**9), "PORT": str(PORT)}
 
 
 def manage(*args) -> str:
@@ -162,7 +165,10 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=6)
     parser.add_argument("--single", type=int, default=30_000)
     parser.add_argument("--surface", choices=["cdp", "v2"], default="cdp")
+    parser.add_argument("--web-workers", type=int, default=4)
+    parser.add_argument("--web-threads", type=int, default=1)
     opts = parser.parse_args()
+    WEB.update(WEB_CONCURRENCY=str(opts.web_workers), WEB_THREADS=str(opts.web_threads))
 
     fresh_database()
     keys = json.loads(manage("create_workspace", "Bench", "--owner-email", f"bench-{uuid.uuid4().hex[:6]}@ulak.test",
@@ -216,6 +222,7 @@ def main() -> None:
               f"p50 {single['p50_ms']:.1f} ms, p99 {single['p99_ms']:.1f} ms", flush=True)
         print(json.dumps({"date": datetime.now(UTC).isoformat(timespec="seconds"), "machine": platform.platform(),
                           "cores": os.cpu_count(), "events": opts.events, "copy_rows_per_s": copy_rate,
+                          "web": WEB, "clients": opts.clients,
                           "batch": batch, "single": single}))
     finally:
         stop(web)

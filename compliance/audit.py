@@ -39,3 +39,30 @@ def register_project_models() -> None:
             mask_fields=list(getattr(model, "personal_data_fields", ())),
             exclude_fields=[*ALWAYS_EXCLUDED, *getattr(model, "audit_exclude_fields", ())],
         )
+
+
+def record_action(*, target, action: str, workspace=None, details: dict | None = None):
+    """An audit entry for something that is not a model change: a login, an export, a deletion.
+
+    `target` is the model instance (or class) the action is about; `action` a short verb such as
+    "login", "login_failed", "export", "deletion_requested". The actor, source and IP come from
+    the current `core.context.Actor`, as for every entry. Pass no personal data in `details`.
+    """
+    from django.contrib.contenttypes.models import ContentType
+
+    from compliance.models import AuditEntry
+
+    model = target if isinstance(target, type) else type(target)
+    pk = None if isinstance(target, type) else target.pk
+    return AuditEntry.objects.log_create(
+        target if pk is not None else model(),
+        force_log=True,
+        action=AuditEntry.Action.ACCESS,
+        content_type=ContentType.objects.get_for_model(model),
+        object_pk=str(pk or ""),
+        object_id=pk if isinstance(pk, int) else None,
+        object_repr=f"{model._meta.verbose_name} #{pk}" if pk is not None else str(model._meta.verbose_name),
+        changes={"action": action, **(details or {})},
+        serialized_data=None,
+        **({"workspace_id": workspace.pk} if workspace is not None else {}),
+    )

@@ -5,12 +5,13 @@ API and admin. Attribute writes are ordered by timestamp per attribute, so opera
 of arrival order still leave the newest value in place.
 """
 
+import json
 import logging
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 
 from profiles.models import CustomObject, Device, Event, Identity, ObjectType, Profile, Relationship
 from profiles.ingest.operations import MAX_ATTRIBUTES
@@ -227,13 +228,35 @@ def resolve_people(workspace, refs: Iterable[dict], *, create: bool = True) -> d
     return found
 
 
+EVENT_COLUMNS = ("workspace_id", "profile_id", "anonymous_id", "name", "type", "data", "timestamp", "received_at",
+                 "dedupe_id")
+_EVENT_STAGE = """CREATE TEMP TABLE IF NOT EXISTS ulak_event_stage (
+    workspace_id bigint, profile_id bigint, anonymous_id varchar(200), name varchar(255), type varchar(10),
+    data jsonb, timestamp timestamptz, received_at timestamptz, dedupe_id varchar(200))"""
+
+
+def insert_events(rows: list[tuple]) -> None:
+    """COPY rows (in EVENT_COLUMNS order) into a session temp table, then into the events table;
+    a dedupe id already stored, or repeated among the rows, is stored once."""
+    columns = ", ".join(EVENT_COLUMNS)
+    with connection.cursor() as cursor:
+        cursor.execute(_EVENT_STAGE)
+        with cursor.cursor.copy(f"COPY ulak_event_stage ({columns}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        cursor.execute(f"INSERT INTO {Event._meta.db_table} ({columns}) SELECT {columns} FROM ulak_event_stage"
+                       " ON CONFLICT DO NOTHING")
+        cursor.execute("TRUNCATE ulak_event_stage")
+
+
 def record_events(workspace, ops: list[dict]) -> int:
-    """Store event operations in one INSERT; a repeated dedupe id is stored once."""
+    """Store event operations together, resolving (and creating) their people in bulk."""
     refs = [op["person"] for op in ops if op.get("person")]
     refs += [{"anonymous_id": op["anonymous_id"]} for op in ops if op.get("anonymous_id") and not op.get("person")]
     people = resolve_people(workspace, [r for r in refs if "anonymous_id" not in r])
     people.update(resolve_people(workspace, [r for r in refs if "anonymous_id" in r], create=False))
     linked = set()
+    now = datetime.now(UTC)
     rows = []
     for op in ops:
         ref = op.get("person")
@@ -246,12 +269,9 @@ def record_events(workspace, ops: list[dict]) -> int:
                 linked.add((person.pk, op["anonymous_id"]))
         else:
             person = people.get(("anonymous_id", op.get("anonymous_id")))
-        rows.append(Event(
-            workspace=workspace, profile_id=person.pk if person else None, anonymous_id=op.get("anonymous_id"),
-            name=op["name"], type=op["type"], data=op["data"], timestamp=_dt(op["timestamp"]),
-            dedupe_id=op.get("dedupe_id"),
-        ))
-    Event.unscoped.bulk_create(rows, ignore_conflicts=True)
+        rows.append((workspace.pk, person.pk if person else None, op.get("anonymous_id"), op["name"], op["type"],
+                     json.dumps(op["data"]), _dt(op["timestamp"]), now, op.get("dedupe_id")))
+    insert_events(rows)
     return len(rows)
 
 
