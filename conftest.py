@@ -7,7 +7,11 @@ from rest_framework.test import APIClient
 
 from accounts import services
 from accounts.models import ApiKeyKind, AppScope, User, Workspace
+from compliance.deletion import run_deletion
+from compliance.models import DeletionRecord
 from core.testing.factories import UserFactory, WorkspaceFactory
+from profiles.ingest.processor import process_pending
+from tests.helpers import basic_auth
 
 
 @dataclass
@@ -78,3 +82,33 @@ def broker():
 @pytest.fixture
 def workspace_factory(db):
     return WorkspaceFactory
+
+
+# --- ingestion: Track API clients and applying what was staged ------------------------------------
+
+@pytest.fixture
+def track(tenant_a):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=basic_auth(tenant_a.site_id, tenant_a.track_key))
+    return client
+
+
+@pytest.fixture
+def track_b(tenant_b):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=basic_auth(tenant_b.site_id, tenant_b.track_key))
+    return client
+
+
+@pytest.fixture
+def process(django_capture_on_commit_callbacks):
+    """Apply what was staged, as the ingest worker would, and run the deletions it requested, as the
+    compliance worker would."""
+
+    def run(*tenants):
+        for tenant in tenants:
+            process_pending(tenant.workspace)
+            for record in DeletionRecord.unscoped.filter(workspace=tenant.workspace).exclude(status="completed"):
+                run_deletion(record)
+
+    return run

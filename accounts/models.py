@@ -5,6 +5,7 @@ from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
 from django.contrib.postgres.fields import ArrayField
 from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
@@ -74,7 +75,7 @@ class Workspace(models.Model):
     slug = models.SlugField(max_length=80, unique=True)
     site_id = models.CharField(max_length=40, unique=True, default=new_site_id, editable=False)
     time_zone = models.CharField(max_length=64, default="UTC", validators=[validate_time_zone])
-    event_retention_days = models.PositiveIntegerField(default=365)
+    event_retention_days = models.PositiveIntegerField(default=365, validators=[MinValueValidator(1)])
     created_at = models.DateTimeField(auto_now_add=True)
 
     audit_str_is_safe = True  # the workspace name

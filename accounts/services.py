@@ -13,6 +13,7 @@ from accounts.models import ApiKey, ApiKeyKind, AppScope, Membership, User, Work
 from accounts.permissions import has_workspace_perm
 from accounts.roles import Role, permissions_for
 from accounts.tokens import hash_secret, new_secret
+from compliance.audit import record_action
 
 
 def api_key_cache_key(secret_hash: str) -> str:
@@ -136,6 +137,10 @@ def _clean_scopes(kind: str, scopes) -> list[str]:
     return scopes
 
 
+def _record_key_action(api_key: ApiKey, action: str) -> None:
+    record_action(target=api_key, action=action, details={"kind": api_key.kind, "prefix": api_key.prefix})
+
+
 @transaction.atomic
 def create_api_key(
     *, workspace: Workspace, kind: str, name: str, scopes=(), created_by: User | None = None
@@ -150,6 +155,7 @@ def create_api_key(
         workspace=workspace, kind=kind, name=name.strip(), scopes=_clean_scopes(kind, scopes),
         prefix=secret[:12], secret_hash=hash_secret(secret), created_by=created_by,
     )
+    _record_key_action(key, "api_key_created")
     return key, secret
 
 
@@ -159,6 +165,7 @@ def revoke_api_key(*, api_key: ApiKey) -> ApiKey:
     if api_key.revoked_at is None:
         api_key.revoked_at = timezone.now()
         api_key.save(update_fields=["revoked_at"])
+        _record_key_action(api_key, "api_key_revoked")
     # Cleared now and again after commit: a request racing the transaction may re-cache the key.
     cache_key = api_key_cache_key(api_key.secret_hash)
     cache.delete(cache_key)
@@ -177,6 +184,7 @@ def rotate_api_key(*, api_key: ApiKey, acting_user: User | None = None) -> tuple
     )
     old.replaced_by = new
     old.save(update_fields=["replaced_by"])
+    _record_key_action(old, "api_key_rotated")
     revoke_api_key(api_key=old)
     return new, secret
 

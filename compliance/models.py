@@ -1,9 +1,11 @@
 from auditlog.models import AbstractLogEntry, LogEntryManager
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
+from django.utils import timezone
 
 from core.context import current_actor, current_workspace_or_none
-from core.models import WorkspaceScopedManager
+from core.models import WorkspaceScopedManager, WorkspaceScopedModel
 
 
 class AuditSource(models.TextChoices):
@@ -82,3 +84,122 @@ class AuditEntry(AbstractLogEntry):
         verbose_name = "audit entry"
         verbose_name_plural = "audit entries"
         indexes = [models.Index(fields=["workspace", "-timestamp"], name="audit_ws_time")]
+
+
+# --- deletion and suppression ---------------------------------------------------------------------
+
+class IdentifierKind(models.TextChoices):
+    ID = "id", "id"
+    EMAIL = "email", "email"
+    PHONE = "phone", "phone"
+    CIO_ID = "cio_id", "cio_id"
+
+
+class DeletionSource(models.TextChoices):
+    ADMIN = "admin", "Admin console"
+    API = "api", "App API"
+    TRACK = "track", "Track API"
+    CLI = "cli", "Management command"
+
+
+class DeletionStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    RUNNING = "running", "Running"
+    COMPLETED = "completed", "Completed"
+    FAILED = "failed", "Failed"
+
+
+class WorkspaceSecret(WorkspaceScopedModel):
+    """The workspace's key for hashing identifiers (HMAC-SHA256), Fernet-encrypted at rest."""
+
+    key_encrypted = models.TextField(editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    audit_exclude_fields = ("key_encrypted",)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["workspace"], name="workspacesecret_unique_workspace")]
+
+    def __str__(self):
+        return f"secret of workspace #{self.workspace_id}"
+
+
+class DeletionRecord(WorkspaceScopedModel):
+    """A request to forget a person and, once completed, the permanent record that it was done.
+
+    The issue names a DeletionRequest and a DeletionRecord; they are one row here: a request is
+    a record whose status is not yet `completed` (`DeletionRequest` below is an alias). It holds
+    no personal data: the identifier is kept only as a keyed hash, and the person is named by
+    `profile_id`, a plain integer resolved when the request was made (no foreign key: the
+    profile is gone afterwards while the record stays). `progress` names the steps already done
+    so a job that crashed resumes where it stopped; `counts` holds the rows removed per table.
+    """
+
+    identifier_type = models.CharField(max_length=10, choices=IdentifierKind.choices)
+    identifier_hash = models.CharField(max_length=64, help_text="HMAC-SHA256 with the workspace secret")
+    profile_id = models.BigIntegerField(null=True, blank=True, help_text="The person found at request time")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    api_key = models.ForeignKey("accounts.ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    source = models.CharField(max_length=10, choices=DeletionSource.choices)
+    reason = models.TextField(blank=True)
+    status = models.CharField(max_length=10, choices=DeletionStatus.choices, default=DeletionStatus.PENDING)
+    progress = models.JSONField(default=dict, blank=True)
+    counts = models.JSONField(default=dict, blank=True)
+    requested_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    audit_str_is_safe = True
+    # The job's bookkeeping; "deletion_requested"/"deletion_completed" actions are audited instead.
+    audit_exclude_fields = ("progress", "counts", "status", "started_at", "completed_at", "updated_at")
+
+    class Meta:
+        verbose_name = "deletion record"
+        indexes = [
+            models.Index(fields=["workspace", "-requested_at"], name="deletion_ws_requested"),
+            models.Index(fields=["workspace", "status", "updated_at"], name="deletion_ws_status"),
+        ]
+
+    def __str__(self):
+        return f"deletion #{self.pk} ({self.status})"
+
+
+DeletionRequest = DeletionRecord  # the issue's name for a record that is not completed yet
+
+
+class SuppressedIdentifier(WorkspaceScopedModel):
+    """A hashed id/email/phone whose ingest operations are dropped until the suppression is lifted."""
+
+    kind = models.CharField(max_length=10, choices=IdentifierKind.choices[:3])
+    hash = models.CharField(max_length=64)
+    deletion = models.ForeignKey(
+        DeletionRecord, null=True, blank=True, on_delete=models.SET_NULL, related_name="suppressions"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    lifted_at = models.DateTimeField(null=True, blank=True)
+    lifted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    lifted_by_api_key = models.ForeignKey(
+        "accounts.ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    dropped = models.PositiveBigIntegerField(default=0, help_text="Ingest operations dropped")
+
+    audit_str_is_safe = True
+    audit_exclude_fields = ("dropped",)
+
+    class Meta:
+        verbose_name = "suppressed identifier"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace", "kind", "hash"], condition=Q(lifted_at__isnull=True),
+                name="suppression_unique_active",
+            )
+        ]
+        indexes = [models.Index(fields=["workspace", "-created_at"], name="suppression_ws_created")]
+
+    def __str__(self):
+        return f"suppressed {self.kind} #{self.pk}"

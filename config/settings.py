@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 from config.env import env_bool, env_int, env_list, env_str
@@ -181,6 +182,8 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Installed into django-celery-beat's tables when beat starts.
 CELERY_BEAT_SCHEDULE = {
     "ingest-sweep": {"task": "ingest.sweep_inbound", "schedule": 5.0},
+    "retention-nightly": {"task": "compliance.purge_expired", "schedule": crontab(hour=3, minute=17)},
+    "deletion-resume": {"task": "compliance.resume_deletions", "schedule": 300.0},
 }
 CELERY_TIMEZONE = "UTC"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
@@ -204,7 +207,7 @@ ULAK_PUBLIC_URL = env_str("ULAK_PUBLIC_URL", "http://127.0.0.1:8000")
 
 # Ingestion
 ULAK_INGEST_RATE_LIMIT = env_int("ULAK_INGEST_RATE_LIMIT", 2000)  # requests per second per key
-ULAK_INGEST_BATCH_SIZE = env_int("ULAK_INGEST_BATCH_SIZE", 500)  # operations applied per transaction
+ULAK_INGEST_BATCH_SIZE = env_int("ULAK_INGEST_BATCH_SIZE", 1000)  # operations applied per transaction
 ULAK_ANONYMOUS_MERGE_DAYS = env_int("ULAK_ANONYMOUS_MERGE_DAYS", 30)
 ULAK_MAX_MESSAGE_BYTES = 32 * 1024
 ULAK_MAX_BATCH_BYTES = 500 * 1024

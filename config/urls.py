@@ -17,6 +17,9 @@ urlpatterns = [
     path("v1/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
     path("v1/", include("accounts.api.urls")),
     path("v1/", include("profiles.api.app_urls")),
+    path("v1/compliance/", include("compliance.api.deletion_urls")),
+    path("v1/compliance/", include("compliance.api.audit_urls")),
+    path("v1/compliance/", include("compliance.api.export_urls")),
     # Track API (Basic site_id:key)
     path("api/v1/", include("profiles.api.track_urls")),
     path("api/v2/", include("profiles.api.track_v2_urls")),

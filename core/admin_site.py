@@ -16,6 +16,10 @@ class MemberAuthenticationForm(AuthenticationForm):
         from accounts.models import Membership
 
         if not Membership.unscoped.filter(user=user).exists():
+            from compliance.audit import record_action
+
+            # Django sends no failure signal for a right password refused here; audit it ourselves.
+            record_action(target=type(user), action="login_failed", details={"reason": "no_workspace"})
             raise ValidationError("This account is not a member of any workspace.", code="no_workspace")
 
 
@@ -30,8 +34,16 @@ class UlakAdminSite(admin.AdminSite):
         return bool(request.user.is_active and getattr(request, "workspace", None) is not None)
 
     def get_urls(self):
-        urls = [path("switch-workspace/", self.admin_view(self.switch_workspace), name="switch_workspace")]
+        from compliance.admin_export import export_person_urls
+
+        urls = [path("switch-workspace/", self.admin_view(self.switch_workspace), name="switch_workspace"),
+                *export_person_urls(self)]
         return urls + super().get_urls()
+
+    def get_app_list(self, request, app_label=None):
+        from compliance.admin_export import with_export_link
+
+        return with_export_link(request, super().get_app_list(request, app_label), app_label)
 
     def switch_workspace(self, request):
         if request.method != "POST":

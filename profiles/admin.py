@@ -8,7 +8,7 @@ from django.forms.models import BaseInlineFormSet
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 
-from core.admin import ReadOnlyWorkspaceInline, ReadOnlyWorkspaceScopedAdmin, WorkspaceScopedAdmin
+from core.admin import ReadOnlyWorkspaceInline, ReadOnlyWorkspaceScopedAdmin, WorkspaceScopedAdmin, has_perm
 from profiles.models import CustomObject, Device, Event, Identity, ObjectType, Profile, Relationship
 
 # Relationships shown at most on a change page: an object may have a great many people.
@@ -185,10 +185,25 @@ class ProfileAdmin(PeopleAdmin):
     ordering = ["-pk"]
     inlines = [IdentityInline, DeviceInline]
 
+    actions = ["request_deletion"]
+
     def has_delete_permission(self, request, obj=None):
-        # People are deleted through the API (and, once built, the compliance deletion that leaves
-        # a deletion record); the console's cascade page would also list every one of their events.
+        # People are deleted by the compliance deletion (the action below), which suppresses their
+        # identifiers and leaves a deletion record; a plain delete would do neither.
         return False
+
+    def has_request_deletion_permission(self, request):
+        return has_perm(request, "manage_deletions")
+
+    @admin.action(description="Delete selected people (GDPR/KVKK deletion)", permissions=["request_deletion"])
+    def request_deletion(self, request, queryset):
+        from compliance.deletion import request_deletion
+
+        people = list(queryset.values_list("cio_id", flat=True))
+        for cio_id in people:
+            request_deletion(workspace=request.workspace, identifiers={"cio_id": cio_id}, source="admin",
+                             user=request.user, reason="Requested in the console")
+        self.message_user(request, f"Deletion requested for {len(people)} person(s); see Deletion records.")
 
     def get_fieldsets(self, request, obj=None):
         attributes = ["attributes"] if self.has_change_permission(request, obj) else []

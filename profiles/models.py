@@ -98,9 +98,12 @@ class EventType(models.TextChoices):
 class Event(WorkspaceScopedModel):
     """Something a person (or an anonymous visitor) did. See docs/events-storage.md for scale."""
 
-    # Indexed through (workspace, profile, -timestamp); person deletion deletes by workspace too.
+    # Indexed through (workspace, profile, -timestamp). No database constraint and no ORM cascade:
+    # checking one on every profile delete would scan this table by profile_id alone. Deletion
+    # (compliance.deletion) and merges remove or move a person's events first, by workspace.
     profile = models.ForeignKey(
-        Profile, null=True, blank=True, on_delete=models.CASCADE, related_name="events", db_index=False
+        Profile, null=True, blank=True, on_delete=models.DO_NOTHING, related_name="events", db_index=False,
+        db_constraint=False,
     )
     anonymous_id = models.CharField(max_length=200, null=True, blank=True)
     name = models.CharField(max_length=255)

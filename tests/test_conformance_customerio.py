@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 import pytest
 from customerio import CustomerIO, CustomerIOException
 
+from compliance.deletion import run_deletion
+from compliance.models import DeletionRecord
 from profiles.ingest.processor import process_pending
 from profiles.models import Profile
 
@@ -21,7 +23,10 @@ def cio(live_server, tenant_a):
 
 
 def applied(tenant):
+    """What the ingest and compliance workers do: apply staged operations, run requested deletions."""
     process_pending(tenant.workspace)
+    for record in DeletionRecord.unscoped.filter(workspace=tenant.workspace).exclude(status="completed"):
+        run_deletion(record)
 
 
 def attributes(tenant, person_id):

@@ -30,6 +30,7 @@ def test_patch_workspace_changes_only_allowed_fields(tenant_a):
 @pytest.mark.parametrize(
     ("payload", "field"),
     [({"time_zone": "Mars/Olympus"}, "time_zone"), ({"event_retention_days": -1}, "event_retention_days"),
+     ({"event_retention_days": 0}, "event_retention_days"),
      ({"name": ""}, "name"), ({"event_retention_days": "soon"}, "event_retention_days")],
 )
 def test_patch_workspace_bad_input_names_the_field_and_changes_nothing(tenant_a, payload, field):

@@ -13,6 +13,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
 
+from compliance.deletion import SuppressionFilter, request_from_ingest
 from profiles import services
 from profiles.ingest.store import SCHEDULE_KEY
 from profiles.models import InboundOperation
@@ -31,7 +32,8 @@ HANDLERS = {
     "delete_device": services.delete_device,
     "suppress": lambda ws, op: services.set_suppressed(ws, op, True),
     "unsuppress": lambda ws, op: services.set_suppressed(ws, op, False),
-    "delete": services.delete_person,
+    # A person delete is a compliance deletion: suppress their identifiers, remove in the background.
+    "delete": lambda ws, op: request_from_ingest(ws, op),
     "merge": services.merge,
     "alias": services.alias,
     "object_identify": services.identify_object,
@@ -69,13 +71,17 @@ def _apply_events(workspace, ops: list[dict]) -> None:
 
 
 def apply_operations(workspace, operations: list[dict]) -> None:
-    """Apply in order; consecutive events go to the database together."""
+    """Apply in order; consecutive events go to the database together. Operations naming a
+    suppressed (deleted) identifier are dropped and counted."""
+    suppression = SuppressionFilter(workspace, operations)
+    operations = suppression.filter(operations)
     for is_event, run in groupby(operations, key=lambda op: op["op"] == "event"):
         if is_event:
             _apply_events(workspace, list(run))
         else:
             for op in run:
                 _apply_one(workspace, op)
+    suppression.save()
 
 
 def process_batch(workspace) -> int:

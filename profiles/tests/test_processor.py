@@ -15,6 +15,8 @@ from django.db import connection, connections
 from rest_framework.test import APIClient
 
 from config.celery import app as celery_app
+from compliance.deletion import run_deletion
+from compliance.models import DeletionRecord
 from profiles.ingest.processor import apply_operations, process_pending
 from profiles.ingest.store import stage_operations
 from profiles.models import Event, InboundOperation, Profile
@@ -47,6 +49,7 @@ def test_operations_apply_in_order_and_leave_the_queue_empty(tenant_a):
     ]
     stage_operations(workspace=tenant_a.workspace, operations=ops, source="test")
     assert process_pending(tenant_a.workspace) == 5
+    run_deletion(DeletionRecord.unscoped.get())  # the delete became a compliance deletion request
     assert list(Profile.unscoped.values_list("external_id", flat=True)) == ["u2"]
     assert list(Event.unscoped.values_list("name", flat=True)) == ["e2"]
     assert not InboundOperation.unscoped.exists()

@@ -1,0 +1,438 @@
+"""Forgetting a person: deletion requests, the resumable deletion job, and identifier suppression.
+
+A request resolves the person once (their profile pk) and suppresses a keyed hash of each of
+their identifiers; the raw identifier is kept nowhere, not even in the task message. The job
+works from the profile pk through STEPS in a fixed order, each step (or chunk of one) in its own
+transaction that also marks its progress, so a crash resumes at the first step not done.
+"""
+
+import hashlib
+import hmac
+import logging
+import secrets
+from collections import Counter
+from datetime import timedelta
+
+from auditlog.context import disable_auditlog
+from django.contrib.admin.models import LogEntry
+from django.contrib.contenttypes.models import ContentType
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from compliance.audit import MASK, record_action
+from compliance.models import (
+    AuditEntry,
+    DeletionRecord,
+    DeletionStatus,
+    IdentifierKind,
+    SuppressedIdentifier,
+    WorkspaceSecret,
+)
+from core.crypto import decrypt, encrypt
+from profiles.models import Device, Event, Identity, InboundOperation, Profile, Relationship
+
+logger = logging.getLogger(__name__)
+
+SUPPRESSED_KINDS = ("id", "email", "phone")
+EVENT_CHUNK = 5000
+STUCK_AFTER = timedelta(minutes=10)
+
+
+# --- keyed hashes ---------------------------------------------------------------------------------
+
+def normalize(kind: str, value) -> str:
+    value = str(value).strip()
+    if kind == "email":
+        return value.lower()
+    if kind == "phone":
+        return value.replace(" ", "")
+    return value
+
+
+def _stored_key(workspace) -> bytes | None:
+    token = WorkspaceSecret.unscoped.filter(workspace=workspace).values_list("key_encrypted", flat=True).first()
+    return decrypt(token).encode() if token else None
+
+
+def workspace_key(workspace) -> bytes:
+    """The workspace's HMAC key, created on first use."""
+    key = _stored_key(workspace)
+    if key is not None:
+        return key
+    try:
+        with transaction.atomic():
+            WorkspaceSecret.unscoped.create(workspace=workspace, key_encrypted=encrypt(secrets.token_hex(32)))
+    except IntegrityError:  # created concurrently
+        pass
+    return _stored_key(workspace)
+
+
+def identifier_hash(key: bytes, kind: str, value) -> str:
+    return hmac.new(key, f"{kind}:{normalize(kind, value)}".encode(), hashlib.sha256).hexdigest()
+
+
+# --- requesting ----------------------------------------------------------------------------------
+
+def find_subject(workspace, kind: str, value) -> Profile | None:
+    people = Profile.unscoped.filter(workspace=workspace)
+    value = normalize(kind, value)
+    if kind == "id":
+        return people.filter(external_id=value).first()
+    if kind == "phone":  # not unique: the earliest person with the number
+        return people.filter(phone=value).order_by("pk").first()
+    if kind == "anonymous_id":
+        identity = Identity.unscoped.filter(workspace=workspace, anonymous_id=value).first()
+        return people.filter(pk=identity.profile_id).first() if identity else None
+    return people.filter(**{kind: value}).first()
+
+
+@transaction.atomic
+def request_deletion(*, workspace, identifiers: dict, reason: str = "", source: str, user=None,
+                     api_key=None) -> DeletionRecord:
+    """Record the request, suppress the person's identifiers, and run the job after commit.
+
+    `identifiers` holds exactly one of id/email/phone/cio_id (callers validate the value). When
+    nobody matches, the identifier is still suppressed and the job completes with zero counts.
+    """
+    if len(identifiers) != 1:
+        raise ValueError("identifiers must hold exactly one identifier")
+    (kind, value), = identifiers.items()
+    person = find_subject(workspace, kind, value)
+    key = workspace_key(workspace)
+    to_suppress = {kind: normalize(kind, value)} if kind in SUPPRESSED_KINDS else {}
+    if person is not None:
+        for field, suppressed_kind in (("external_id", "id"), ("email", "email"), ("phone", "phone")):
+            if getattr(person, field):
+                to_suppress[suppressed_kind] = getattr(person, field)
+    if kind not in IdentifierKind.values:  # an anonymous id (Track ingest): recorded by the person's cio_id
+        kind, value = "cio_id", person.cio_id if person else value
+    record = DeletionRecord.unscoped.create(
+        workspace=workspace, identifier_type=kind, identifier_hash=identifier_hash(key, kind, value),
+        profile_id=person.pk if person else None, requested_by=user, api_key=api_key, source=source,
+        reason=reason,
+    )
+    SuppressedIdentifier.unscoped.bulk_create(
+        [SuppressedIdentifier(workspace=workspace, kind=k, hash=identifier_hash(key, k, v), deletion=record)
+         for k, v in to_suppress.items()],
+        ignore_conflicts=True,  # already suppressed (and not lifted)
+    )
+    record_action(target=record, action="deletion_requested", workspace=workspace,
+                  details={"identifier_type": kind, "source": source})
+    transaction.on_commit(lambda: enqueue(record))
+    return record
+
+
+def request_from_ingest(workspace, op: dict) -> DeletionRecord:
+    """Track v1 `DELETE /customers/{id}` and v2 person `delete`, as the ingest processor applies them."""
+    return request_deletion(workspace=workspace, identifiers=op["person"], source="track",
+                            reason="Track API delete")
+
+
+def enqueue(record: DeletionRecord) -> None:
+    from compliance.deletion_tasks import run_deletion_task
+
+    run_deletion_task.delay(workspace_id=record.workspace_id, request_id=record.pk)
+
+
+# --- the job -------------------------------------------------------------------------------------
+# A step takes the (locked) record and returns ({table label: rows removed}, done). A step that
+# returns done=False runs again, in a new transaction, until it is done (events, in chunks).
+
+def _anonymous_ids(record) -> list[str]:
+    return list(Identity.unscoped.filter(workspace_id=record.workspace_id, profile_id=record.profile_id)
+                .values_list("anonymous_id", flat=True))
+
+
+def _subject_refs(record) -> list[dict]:
+    person = Profile.unscoped.filter(workspace_id=record.workspace_id, pk=record.profile_id).first()
+    if person is None:
+        return []
+    refs = [{"cio_id": person.cio_id}]
+    refs += [{"id": person.external_id}] if person.external_id else []
+    refs += [{"email": person.email}] if person.email else []
+    return refs
+
+
+def delete_inbound(record):
+    """Staged, not yet applied operations that name the person."""
+    refs, anonymous = _subject_refs(record), _anonymous_ids(record)
+    match = Q()
+    for ref in refs:
+        match |= Q(payload__person=ref) | Q(payload__primary=ref) | Q(payload__secondary=ref)
+    for ref in refs:
+        if "email" in ref:
+            match |= Q(payload__email=ref["email"])
+    for anonymous_id in anonymous:
+        match |= Q(payload__person={"anonymous_id": anonymous_id}) | Q(payload__anonymous_id=anonymous_id)
+        match |= Q(payload__previous_id=anonymous_id)
+    if not match:
+        return {}, True
+    removed, _ = InboundOperation.unscoped.filter(Q(workspace_id=record.workspace_id) & match).delete()
+    return {"profiles.InboundOperation": removed}, True
+
+
+def delete_events(record):
+    """The person's events, and anonymous events of their anonymous ids never attached to them."""
+    anonymous = _anonymous_ids(record)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"DELETE FROM {Event._meta.db_table} WHERE id IN (SELECT id FROM {Event._meta.db_table}"
+            " WHERE workspace_id = %s AND (profile_id = %s OR (profile_id IS NULL AND anonymous_id = ANY(%s::text[])))"
+            " LIMIT %s)",
+            [record.workspace_id, record.profile_id, anonymous, EVENT_CHUNK],
+        )
+        removed = cursor.rowcount
+    return {"profiles.Event": removed}, removed < EVENT_CHUNK
+
+
+def _rows_step(model):
+    def step(record):
+        rows = model.unscoped.filter(workspace_id=record.workspace_id, profile_id=record.profile_id)
+        keys = record.progress.setdefault("audit_keys", {}).setdefault(model._meta.label, [])
+        keys.extend(pk for pk in rows.values_list("pk", flat=True) if pk not in keys)
+        removed, _ = rows.delete()
+        return {model._meta.label: removed}, True
+    step.__name__ = f"delete_{model._meta.model_name}s"
+    return step
+
+
+def delete_profile(record):
+    """The profile row. Its dependants are gone by now; any that arrived since go with it, each
+    through its workspace-led index (never an unfiltered cascade over events)."""
+    counts = {}
+    for model in (Event, Relationship, Device, Identity):
+        removed, _ = model.unscoped.filter(workspace_id=record.workspace_id, profile_id=record.profile_id).delete()
+        if removed:
+            counts[model._meta.label] = removed
+    with connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {Profile._meta.db_table} WHERE workspace_id = %s AND id = %s",
+                       [record.workspace_id, record.profile_id])
+        counts["profiles.Profile"] = cursor.rowcount
+    return counts, True
+
+
+AUDITED_ROWS = (Profile, Relationship, Device, Identity)
+
+_MASK_AUDIT = f"""
+UPDATE {AuditEntry._meta.db_table} SET
+    changes = coalesce((SELECT jsonb_object_agg(k, CASE WHEN k = 'action' AND action = %s THEN changes -> k
+                                                       ELSE to_jsonb(%s::text) END)
+                        FROM jsonb_object_keys(changes) AS k), changes),
+    changes_text = '', serialized_data = NULL, additional_data = NULL, object_repr = %s || ' #' || object_pk
+WHERE workspace_id = %s AND content_type_id = %s AND object_pk = ANY(%s::text[])
+"""
+
+
+def mask_audit_entries(record):
+    """Personal data in audit entries about the person's rows, through the sanctioned path.
+
+    Audit entries are append-only (migration 0002) except inside a transaction that sets
+    `ulak.audit_redaction`; SET LOCAL ends with this step's transaction. `action` of recorded
+    actions (logins, exports) stays: record_action details hold no personal data.
+    """
+    keys = dict(record.progress.get("audit_keys", {}))
+    keys[Profile._meta.label] = [record.profile_id]
+    masked = 0
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL ulak.audit_redaction = 'on'")
+        for model in AUDITED_ROWS:
+            pks = [str(pk) for pk in keys.get(model._meta.label, [])]
+            if not pks:
+                continue
+            content_type = ContentType.objects.get_for_model(model)
+            cursor.execute(_MASK_AUDIT, [AuditEntry.Action.ACCESS, MASK, str(model._meta.verbose_name),
+                                         record.workspace_id, content_type.pk, pks])
+            masked += cursor.rowcount
+            # Django's own admin history keeps str(object), which may be an id or an email.
+            LogEntry.objects.filter(content_type=content_type, object_id__in=pks).update(
+                object_repr=f"{model._meta.verbose_name} #{MASK}")
+    return {"compliance.AuditEntry (masked)": masked}, True
+
+
+STEPS = (
+    ("inbound", delete_inbound),
+    ("events", delete_events),
+    ("relationships", _rows_step(Relationship)),
+    ("devices", _rows_step(Device)),
+    ("identities", _rows_step(Identity)),
+    ("profile", delete_profile),
+    ("audit", mask_audit_entries),
+)
+
+# Every model holding personal data (it declares `personal_data_fields`) → the step that removes
+# it. tests/test_deletion.py fails for a model that declares personal data and is missing here.
+STEP_FOR_MODEL = {
+    "profiles.InboundOperation": "inbound",
+    "profiles.Event": "events",
+    "profiles.Relationship": "relationships",
+    "profiles.Device": "devices",
+    "profiles.Identity": "identities",
+    "profiles.Profile": "profile",
+    "compliance.AuditEntry": "audit",
+}
+# Personal data that is not about the people a workspace messages.
+NOT_SUBJECT_DATA = {"accounts.User": "console users (members), not data subjects of a workspace"}
+
+
+def _run_step(record_pk: int, name: str, step) -> bool:
+    """One transaction: run (a chunk of) the step, add its counts, mark it done when it is."""
+    with transaction.atomic(), disable_auditlog():
+        record = DeletionRecord.unscoped.select_for_update().get(pk=record_pk)
+        if record.progress.get(name):
+            return True
+        counts, done = step(record) if record.profile_id is not None else ({}, True)
+        for table, removed in counts.items():
+            record.counts[table] = record.counts.get(table, 0) + removed
+        if done:
+            record.progress[name] = True
+        record.save(update_fields=["progress", "counts", "updated_at"])
+        return done
+
+
+def run_deletion(record: DeletionRecord, *, steps=STEPS) -> DeletionRecord:
+    """Run or resume the job: safe to call again after a crash, or while another run is going
+    (the row lock makes them take turns, and done steps are skipped)."""
+    if record.status == DeletionStatus.COMPLETED:
+        return record
+    DeletionRecord.unscoped.filter(pk=record.pk).update(
+        status=DeletionStatus.RUNNING, started_at=record.started_at or timezone.now(), updated_at=timezone.now())
+    try:
+        for name, step in steps:
+            while not _run_step(record.pk, name, step):
+                pass
+    except Exception:
+        DeletionRecord.unscoped.filter(pk=record.pk).update(status=DeletionStatus.FAILED, updated_at=timezone.now())
+        logger.exception("deletion step failed", extra={"deletion": record.pk})
+        raise
+    with transaction.atomic():
+        record = DeletionRecord.unscoped.select_for_update().get(pk=record.pk)
+        if record.status != DeletionStatus.COMPLETED:
+            record.status, record.completed_at = DeletionStatus.COMPLETED, timezone.now()
+            record.progress.pop("audit_keys", None)  # bookkeeping, no longer needed
+            record.save(update_fields=["status", "completed_at", "progress", "updated_at"])
+            record_action(target=record, action="deletion_completed", workspace=record.workspace,
+                          details={"counts": record.counts})
+    return record
+
+
+def incomplete_deletions(*, older_than: timedelta = STUCK_AFTER):
+    """Requests not completed and untouched for `older_than` (a lost message or a dead worker)."""
+    return DeletionRecord.unscoped.filter(
+        status__in=[DeletionStatus.PENDING, DeletionStatus.RUNNING, DeletionStatus.FAILED],
+        updated_at__lt=timezone.now() - older_than,
+    )
+
+
+def resume_incomplete_deletions() -> int:
+    resumed = 0
+    for record in incomplete_deletions().only("pk", "workspace_id").iterator():
+        enqueue(record)
+        resumed += 1
+    return resumed
+
+
+# --- suppression ---------------------------------------------------------------------------------
+
+@transaction.atomic
+def lift_suppression(*, suppression: SuppressedIdentifier, user=None, api_key=None) -> SuppressedIdentifier:
+    suppression = SuppressedIdentifier.unscoped.select_for_update().get(pk=suppression.pk)
+    if suppression.lifted_at is None:
+        suppression.lifted_at = timezone.now()
+        suppression.lifted_by, suppression.lifted_by_api_key = user, api_key
+        suppression.save(update_fields=["lifted_at", "lifted_by", "lifted_by_api_key"])
+        record_action(target=suppression, action="suppression_lifted", workspace=suppression.workspace,
+                      details={"kind": suppression.kind})
+    return suppression
+
+
+def _op_identifiers(op: dict):
+    for ref_key in ("person", "primary", "secondary"):
+        ref = op.get(ref_key)
+        if isinstance(ref, dict):
+            for kind in ("id", "email"):
+                if ref.get(kind):
+                    yield kind, ref[kind]
+    if op.get("op") == "identify":
+        for kind in ("email", "phone"):
+            if op.get(kind):
+                yield kind, op[kind]
+
+
+class SuppressionFilter:
+    """Drops a batch's ingest operations that name a suppressed identifier.
+
+    One query per batch: the hashes of every id/email/phone the batch names, against the active
+    suppressions. A `delete` in the batch suppresses its identifier for the operations after it.
+    `save()` adds the dropped counts to the suppressions.
+    """
+
+    def __init__(self, workspace, operations: list[dict]):
+        self.workspace = workspace
+        # No key yet means nothing was ever suppressed; a delete in the batch will suppress.
+        has_delete = any(op.get("op") == "delete" for op in operations)
+        self.key = workspace_key(workspace) if has_delete else _stored_key(workspace)
+        self.dropped = Counter()
+        self.active = set()
+        if self.key is not None:
+            hashes = {self._hash(k, v) for op in operations for k, v in _op_identifiers(op)}
+            hashes |= {self._hash(k, v) for op in operations for item in op.get("people") or ()
+                       for k, v in _op_identifiers(item)}
+            if hashes:
+                self.active = set(SuppressedIdentifier.unscoped.filter(
+                    workspace=workspace, lifted_at__isnull=True, hash__in=hashes).values_list("hash", flat=True))
+
+    def _hash(self, kind, value) -> str:
+        return identifier_hash(self.key, kind, value)
+
+    def _suppressed(self, op: dict) -> str | None:
+        if self.key is None:
+            return None
+        return next((h for h in (self._hash(k, v) for k, v in _op_identifiers(op)) if h in self.active), None)
+
+    def allows(self, op: dict) -> bool:
+        if op.get("op") == "delete":
+            if self.key is not None:
+                self.active |= {self._hash(k, v) for k, v in _op_identifiers(op)}
+            return True
+        hit = self._suppressed(op)
+        if hit is not None:
+            self.dropped[hit] += 1
+            return False
+        if op.get("people") and self.key is not None:
+            kept = []
+            for item in op["people"]:
+                item_hit = self._suppressed(item)
+                if item_hit is None:
+                    kept.append(item)
+                else:
+                    self.dropped[item_hit] += 1
+            op["people"] = kept
+        return True
+
+    def filter(self, operations: list[dict]) -> list[dict]:
+        return [op for op in operations if self.allows(op)]
+
+    def save(self) -> None:
+        for hash_, count in self.dropped.items():
+            SuppressedIdentifier.unscoped.filter(workspace=self.workspace, hash=hash_, lifted_at__isnull=True).update(
+                dropped=F("dropped") + count)
+
+
+# --- input ---------------------------------------------------------------------------------------
+
+def clean_identifiers(value, field: str = "identifiers") -> dict:
+    """Exactly one of id/email/phone/cio_id, its value checked like ingest checks it."""
+    from profiles.ingest.errors import InvalidInput
+    from profiles.ingest.operations import clean_email, clean_phone, clean_str, require_dict
+
+    identifiers = require_dict(value, field)
+    present = [k for k, v in identifiers.items() if v not in (None, "")]
+    if len(present) != 1 or present[0] not in IdentifierKind.values:
+        raise InvalidInput(field, f"must hold exactly one of {', '.join(IdentifierKind.values)}")
+    kind = present[0]
+    if kind == "email":
+        return {kind: clean_email(identifiers[kind], f"{field}.email")}
+    if kind == "phone":
+        return {kind: clean_phone(identifiers[kind], f"{field}.phone")}
+    return {kind: clean_str(identifiers[kind], f"{field}.{kind}")}
