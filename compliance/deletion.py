@@ -30,7 +30,15 @@ from compliance.models import (
     WorkspaceSecret,
 )
 from core.crypto import decrypt, encrypt
-from profiles.models import Device, Event, Identity, InboundOperation, Profile, Relationship
+from profiles.models import (
+    Device,
+    Event,
+    Identity,
+    InboundOperation,
+    Profile,
+    Relationship,
+    SegmentMembership,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -201,7 +209,7 @@ def delete_profile(record):
     """The profile row. Its dependants are gone by now; any that arrived since go with it, each
     through its workspace-led index (never an unfiltered cascade over events)."""
     counts = {}
-    for model in (Event, Relationship, Device, Identity):
+    for model in (Event, Relationship, Device, Identity, SegmentMembership):
         removed, _ = model.unscoped.filter(workspace_id=record.workspace_id, profile_id=record.profile_id).delete()
         if removed:
             counts[model._meta.label] = removed
@@ -256,18 +264,20 @@ STEPS = (
     ("relationships", _rows_step(Relationship)),
     ("devices", _rows_step(Device)),
     ("identities", _rows_step(Identity)),
+    ("segment_memberships", _rows_step(SegmentMembership)),
     ("profile", delete_profile),
     ("audit", mask_audit_entries),
 )
 
-# Every model holding personal data (it declares `personal_data_fields`) → the step that removes
-# it. tests/test_deletion.py fails for a model that declares personal data and is missing here.
+# Every model holding personal data (it declares `personal_data_fields`) or pointing at a person
+# → the step that removes it. tests/test_deletion.py fails for a model that declares personal data and is missing here.
 STEP_FOR_MODEL = {
     "profiles.InboundOperation": "inbound",
     "profiles.Event": "events",
     "profiles.Relationship": "relationships",
     "profiles.Device": "devices",
     "profiles.Identity": "identities",
+    "profiles.SegmentMembership": "segment_memberships",
     "profiles.Profile": "profile",
     "compliance.AuditEntry": "audit",
 }

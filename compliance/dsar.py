@@ -24,11 +24,11 @@ from core.context import workspace_scope
 from profiles import selectors
 from profiles.ingest.errors import InvalidInput
 from profiles.ingest.operations import clean_email, clean_phone, clean_str
-from profiles.models import Device, Event, Identity, Profile, Relationship
+from profiles.models import Device, Event, Identity, Profile, Relationship, SegmentMembership
 
 EXPORT_ACTION = "personal_data_export"
 IDENTIFIER_TYPES = ("id", "email", "phone", "cio_id")
-NOT_YET_COLLECTED = ("segment_memberships", "journeys", "deliveries", "consent", "inbound_messages")
+NOT_YET_COLLECTED = ("journeys", "deliveries", "consent", "inbound_messages")
 EVENT_CHUNK = 2000  # rows per database round trip
 EVENTS_PER_WRITE = 500  # events per yielded piece of the document
 
@@ -131,7 +131,14 @@ def bundle_chunks(*, workspace, person: Profile) -> Iterator[bytes]:
                               .select_related("object__object_type").order_by("pk")],
         }
         events = person_events(workspace, person).order_by("timestamp", "pk")
-    tail = {name: [] for name in NOT_YET_COLLECTED} | {"not_yet_collected": list(NOT_YET_COLLECTED)}
+        memberships = [
+            {"segment_id": m.segment_id, "segment": m.segment.name, "entered_at": m.entered_at,
+             "exited_at": m.exited_at}
+            for m in SegmentMembership.objects.filter(workspace=workspace, profile=person)
+            .select_related("segment").order_by("entered_at", "pk")
+        ]
+    tail = {"segment_memberships": memberships} | {name: [] for name in NOT_YET_COLLECTED} | {
+        "not_yet_collected": list(NOT_YET_COLLECTED)}
     return _document(head, events, tail)
 
 

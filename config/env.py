@@ -34,3 +34,15 @@ def env_list(name: str, default: list[str] | None = None) -> list[str]:
     if value in (None, ""):
         return list(default or [])
     return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def require_secret_key() -> None:
+    """Serving needs a real SECRET_KEY; fail at start rather than at the first signed cookie."""
+    from django.conf import settings
+
+    try:
+        key = settings.SECRET_KEY  # Django itself refuses to hand out an empty key
+    except ImproperlyConfigured:
+        key = ""
+    if not key:
+        raise ImproperlyConfigured("SECRET_KEY must be set (or DEBUG=1 for local development)")

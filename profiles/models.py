@@ -207,3 +207,62 @@ class InboundOperation(WorkspaceScopedModel):
 
     class Meta:
         indexes = [models.Index(fields=["workspace", "id"], name="inbound_ws_id")]
+
+
+class SegmentKind(models.TextChoices):
+    DATA = "data", "Data-driven"
+    MANUAL = "manual", "Manual"
+
+
+class SegmentState(models.TextChoices):
+    BUILDING = "building", "Building"
+    READY = "ready", "Ready"
+    FAILED = "failed", "Failed"
+
+
+class Segment(WorkspaceScopedModel):
+    """An audience: data-driven (a condition tree, kept live) or manual (people added by id)."""
+
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    kind = models.CharField(max_length=10, choices=SegmentKind.choices, default=SegmentKind.DATA)
+    conditions = models.JSONField(default=dict, blank=True)
+    version = models.PositiveIntegerField(default=1, help_text="Raised whenever the definition changes.")
+    state = models.CharField(max_length=10, choices=SegmentState.choices, default=SegmentState.BUILDING)
+    progress = models.PositiveSmallIntegerField(default=0, help_text="Percent of the last full recompute.")
+    member_count = models.PositiveIntegerField(default=0)
+    computed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    audit_str_is_safe = True
+    audit_exclude_fields = ("progress", "member_count", "computed_at", "updated_at")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["workspace", "name"], name="segment_unique_name")]
+
+    def __str__(self):
+        return self.name
+
+
+class SegmentMembership(WorkspaceScopedModel):
+    """A person's time in a segment. Rows are history: leaving sets `exited_at`; a current member
+    has exactly one row with `exited_at` null."""
+
+    segment = models.ForeignKey(Segment, on_delete=models.CASCADE, related_name="memberships", db_index=False)
+    profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="segment_memberships",
+                                db_index=False)
+    entered_at = models.DateTimeField()
+    exited_at = models.DateTimeField(null=True, blank=True)
+
+    audit_log = False  # membership changes with data; entries and exits are events, not management
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "segment", "profile"], condition=Q(exited_at__isnull=True),
+                                    name="membership_one_open_per_person")
+        ]
+        indexes = [
+            models.Index(fields=["workspace", "segment", "-entered_at"], name="membership_ws_segment_time"),
+            models.Index(fields=["workspace", "profile"], name="membership_ws_profile"),
+        ]

@@ -93,6 +93,7 @@ NOT_AUDITED = {
     "compliance.AuditEntry": "the audit log itself",
     "profiles.Event": "ingested facts at hundreds of millions of rows; not management changes",
     "profiles.InboundOperation": "transient ingest queue",
+    "profiles.SegmentMembership": "follows the data; entries and exits are events, not management changes",
 }
 
 

@@ -23,7 +23,7 @@ from profiles.models import CustomObject, Event, ObjectType, Profile, Relationsh
 URL = "/v1/compliance/exports"
 ADMIN_URL = "/admin/compliance/export-person/"
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
-NOT_YET = ["segment_memberships", "journeys", "deliveries", "consent", "inbound_messages"]
+NOT_YET = ["journeys", "deliveries", "consent", "inbound_messages"]
 
 
 # The console page as `core/admin_site.py` is asked to mount it (see compliance/admin_export.py).
@@ -171,6 +171,20 @@ def test_features_not_built_yet_are_present_empty_and_named(tenant_a, ann):
     assert {name: bundle[name] for name in NOT_YET} == {name: [] for name in NOT_YET}
     assert bundle["not_yet_collected"] == NOT_YET
     assert datetime.fromisoformat(bundle["generated_at"]) > T0
+
+
+def test_segment_memberships_with_their_history(tenant_a, ann):
+    from django.utils import timezone
+
+    from profiles.models import Segment, SegmentMembership
+
+    vip = Segment.unscoped.create(workspace=tenant_a.workspace, name="VIP")
+    left = timezone.now()
+    SegmentMembership.unscoped.create(workspace=tenant_a.workspace, segment=vip, profile=ann, entered_at=T0,
+                                      exited_at=left)
+    SegmentMembership.unscoped.create(workspace=tenant_a.workspace, segment=vip, profile=ann, entered_at=left)
+    rows = bundle_of(export(compliance_client(tenant_a), {"cio_id": ann.cio_id}))["segment_memberships"]
+    assert [(r["segment"], r["exited_at"] is None) for r in rows] == [("VIP", False), ("VIP", True)]
 
 
 def test_a_person_without_any_activity_is_a_valid_bundle(tenant_a):
