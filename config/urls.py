@@ -17,6 +17,7 @@ urlpatterns = [
     path("v1/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
     path("v1/", include("accounts.api.urls")),
     path("v1/", include("profiles.api.app_urls")),
+    path("v1/", include("profiles.api.segment_urls")),
     path("v1/compliance/", include("compliance.api.deletion_urls")),
     path("v1/compliance/", include("compliance.api.audit_urls")),
     path("v1/compliance/", include("compliance.api.export_urls")),

@@ -396,3 +396,6 @@ class CustomObjectAdmin(PeopleAdmin):
     def get_search_results(self, request, queryset, search_term):
         term = search_term.strip()
         return (queryset.filter(starts_with("object_id", term)) if term else queryset), False
+
+
+from profiles import admin_segments  # noqa: E402,F401  (registers the segment admin; it imports from here)

@@ -1,4 +1,5 @@
 from config.celery import app
+from profiles.segment_tasks import *  # noqa: F401,F403  (Celery finds segment tasks here)
 from core.tasks import UlakTask, WorkspaceTask
 from profiles.ingest.processor import WorkspaceBusy, process_pending
 

@@ -4,7 +4,7 @@ slash), so they are matched with `path` and the fixed suffixes are tried first."
 from django.urls import path
 
 from accounts.api.track_views import AccountRegionView
-from profiles.api import track_v1 as v
+from profiles.api import segment_views, track_v1 as v
 
 urlpatterns = [
     path("accounts/region", AccountRegionView.as_view(), name="track-region"),
@@ -16,4 +16,8 @@ urlpatterns = [
     path("customers/<path:identifier>/suppress", v.SuppressView.as_view(), name="track-suppress"),
     path("customers/<path:identifier>/unsuppress", v.UnsuppressView.as_view(), name="track-unsuppress"),
     path("customers/<path:identifier>", v.CustomerView.as_view(), name="track-customer"),
+    path("segments/<int:segment_id>/add_customers", segment_views.TrackAddCustomersView.as_view(),
+         name="track-segment-add"),
+    path("segments/<int:segment_id>/remove_customers", segment_views.TrackRemoveCustomersView.as_view(),
+         name="track-segment-remove"),
 ]

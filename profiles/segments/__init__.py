@@ -1,0 +1,1 @@
+"""Segments: the condition language (conditions.py) and live membership (services.py)."""
