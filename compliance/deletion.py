@@ -18,6 +18,7 @@ from django.contrib.admin.models import LogEntry
 from django.contrib.contenttypes.models import ContentType
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
+from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from compliance.audit import MASK, record_action
@@ -37,6 +38,7 @@ from profiles.models import (
     InboundOperation,
     Profile,
     Relationship,
+    Segment,
     SegmentMembership,
 )
 
@@ -205,6 +207,16 @@ def _rows_step(model):
     return step
 
 
+def delete_memberships(record):
+    """The person's segment history; the segments they are in now count one member fewer."""
+    rows = SegmentMembership.unscoped.filter(workspace_id=record.workspace_id, profile_id=record.profile_id)
+    current = rows.filter(exited_at__isnull=True).values("segment_id")
+    Segment.unscoped.filter(workspace_id=record.workspace_id, pk__in=current).update(
+        member_count=Greatest(F("member_count") - 1, 0))
+    removed, _ = rows.delete()
+    return {SegmentMembership._meta.label: removed}, True
+
+
 def delete_profile(record):
     """The profile row. Its dependants are gone by now; any that arrived since go with it, each
     through its workspace-led index (never an unfiltered cascade over events)."""
@@ -264,7 +276,7 @@ STEPS = (
     ("relationships", _rows_step(Relationship)),
     ("devices", _rows_step(Device)),
     ("identities", _rows_step(Identity)),
-    ("segment_memberships", _rows_step(SegmentMembership)),
+    ("segment_memberships", delete_memberships),
     ("profile", delete_profile),
     ("audit", mask_audit_entries),
 )

@@ -182,6 +182,7 @@ CELERY_BEAT_SCHEDULE = {
     "ingest-sweep": {"task": "ingest.sweep_inbound", "schedule": 5.0},
     "retention-nightly": {"task": "compliance.purge_expired", "schedule": crontab(hour=3, minute=17)},
     "deletion-resume": {"task": "compliance.resume_deletions", "schedule": 300.0},
+    "segments-time-based": {"task": "segments.refresh_time_based", "schedule": 900.0},
 }
 CELERY_TIMEZONE = "UTC"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False

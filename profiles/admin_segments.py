@@ -1,9 +1,18 @@
 """Segments in the console: live counts, a validated definition editor, a preview, the current
-members and a recompute action whose progress shows in the list."""
+members, a recompute action whose progress shows in the list, and a CSV upload that adds people
+to (or removes them from) a manual segment."""
+
+import csv
+import io
 
 from django import forms
-from django.contrib import admin
-from django.core.exceptions import ValidationError
+from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.http import Http404, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from profiles.admin import PeopleAdmin, PrettyJSONFormField
@@ -12,6 +21,12 @@ from profiles.models import Segment, SegmentKind, SegmentMembership
 
 PREVIEW_SAMPLE = 10
 MEMBERS_SHOWN = 50
+
+UPLOAD_MAX_BYTES = 5 * 1024 * 1024
+UPLOAD_MAX_ROWS = 100_000
+UPLOAD_CHUNK = 1_000
+UNKNOWN_SHOWN = 5
+IDENTIFIER_CHOICES = [("id", "id (your identifier)"), ("email", "email"), ("cio_id", "cio_id")]
 
 
 class SegmentForm(forms.ModelForm):
@@ -36,6 +51,65 @@ class SegmentForm(forms.ModelForm):
         return data
 
 
+class SegmentUploadForm(forms.Form):
+    """A CSV of identifiers, one per row. The first column holds them, unless the first row is a
+    header naming an `id`, `email` or `cio_id` column: then the column named after the chosen
+    identifier type does. `clean()` leaves the identifiers (stripped, blanks and repeats dropped,
+    in file order) in `cleaned_data["identifiers"]`."""
+
+    file = forms.FileField(label="CSV file",
+                           help_text=f"UTF-8, at most {UPLOAD_MAX_BYTES // (1024 * 1024)} MB and "
+                                     f"{UPLOAD_MAX_ROWS:,} rows.")
+    identifier = forms.ChoiceField(label="Identifier type", choices=IDENTIFIER_CHOICES, initial="id")
+    mode = forms.ChoiceField(choices=[("add", "Add these people"), ("remove", "Remove these people")],
+                             initial="add", widget=forms.RadioSelect)
+
+    def clean(self):
+        data = super().clean()
+        upload, key = data.get("file"), data.get("identifier")
+        if upload is None or key is None:
+            return data
+        if upload.size > UPLOAD_MAX_BYTES:
+            raise ValidationError(f"The file is larger than {UPLOAD_MAX_BYTES // (1024 * 1024)} MB; "
+                                  "split it into smaller files.")
+        raw = upload.read(UPLOAD_MAX_BYTES + 1)
+        if len(raw) > UPLOAD_MAX_BYTES:
+            raise ValidationError(f"The file is larger than {UPLOAD_MAX_BYTES // (1024 * 1024)} MB; "
+                                  "split it into smaller files.")
+        try:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise ValidationError(f"The file is not valid UTF-8 (byte {exc.start}); save it as UTF-8 CSV "
+                                  "and try again.") from exc
+        data["identifiers"] = self._identifiers(text, key)
+        return data
+
+    @staticmethod
+    def _identifiers(text: str, key: str) -> list[str]:
+        try:
+            rows = [row for row in csv.reader(io.StringIO(text, newline="")) if any(c.strip() for c in row)]
+        except csv.Error as exc:
+            raise ValidationError(f"The file is not a readable CSV: {exc}.") from exc
+        column = 0
+        if rows:
+            header = [cell.strip().lower() for cell in rows[0]]
+            named = [name for name in header if name in dict(IDENTIFIER_CHOICES)]
+            if named:
+                if key not in header:
+                    raise ValidationError(f"The header row has no “{key}” column (it has: {', '.join(named)}); "
+                                          "choose the matching identifier type.")
+                column = header.index(key)
+                rows = rows[1:]
+        if len(rows) > UPLOAD_MAX_ROWS:
+            raise ValidationError(f"The file has {len(rows):,} rows; at most {UPLOAD_MAX_ROWS:,} are accepted "
+                                  "per upload.")
+        values = (row[column].strip() if column < len(row) else "" for row in rows)
+        identifiers = list(dict.fromkeys(v for v in values if v))
+        if not identifiers:
+            raise ValidationError("The file holds no identifiers.")
+        return identifiers
+
+
 @admin.register(Segment)
 class SegmentAdmin(PeopleAdmin):
     form = SegmentForm
@@ -44,6 +118,59 @@ class SegmentAdmin(PeopleAdmin):
     search_fields = ["name"]
     readonly_fields = ["state", "progress", "member_count", "computed_at", "preview", "members"]
     actions = ["recompute_segments"]
+
+    def get_urls(self):
+        opts = self.opts
+        upload = path("<path:object_id>/upload/", self.admin_site.admin_view(self.upload_view),
+                      name=f"{opts.app_label}_{opts.model_name}_upload")
+        return [upload, *super().get_urls()]
+
+    def upload_view(self, request, object_id):
+        """Add people to, or remove them from, a manual segment from a CSV of identifiers."""
+        segment = self.get_object(request, unquote(object_id))  # workspace-scoped: others' are None
+        if segment is None:
+            raise Http404
+        if not self.has_change_permission(request, segment):
+            raise PermissionDenied
+        change_url = reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_change", args=[segment.pk],
+                             current_app=self.admin_site.name)
+        if segment.kind != SegmentKind.MANUAL:
+            self.message_user(request, "CSV uploads are for manual segments; a data segment's members follow "
+                                       "its conditions.", messages.WARNING)
+            return HttpResponseRedirect(change_url)
+        form = SegmentUploadForm(request.POST, request.FILES) if request.method == "POST" else SegmentUploadForm()
+        if request.method == "POST" and form.is_valid():
+            self._apply_upload(request, segment, form.cleaned_data)
+            return HttpResponseRedirect(change_url)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Upload CSV to {segment}",
+            "opts": self.opts,
+            "original": segment,
+            "form": form,
+            "change_url": change_url,
+            "max_rows": UPLOAD_MAX_ROWS,
+        }
+        return TemplateResponse(request, "admin/profiles/segment/upload.html", context)
+
+    def _apply_upload(self, request, segment, data):
+        from profiles.segments import services
+
+        key, adding = data["identifier"], data["mode"] == "add"
+        refs = [{key: value} for value in data["identifiers"]]
+        change = services.add_people if adding else services.remove_people
+        changed, unknown = 0, []
+        with transaction.atomic():  # all or nothing; entry/exit signals go out after the commit
+            for start in range(0, len(refs), UPLOAD_CHUNK):
+                result = change(segment=segment, people=refs[start:start + UPLOAD_CHUNK])
+                changed += len(result["entered" if adding else "exited"])
+                unknown += result["unknown"]
+        verb = "entered" if adding else "exited"
+        text = f"{len(refs):,} identifier(s) read: {changed:,} {verb} the segment, {len(unknown):,} unknown"
+        if unknown:
+            shown = ", ".join(str(ref[key]) for ref in unknown[:UNKNOWN_SHOWN])
+            text += f" ({shown}{', …' if len(unknown) > UNKNOWN_SHOWN else ''})"
+        self.message_user(request, text + ".", messages.WARNING if unknown else messages.SUCCESS)
 
     def get_fields(self, request, obj=None):
         editable = ["name", "description", "kind", "conditions"]

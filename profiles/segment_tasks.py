@@ -7,7 +7,7 @@ run of the current version finds nothing left to change, so redelivery is harmle
 """
 
 from config.celery import app
-from core.tasks import WorkspaceTask
+from core.tasks import UlakTask, WorkspaceTask
 
 
 @app.task(base=WorkspaceTask, name="segments.recompute")
@@ -19,3 +19,26 @@ def recompute_segment(*, workspace_id, segment_id, version):
     if segment is None:  # deleted since it was scheduled
         return {"skipped": True}
     return services.recompute(segment, version=version)
+
+
+@app.task(base=UlakTask, name="segments.refresh_time_based")
+def refresh_time_based():
+    """Beat job (every 15 minutes): fully recompute, in every workspace, each live data segment whose
+    conditions change with time alone (event windows, relative dates). One segment failing (it is
+    left in state failed by `recompute`) does not stop the others."""
+    import logging
+
+    from core.context import workspace_scope
+    from profiles.segments import services
+    from profiles.segments.incremental import time_based_segments
+
+    done, failed = 0, 0
+    for segment in time_based_segments():
+        try:
+            with workspace_scope(segment.workspace):
+                services.recompute(segment)
+            done += 1
+        except Exception:
+            logging.getLogger(__name__).exception("time-based recompute failed", extra={"segment_id": segment.pk})
+            failed += 1
+    return {"recomputed": done, "failed": failed}

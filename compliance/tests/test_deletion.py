@@ -262,3 +262,22 @@ def test_every_model_holding_personal_data_has_a_deletion_step():
     assert missing == set(), f"add a deletion step for {sorted(missing)} to compliance/deletion.py"
     assert set(deletion.STEP_FOR_MODEL.values()) <= step_names
     assert declaring >= {"profiles.Profile", "profiles.Event", "profiles.InboundOperation"}
+
+
+def test_deletion_lowers_the_member_count_of_current_segments(tenant_a):
+    from django.utils import timezone
+
+    from compliance.deletion import request_deletion, run_deletion
+    from core.testing.factories import ProfileFactory
+    from profiles.models import Segment, SegmentMembership
+
+    person, other = ProfileFactory(workspace=tenant_a.workspace), ProfileFactory(workspace=tenant_a.workspace)
+    vip = Segment.unscoped.create(workspace=tenant_a.workspace, name="VIP", kind="manual", member_count=2)
+    for someone in (person, other):
+        SegmentMembership.unscoped.create(workspace=tenant_a.workspace, segment=vip, profile=someone,
+                                          entered_at=timezone.now())
+    run_deletion(request_deletion(workspace=tenant_a.workspace, identifiers={"cio_id": person.cio_id},
+                                  source="api"))
+    vip.refresh_from_db()
+    assert vip.member_count == 1
+    assert list(SegmentMembership.unscoped.values_list("profile_id", flat=True)) == [other.pk]

@@ -17,6 +17,7 @@ from compliance.deletion import SuppressionFilter, request_from_ingest
 from profiles import services
 from profiles.ingest.store import SCHEDULE_KEY
 from profiles.models import InboundOperation
+from profiles.segments.incremental import BatchTracker
 
 logger = logging.getLogger(__name__)
 LOCK_CLASS = 0x1A6E  # advisory lock namespace for ingest processors
@@ -94,8 +95,11 @@ def process_batch(workspace) -> int:
             ]
         )
         if rows:
+            operations = [payload for _, payload in rows]
+            upkeep = BatchTracker(workspace, operations)  # live segment membership (segments/incremental.py)
             with disable_auditlog():  # ingested data is not audited row by row (compliance/audit.py)
-                apply_operations(workspace, [payload for _, payload in rows])
+                apply_operations(workspace, operations)
+            upkeep.finish()
             InboundOperation.unscoped.filter(workspace=workspace, id__in=[pk for pk, _ in rows]).delete()
         return len(rows)
 

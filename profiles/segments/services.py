@@ -22,7 +22,7 @@ from django.utils import timezone
 from profiles.ingest.errors import InvalidInput
 from profiles.models import Profile, Segment, SegmentKind, SegmentMembership, SegmentState
 from profiles.segments.signals import segment_entered, segment_exited, send_on_commit
-from profiles.services import find_person
+from profiles.services import resolve_people
 
 MAX_NAME = 200
 PERSON_REF_KEYS = ("id", "email", "cio_id")
@@ -205,16 +205,19 @@ def recompute(segment: Segment, *, version: int | None = None) -> dict:
 # --- manual membership -------------------------------------------------------------------------------
 
 def _resolve(segment: Segment, people) -> tuple[list[int], list[dict]]:
-    """Profile ids for the references, and the references that name nobody in the workspace."""
-    found, unknown = [], []
+    """Profile ids for the references (looked up together), and the references naming nobody."""
+    cleaned = []
     for index, ref in enumerate(people):
         if not isinstance(ref, dict) or len(ref) != 1 or next(iter(ref)) not in PERSON_REF_KEYS:
             raise InvalidInput(f"people.{index}", 'must be {"id"|"email"|"cio_id": value}')
         key, value = next(iter(ref.items()))
         if not isinstance(value, (str, int)) or isinstance(value, bool) or str(value) == "":
             raise InvalidInput(f"people.{index}.{key}", "must be a non-empty string")
-        value = str(value).strip().lower() if key == "email" else str(value)
-        person = find_person(segment.workspace, {key: value})
+        cleaned.append((ref, key, str(value).strip().lower() if key == "email" else str(value)))
+    known = resolve_people(segment.workspace, [{key: value} for _, key, value in cleaned], create=False)
+    found, unknown = [], []
+    for ref, key, value in cleaned:
+        person = known.get((key, value))
         if person is None:
             unknown.append(ref)
         else:
