@@ -16,15 +16,19 @@ compare against):
   `THH:MM[:SS[.f]]`, optional `Z`/`±HH[:MM]`; naive means UTC). Relative dates use UTC.
 - `not_performed` with a window matches people with no such event in the window, however young
   they are (nothing is assumed about the time before they were created).
-- Event counts: `at_least N` is EXISTS over the N-th matching event (OFFSET N-1 LIMIT 1), so at
-  most N index entries of (workspace, profile, -timestamp) are read per person.
+- Event counts: over the whole workspace, "at least N" (N >= 2) is `pk IN (events grouped by
+  person HAVING count >= N)`, one pass over the matching events. For a few people (live upkeep:
+  `matching(..., profile_ids=...)`) it is EXISTS over the person's N-th matching event
+  (OFFSET N-1 LIMIT 1): at most N index entries of (workspace, profile, -timestamp) per person.
+  N = 1 is a plain EXISTS either way.
 """
 
 import re
+from contextvars import ContextVar
 from datetime import datetime, timedelta, timezone as dt_timezone
 from decimal import Decimal
 
-from django.db.models import BooleanField, DecimalField, Exists, F, Func, OuterRef, Q, TextField, Value
+from django.db.models import BooleanField, Count, DecimalField, Exists, F, Func, OuterRef, Q, TextField, Value
 from django.utils import timezone
 
 from profiles.ingest.errors import InvalidInput
@@ -467,13 +471,23 @@ def _filters_q(specs, column, now):
     return q
 
 
-def _at_least(queryset, n):
-    """EXISTS over the n-th matching row: stops reading after n rows (OFFSET n-1 LIMIT 1)."""
-    return Exists(queryset.order_by()[n - 1:n])
+# Set by `matching(..., profile_ids=...)`: the tree is evaluated for a handful of people, so
+# per-person index probes beat one pass over all of the workspace's matching events.
+_FEW_PEOPLE: ContextVar[bool] = ContextVar("segment_few_people", default=False)
+
+
+def _at_least(events, n):
+    """People with at least `n` of `events` (an Event queryset not yet tied to a person)."""
+    if n == 1:
+        return Q(Exists(events.filter(profile=OuterRef("pk"))))
+    if _FEW_PEOPLE.get():
+        return Q(Exists(events.filter(profile=OuterRef("pk")).order_by()[n - 1:n]))
+    grouped = events.order_by().values("profile_id").annotate(matched=Count("pk")).filter(matched__gte=n)
+    return Q(pk__in=grouped.values("profile_id"))
 
 
 def _event_q(workspace, spec, now):
-    events = Event.unscoped.filter(workspace=workspace, profile=OuterRef("pk"), name=spec["name"])
+    events = Event.unscoped.filter(workspace=workspace, name=spec["name"])
     if "within" in spec:
         seconds = spec["within"]["value"] * WINDOW_UNITS[spec["within"]["unit"]]
         events = events.filter(timestamp__gte=now - timedelta(seconds=seconds), timestamp__lte=now)
@@ -482,14 +496,13 @@ def _event_q(workspace, spec, now):
         events = events.filter(timestamp__gte=start, timestamp__lte=end)
     events = events.filter(_filters_q(spec["filters"], "data", now))
     operator, n = spec["count"]["operator"], spec["count"]["value"]
-    everyone = Q(pk__isnull=False)
-    at_least_n = _at_least(events, n) if n else everyone
+    at_least_n = _at_least(events, n) if n else Q(pk__isnull=False)
     if operator == "at_least":
-        q = Q(at_least_n)
+        q = at_least_n
     elif operator == "at_most":
-        q = ~Q(_at_least(events, n + 1))
+        q = ~_at_least(events, n + 1)
     else:
-        q = Q(at_least_n) & ~Q(_at_least(events, n + 1))
+        q = at_least_n & ~_at_least(events, n + 1)
     return ~q if spec["operator"] == "not_performed" else q
 
 
@@ -546,6 +559,13 @@ def to_q(workspace, tree, *, now=None) -> Q:
     return _compile(workspace, validate(tree), now or timezone.now())
 
 
-def matching(workspace, tree, *, now=None):
-    """The workspace's people the tree matches: one SQL query."""
-    return Profile.unscoped.filter(workspace=workspace).filter(to_q(workspace, tree, now=now))
+def matching(workspace, tree, *, now=None, profile_ids=None):
+    """The workspace's people the tree matches (among `profile_ids` when given): one SQL query."""
+    people = Profile.unscoped.filter(workspace=workspace)
+    if profile_ids is None:
+        return people.filter(to_q(workspace, tree, now=now))
+    token = _FEW_PEOPLE.set(True)
+    try:
+        return people.filter(pk__in=profile_ids).filter(to_q(workspace, tree, now=now))
+    finally:
+        _FEW_PEOPLE.reset(token)

@@ -104,8 +104,8 @@ def _table(model) -> str:
 def _refresh_segment(segment: _Live, ids: set[int], now, result: dict) -> set[int]:
     """One statement: enter the matching `ids` without an open row, exit open rows of `ids` that no
     longer match. Returns the ids whose membership changed."""
-    queryset = conditions.matching(segment.workspace_id, segment.conditions, now=now).filter(
-        pk__in=sorted(ids)).values("id").order_by()
+    queryset = conditions.matching(segment.workspace_id, segment.conditions, now=now,
+                                   profile_ids=sorted(ids)).values("id").order_by()
     sql, params = queryset.query.sql_with_params()
     memberships = _table(SegmentMembership)
     with connection.cursor() as cursor:
