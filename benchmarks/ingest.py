@@ -27,13 +27,13 @@ import sys
 import time
 import uuid
 from datetime import UTC, datetime
-from pathlib import Path
 
 import psycopg
+from common import PG, ROOT, bench_env
+from common import fresh_database as common_fresh_database
+from common import manage as common_manage
 
-ROOT = Path(__file__).resolve().parent.parent
 DB = "ulak_bench"
-PG = "postgres://postgres@127.0.0.1:5432"
 PEOPLE = 10_000
 PORT = 18931
 
@@ -42,22 +42,15 @@ WEB = {"WEB_CONCURRENCY": "4", "WEB_THREADS": "1"}
 
 
 def env() -> dict:
-    return {**os.environ, **WEB, "DJANGO_SETTINGS_MODULE": "config.settings", "DATABASE_URL": f"{PG}/{DB}",
-            "SECRET_KEY": "bench-only", "ALLOWED_HOSTS": "127.0.0.1", "ULAK_LOG_LEVEL": "WARNING",
-            "ULAK_FERNET_KEYS": base64.urlsafe_b64encode(b"0" * 32).decode(), "ULAK_CACHE_PREFIX": "bench",
-            "ULAK_INGEST_RATE_LIMIT": str(10**9), "PORT": str(PORT)}
+    return bench_env(DB, **WEB, ULAK_INGEST_RATE_LIMIT=str(10**9), PORT=str(PORT))
 
 
 def manage(*args) -> str:
-    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env(), check=True,
-                          capture_output=True, text=True).stdout
+    return common_manage(env(), *args)
 
 
 def fresh_database() -> None:
-    with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {DB}")
-    manage("migrate", "--noinput")
+    common_fresh_database(DB, env())
 
 
 def event_message(surface: str, n: int, now: str) -> dict:

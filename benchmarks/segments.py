@@ -15,43 +15,35 @@ Everything runs on this machine: the script and PostgreSQL share its cores.
 """
 
 import argparse
-import base64
 import json
 import os
 import platform
-import subprocess
 import sys
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import psycopg
+from common import PG, ROOT, bench_env
+from common import fresh_database as common_fresh_database
+from common import manage as common_manage
 
-ROOT = Path(__file__).resolve().parent.parent
 DB = "ulak_bench_segments"
-PG = "postgres://postgres@127.0.0.1:5432"
 OBJECTS = 10_000
 # Every event timestamp and every relative window is measured from this instant.
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 
 
 def env() -> dict:
-    return {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", "DATABASE_URL": f"{PG}/{DB}",
-            "SECRET_KEY": "bench-only", "ALLOWED_HOSTS": "127.0.0.1", "ULAK_LOG_LEVEL": "WARNING",
-            "ULAK_FERNET_KEYS": base64.urlsafe_b64encode(b"0" * 32).decode(), "ULAK_CACHE_PREFIX": "bench"}
+    return bench_env(DB)
 
 
 def manage(*args) -> str:
-    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env(), check=True,
-                          capture_output=True, text=True).stdout
+    return common_manage(env(), *args)
 
 
 def fresh_database() -> None:
-    with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {DB}")
-    manage("migrate", "--noinput")
+    common_fresh_database(DB, env())
 
 
 # --- data -----------------------------------------------------------------------------------------
