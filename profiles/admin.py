@@ -192,6 +192,12 @@ class ProfileAdmin(PeopleAdmin):
         # identifiers and leaves a deletion record; a plain delete would do neither.
         return False
 
+    def save_model(self, request, obj, form, change):
+        from profiles.services import keep_segments_live
+
+        super().save_model(request, obj, form, change)
+        keep_segments_live(request.workspace, [obj.pk], {"*"})  # an edit may change any condition
+
     def has_request_deletion_permission(self, request):
         return has_perm(request, "manage_deletions")
 

@@ -433,13 +433,29 @@ def replace_object_attributes(*, workspace, object_type: ObjectType, object_id: 
         obj.attribute_timestamps[name] = now
     obj.attributes = kept
     obj.save(update_fields=["attributes", "attribute_timestamps", "updated_at"])
+    keep_segments_live(workspace, _related_people(obj), {"objects"})
     return obj, created
 
 
 @transaction.atomic
 def delete_custom_object(*, obj: CustomObject) -> None:
+    people = _related_people(obj)
     Relationship.unscoped.filter(workspace_id=obj.workspace_id, object=obj).delete()
     obj.delete()
+    keep_segments_live(obj.workspace, people, {"objects"})
+
+
+def _related_people(obj: CustomObject) -> list[int]:
+    return list(Relationship.unscoped.filter(workspace_id=obj.workspace_id, object=obj)
+                .values_list("profile_id", flat=True))
+
+
+def keep_segments_live(workspace, profile_ids, changes: set[str]) -> None:
+    """Keep data segments live after a change made outside ingest (App API, admin)."""
+    from profiles.segments.incremental import refresh_people
+
+    if profile_ids:
+        refresh_people(workspace, profile_ids, changes)
 
 
 @transaction.atomic
@@ -449,3 +465,4 @@ def change_person_relationships(*, workspace, person: Profile, objects: list[dic
     `objects` is [{"object": {"type_id", "object_id"}, "attributes"}], as in ingest operations.
     """
     relate_person(workspace, person, objects, remove=remove)
+    keep_segments_live(workspace, [person.pk], {"objects"})

@@ -4,6 +4,7 @@ import contextlib
 import importlib.util
 import json
 import os
+import random
 import secrets
 import shutil
 import signal
@@ -31,12 +32,19 @@ SERVICE_ENV = ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL")
 
 
 def free_ports(count: int) -> list[int]:
-    """Distinct ports nothing listens on (all bound at once, then released)."""
-    with contextlib.ExitStack() as stack:
-        socks = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for sock in socks:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in socks]
+    """Free ports below the kernel's ephemeral range, so a port we need to stay closed (or free
+    until make run binds it) is not handed meanwhile to another test's ephemeral socket."""
+    ports: list[int] = []
+    for candidate in random.sample(range(20000, 30000), 200):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", candidate))
+            except OSError:
+                continue
+        ports.append(candidate)
+        if len(ports) == count:
+            return ports
+    raise RuntimeError("no free ports")
 
 
 def port_open(port: int) -> bool:

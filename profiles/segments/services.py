@@ -225,6 +225,14 @@ def _resolve(segment: Segment, people) -> tuple[list[int], list[dict]]:
     return list(dict.fromkeys(found)), unknown
 
 
+def _refresh_dependents(segment: Segment, profile_ids) -> None:
+    """Data segments built on this one ("member of segment X") follow its manual changes."""
+    from profiles.segments.incremental import refresh_people
+
+    if profile_ids:
+        refresh_people(segment.workspace, profile_ids, {f"segments:{segment.pk}"})
+
+
 def _require_manual(segment: Segment) -> None:
     if segment.kind != SegmentKind.MANUAL:
         raise InvalidInput("segment", "people can only be added to or removed from a manual segment")
@@ -247,6 +255,7 @@ def add_people(*, segment: Segment, people) -> dict:
             entered = [row[0] for row in cursor.fetchall()]
         _bump_count(segment, len(entered))
         send_on_commit(segment_entered, segment=segment, profile_ids=entered)
+        _refresh_dependents(segment, entered)
     return {"entered": entered, "unknown": unknown}
 
 
@@ -267,6 +276,7 @@ def remove_people(*, segment: Segment, people) -> dict:
             exited = [row[0] for row in cursor.fetchall()]
         _bump_count(segment, -len(exited))
         send_on_commit(segment_exited, segment=segment, profile_ids=exited)
+        _refresh_dependents(segment, exited)
     return {"exited": exited, "unknown": unknown}
 
 
