@@ -302,15 +302,6 @@ def set_suppressed(workspace, op: dict, suppressed: bool) -> None:
         person.save(update_fields=["suppressed", "updated_at"])
 
 
-def delete_person(workspace, op: dict) -> None:
-    person = find_person(workspace, op["person"])
-    if person is None:
-        return
-    # Events go first, through the workspace-led index, never by an unfiltered cascade.
-    Event.unscoped.filter(workspace=workspace, profile=person).delete()
-    person.delete()
-
-
 # --- objects and relationships --------------------------------------------------------------------
 
 def get_object(workspace, ref: dict, *, create: bool = True) -> CustomObject | None:
