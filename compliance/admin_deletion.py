@@ -10,6 +10,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 
 from compliance import deletion
+from compliance.subjects import clean_identifiers
 from compliance.api.deletion_views import export_records
 from compliance.exporting import AdminExportMixin
 from compliance.models import DeletionRecord, IdentifierKind, SuppressedIdentifier
@@ -34,7 +35,7 @@ class DeletionRequestForm(forms.ModelForm):
         kind, value = data.get("identifier_type"), data.get("identifier")
         if kind and value:
             try:
-                data["identifiers"] = deletion.clean_identifiers({kind: value})
+                data["identifiers"] = dict([clean_identifiers({kind: value})])
             except InvalidInput as exc:
                 raise ValidationError({"identifier": exc.message}) from exc
         return data

@@ -22,6 +22,7 @@ from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from compliance.audit import MASK, record_action
+from compliance.subjects import normalize, people_named
 from compliance.models import (
     AuditEntry,
     DeletionRecord,
@@ -51,15 +52,6 @@ STUCK_AFTER = timedelta(minutes=10)
 
 # --- keyed hashes ---------------------------------------------------------------------------------
 
-def normalize(kind: str, value) -> str:
-    value = str(value).strip()
-    if kind == "email":
-        return value.lower()
-    if kind == "phone":
-        return value.replace(" ", "")
-    return value
-
-
 def _stored_key(workspace) -> bytes | None:
     token = WorkspaceSecret.unscoped.filter(workspace=workspace).values_list("key_encrypted", flat=True).first()
     return decrypt(token).encode() if token else None
@@ -85,16 +77,7 @@ def identifier_hash(key: bytes, kind: str, value) -> str:
 # --- requesting ----------------------------------------------------------------------------------
 
 def find_subject(workspace, kind: str, value) -> Profile | None:
-    people = Profile.unscoped.filter(workspace=workspace)
-    value = normalize(kind, value)
-    if kind == "id":
-        return people.filter(external_id=value).first()
-    if kind == "phone":  # not unique: the earliest person with the number
-        return people.filter(phone=value).order_by("pk").first()
-    if kind == "anonymous_id":
-        identity = Identity.unscoped.filter(workspace=workspace, anonymous_id=value).first()
-        return people.filter(pk=identity.profile_id).first() if identity else None
-    return people.filter(**{kind: value}).first()
+    return people_named(workspace, kind, value).first()  # a shared phone: the earliest person
 
 
 @transaction.atomic
@@ -440,21 +423,3 @@ class SuppressionFilter:
             SuppressedIdentifier.unscoped.filter(workspace=self.workspace, hash=hash_, lifted_at__isnull=True).update(
                 dropped=F("dropped") + count)
 
-
-# --- input ---------------------------------------------------------------------------------------
-
-def clean_identifiers(value, field: str = "identifiers") -> dict:
-    """Exactly one of id/email/phone/cio_id, its value checked like ingest checks it."""
-    from profiles.ingest.errors import InvalidInput
-    from profiles.ingest.operations import clean_email, clean_phone, clean_str, require_dict
-
-    identifiers = require_dict(value, field)
-    present = [k for k, v in identifiers.items() if v not in (None, "")]
-    if len(present) != 1 or present[0] not in IdentifierKind.values:
-        raise InvalidInput(field, f"must hold exactly one of {', '.join(IdentifierKind.values)}")
-    kind = present[0]
-    if kind == "email":
-        return {kind: clean_email(identifiers[kind], f"{field}.email")}
-    if kind == "phone":
-        return {kind: clean_phone(identifiers[kind], f"{field}.phone")}
-    return {kind: clean_str(identifiers[kind], f"{field}.{kind}")}

@@ -20,14 +20,12 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.utils import timezone
 
 from compliance.audit import record_action
+from compliance.subjects import clean_identifiers, people_named
 from core.context import workspace_scope
-from profiles import selectors
 from profiles.ingest.errors import InvalidInput
-from profiles.ingest.operations import clean_email, clean_phone, clean_str
 from profiles.models import Device, Event, Identity, Profile, Relationship, SegmentMembership
 
 EXPORT_ACTION = "personal_data_export"
-IDENTIFIER_TYPES = ("id", "email", "phone", "cio_id")
 NOT_YET_COLLECTED = ("journeys", "deliveries", "consent", "inbound_messages")
 EVENT_CHUNK = 2000  # rows per database round trip
 EVENTS_PER_WRITE = 500  # events per yielded piece of the document
@@ -48,30 +46,9 @@ class PersonExport:
         return f"ulak-export-{self.person.cio_id}.json"
 
 
-def clean_identifiers(value) -> tuple[str, str]:
-    """{"id"|"email"|"phone"|"cio_id": "..."} with exactly one of them → (type, normalized value)."""
-    if not isinstance(value, dict) or len(value) != 1:
-        raise InvalidInput("identifiers", f"must be an object with exactly one of {', '.join(IDENTIFIER_TYPES)}")
-    (id_type, raw), = value.items()
-    if id_type not in IDENTIFIER_TYPES:
-        raise InvalidInput("identifiers", f"must be one of {', '.join(IDENTIFIER_TYPES)}, not {id_type!r}")
-    field = f"identifiers.{id_type}"
-    if id_type == "email":
-        cleaned = clean_email(raw, field)
-    elif id_type == "phone":
-        cleaned = clean_phone(raw, field)
-    else:
-        cleaned = clean_str(raw, field, max_length=150 if id_type == "id" else 32, required=False)
-    if not cleaned:
-        raise InvalidInput(field, "is required")
-    return id_type, cleaned
-
-
 def find_subject(*, workspace, identifiers) -> Profile:
     id_type, value = clean_identifiers(identifiers)
-    column = "phone" if id_type == "phone" else selectors.PERSON_COLUMNS[id_type]
-    with workspace_scope(workspace):
-        matches = list(selectors.people(workspace).filter(**{column: value}).order_by("pk")[:2])
+    matches = list(people_named(workspace, id_type, value)[:2])
     if not matches:
         raise PersonNotFound("No person has this identifier.")
     if len(matches) > 1:  # phone numbers are not unique; one bundle must hold one person

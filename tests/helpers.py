@@ -3,3 +3,17 @@ import base64
 
 def basic_auth(user: str, password: str) -> str:
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def app_client_with_scopes(tenant, *scopes):
+    """An App API client for a new key of `tenant` holding only `scopes`."""
+    from accounts import services
+
+    _, secret = services.create_api_key(workspace=tenant.workspace, kind="app", name="scoped", scopes=scopes)
+    return tenant.app_client(secret)
+
+
+def warm(client):
+    """Authenticate once so the key is cached, as in steady state; returns the client."""
+    client.get("/v1/workspace")
+    return client

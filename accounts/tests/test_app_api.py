@@ -2,11 +2,7 @@ import pytest
 
 from accounts import services
 from accounts.models import ApiKey, ApiKeyKind, AppScope, Workspace
-
-
-def scoped_key(tenant, *scopes):
-    _, secret = services.create_api_key(workspace=tenant.workspace, kind=ApiKeyKind.APP, name="k", scopes=scopes)
-    return tenant.app_client(secret)
+from tests.helpers import app_client_with_scopes
 
 
 def test_get_workspace_is_the_keys_own(two_tenants):
@@ -110,10 +106,10 @@ def test_create_key_bad_input(tenant_a, payload, field):
 
 
 def test_scopes_gate_methods_and_cannot_be_escalated(tenant_a):
-    reader = scoped_key(tenant_a, AppScope.READ)
+    reader = app_client_with_scopes(tenant_a, AppScope.READ)
     assert reader.get("/v1/api_keys").status_code == 200
     assert reader.patch("/v1/workspace", {"name": "x"}, format="json").status_code == 403
-    writer = scoped_key(tenant_a, AppScope.WRITE)
+    writer = app_client_with_scopes(tenant_a, AppScope.WRITE)
     assert writer.get("/v1/workspace").status_code == 403
     response = writer.post("/v1/api_keys", {"kind": "app", "name": "x", "scopes": ["compliance"]}, format="json")
     assert response.status_code == 403

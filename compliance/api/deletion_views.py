@@ -8,6 +8,7 @@ from rest_framework.response import Response
 
 from accounts.models import AppScope
 from compliance import deletion
+from compliance.subjects import clean_identifiers
 from compliance.audit import record_action
 from compliance.exporting import FilterError, parse_format, parse_instant, streamed
 from compliance.models import DeletionRecord, SuppressedIdentifier
@@ -75,7 +76,7 @@ class ComplianceView(WorkspaceAPIView):
 class DeletionsView(ComplianceView):
     def post(self, request):
         body = require_dict(request.data, None)
-        identifiers = deletion.clean_identifiers(body.get("identifiers"))
+        identifiers = dict([clean_identifiers(body.get("identifiers"))])
         reason = clean_str(body.get("reason"), "reason", max_length=1000, required=False) or ""
         record = deletion.request_deletion(workspace=self.workspace, identifiers=identifiers, reason=reason,
                                            source="api", api_key=request.auth)

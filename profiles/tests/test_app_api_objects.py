@@ -2,21 +2,10 @@
 
 import pytest
 
-from accounts import services as account_services
-from accounts.models import ApiKeyKind, AppScope
+from accounts.models import AppScope
 from core.testing.factories import ProfileFactory
 from profiles.models import CustomObject, ObjectType, Relationship
-
-
-def key_client(tenant, *scopes):
-    _, secret = account_services.create_api_key(workspace=tenant.workspace, kind=ApiKeyKind.APP, name="k",
-                                                scopes=scopes)
-    return tenant.app_client(secret)
-
-
-def warm(client):
-    client.get("/v1/workspace")
-    return client
+from tests.helpers import app_client_with_scopes, warm
 
 
 def object_type(tenant, type_id="1", name="Companies"):
@@ -133,7 +122,7 @@ def test_deleting_a_type_deletes_its_objects_and_relationships_only(mirrored):
 
 def test_read_only_key_cannot_change_object_types(tenant_a):
     object_type(tenant_a)
-    reader = key_client(tenant_a, AppScope.READ)
+    reader = app_client_with_scopes(tenant_a, AppScope.READ)
     assert reader.get("/v1/object_types/1").status_code == 200
     assert reader.post("/v1/object_types", {"id": "2", "name": "x"}, format="json").status_code == 403
     assert reader.patch("/v1/object_types/1", {"name": "x"}, format="json").status_code == 403
@@ -250,7 +239,7 @@ def test_list_objects_pages_and_filters_by_type_with_constant_queries(two_tenant
 def test_read_only_key_cannot_write_objects(tenant_a):
     custom_object(tenant_a, object_type(tenant_a), "acme", plan="pro")
     before = snapshot(tenant_a)
-    reader = key_client(tenant_a, AppScope.READ)
+    reader = app_client_with_scopes(tenant_a, AppScope.READ)
     assert reader.get("/v1/objects/1/acme").status_code == 200
     assert reader.put("/v1/objects/1/acme", {"attributes": {}}, format="json").status_code == 403
     assert reader.delete("/v1/objects/1/acme").status_code == 403
@@ -361,7 +350,7 @@ def test_relationships_of_another_workspaces_person_are_404(two_tenants):
 def test_read_only_key_cannot_change_relationships(mirrored):
     a, _, _ = mirrored
     before = snapshot(a)
-    reader = key_client(a, AppScope.READ)
+    reader = app_client_with_scopes(a, AppScope.READ)
     body = {"cio_relationships": [{"identifiers": {"object_type_id": "1", "object_id": "acme"}}]}
     assert reader.get("/v1/customers/ann/relationships").status_code == 200
     assert reader.post("/v1/customers/ann/relationships", body, format="json").status_code == 403

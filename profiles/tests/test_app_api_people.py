@@ -5,10 +5,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from rest_framework.test import APIClient
 
-from accounts import services as account_services
-from accounts.models import ApiKeyKind, AppScope
+from accounts.models import AppScope
 from core.testing.factories import EventFactory, ProfileFactory
 from profiles.models import Device, Event, Profile
+from tests.helpers import app_client_with_scopes, warm
 
 BASE = datetime(2025, 3, 1, tzinfo=UTC)
 
@@ -17,16 +17,6 @@ def person(tenant, **fields):
     return ProfileFactory(workspace=tenant.workspace, **fields)
 
 
-def key_client(tenant, *scopes):
-    _, secret = account_services.create_api_key(workspace=tenant.workspace, kind=ApiKeyKind.APP, name="k",
-                                                scopes=scopes)
-    return tenant.app_client(secret)
-
-
-def warm(client):
-    """Authenticate once so the key is cached, as in steady state."""
-    client.get("/v1/workspace")
-    return client
 
 
 def search(client, filter_, **extra):
@@ -184,8 +174,8 @@ def test_search_rejects_runaway_nesting(tenant_a):
 
 def test_search_is_a_read_and_needs_the_read_scope(crowd):
     a, _ = crowd
-    assert search(key_client(a, AppScope.READ), attr("plan", "exists")).status_code == 200
-    assert search(key_client(a, AppScope.WRITE), attr("plan", "exists")).status_code == 403
+    assert search(app_client_with_scopes(a, AppScope.READ), attr("plan", "exists")).status_code == 200
+    assert search(app_client_with_scopes(a, AppScope.WRITE), attr("plan", "exists")).status_code == 403
 
 
 def test_attribute_names_are_keys_not_lookups(tenant_a):
@@ -369,7 +359,7 @@ def test_app_api_needs_an_app_key(tenant_a):
     wrong_kind = APIClient()
     wrong_kind.credentials(HTTP_AUTHORIZATION=f"Bearer {tenant_a.track_key}")
     assert wrong_kind.get("/v1/customers/ann/attributes").status_code in (401, 403)
-    assert key_client(tenant_a, AppScope.WRITE).get("/v1/customers/ann/attributes").status_code == 403
+    assert app_client_with_scopes(tenant_a, AppScope.WRITE).get("/v1/customers/ann/attributes").status_code == 403
 
 
 def test_timestamps_leave_out_removed_attributes(tenant_a):

@@ -5,13 +5,12 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
-from accounts import services as account_services
-from accounts.models import ApiKeyKind, AppScope
+from accounts.models import AppScope
 from core.testing.factories import ProfileFactory
 from profiles.models import Segment, SegmentKind
 from profiles.segment_tasks import recompute_segment
 from profiles.segments import services
-from tests.helpers import basic_auth
+from tests.helpers import app_client_with_scopes, basic_auth, warm
 
 
 @pytest.fixture(autouse=True)
@@ -20,10 +19,6 @@ def scheduled(monkeypatch):
     monkeypatch.setattr(recompute_segment, "delay_on_commit", lambda **kwargs: calls.append(kwargs))
     return calls
 
-
-def warm(client):
-    client.get("/v1/segments")
-    return client
 
 
 def manual(tenant, name="VIP"):
@@ -97,9 +92,7 @@ def test_another_workspaces_segment_is_a_404(tenant_a, tenant_b):
 
 
 def test_scopes(tenant_a):
-    _, secret = account_services.create_api_key(workspace=tenant_a.workspace, kind=ApiKeyKind.APP, name="ro",
-                                                scopes=[AppScope.READ])
-    client = tenant_a.app_client(secret)
+    client = app_client_with_scopes(tenant_a, AppScope.READ)
     assert client.get("/v1/segments").status_code == 200
     assert client.post("/v1/segments", {"segment": {"name": "x"}}, format="json").status_code == 403
     segment = manual(tenant_a)
