@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test bench bench-segments migrate clean
+.PHONY: install run test bench bench-segments bench-messaging migrate clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
@@ -27,6 +27,9 @@ bench: $(STAMP)
 
 bench-segments: $(STAMP)
 	$(PY) benchmarks/segments.py $(BENCH_ARGS)
+
+bench-messaging: $(STAMP)
+	$(PY) benchmarks/messaging.py $(BENCH_ARGS)
 
 migrate: $(STAMP)
 	$(PY) manage.py migrate

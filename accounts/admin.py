@@ -2,13 +2,11 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
-from django.http import HttpResponseRedirect
 
 from accounts import services
 from accounts.models import ApiKey, ApiKeyKind, AppScope, Membership, Workspace
 from accounts.roles import Role
-from core.admin import WorkspacePermissionAdminMixin, WorkspaceScopedAdmin, has_perm
+from core.admin import ServiceBackedAdminMixin, WorkspacePermissionAdminMixin, WorkspaceScopedAdmin, has_perm
 
 # Access is granted per workspace through memberships and roles, never through auth groups.
 admin.site.unregister(Group)
@@ -49,9 +47,10 @@ class MembershipAddForm(forms.ModelForm):
 
 
 @admin.register(Membership)
-class MembershipAdmin(WorkspaceScopedAdmin):
+class MembershipAdmin(ServiceBackedAdminMixin, WorkspaceScopedAdmin):
     view_permission = "view_members"
     change_permission = "manage_members"
+    refusals = (ValidationError, PermissionDenied)
     list_display = ["user", "role", "created_at"]
     list_filter = ["role"]
     list_select_related = ["user"]
@@ -74,15 +73,6 @@ class MembershipAdmin(WorkspaceScopedAdmin):
             return False
         return obj is None or obj.role != Role.OWNER or has_perm(request, "manage_owners")
 
-    def _apply(self, request, fn):
-        try:
-            with transaction.atomic():
-                return fn()
-        except (ValidationError, PermissionDenied) as exc:
-            text = "; ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
-            self.message_user(request, text, messages.ERROR)
-            raise _Refused from exc
-
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data
         if change:
@@ -97,23 +87,6 @@ class MembershipAdmin(WorkspaceScopedAdmin):
 
     def delete_model(self, request, obj):
         self._apply(request, lambda: services.remove_member(membership=obj, acting_user=request.user))
-
-    # A refused change rolls back the admin's transaction and returns to the form with the reason.
-    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
-        try:
-            return super().changeform_view(request, object_id, form_url, extra_context)
-        except _Refused:
-            return HttpResponseRedirect(request.get_full_path())
-
-    def delete_view(self, request, object_id, extra_context=None):
-        try:
-            return super().delete_view(request, object_id, extra_context)
-        except _Refused:
-            return HttpResponseRedirect(request.get_full_path())
-
-
-class _Refused(Exception):
-    """A service refused the change; the reason is already in the user's messages."""
 
 
 class ApiKeyAddForm(forms.ModelForm):

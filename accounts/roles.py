@@ -27,12 +27,12 @@ WORKSPACE_PERMISSIONS = {
     "manage_api_keys": "Create, rotate and revoke API keys",
     "view_people": "See people, events, objects and segments",
     "change_people": "Change people, objects and segments",
-    "view_campaigns": "See campaigns, templates and deliveries",
-    "change_campaigns": "Change campaigns, templates and broadcasts",
+    "view_campaigns": "See campaigns, templates, deliveries and inbound messages",
+    "change_campaigns": "Change campaigns, templates, broadcasts and subscription topics",
     "view_channels": "See channel configurations",
     "manage_channels": "Change channel configurations and webhooks",
-    "view_audit_log": "See and export the audit log",
-    "manage_deletions": "Request deletions and lift deletion suppressions",
+    "view_audit_log": "See and export the audit log and the consent ledger",
+    "manage_deletions": "Request deletions, lift deletion suppressions, manage channel suppressions",
     "export_personal_data": "Export a person's data (DSAR)",
 }
 

@@ -2,9 +2,13 @@
 migrated database of their own."""
 
 import base64
+import http.client
 import os
+import signal
+import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import psycopg
@@ -29,3 +33,51 @@ def fresh_database(database: str, env: dict) -> None:
         conn.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
         conn.execute(f"CREATE DATABASE {database}")
     manage(env, "migrate", "--noinput")
+
+
+def percentile(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=1000)[int(q * 10) - 1] if len(values) > 1 else values[0]
+
+
+def start(command: list[str], env: dict) -> subprocess.Popen:
+    return subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def wait_port(port: int, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/healthz")
+            if conn.getresponse().status == 200:
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit("web server did not start")
+
+
+def post_each(port: int, requests, headers: dict):
+    """POST each (path, body) in turn over one kept-alive connection to 127.0.0.1:`port`; yields
+    (wall-clock start, seconds until the whole answer was read, answer body). Anything but a 200
+    stops the benchmark."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    for path, body in requests:
+        started_at, started = time.time(), time.perf_counter()
+        conn.request("POST", path, body=body, headers=headers)
+        response = conn.getresponse()
+        payload = response.read()
+        took = time.perf_counter() - started
+        if response.status != 200:
+            raise SystemExit(f"HTTP {response.status} from {path}: {payload[:300]!r}")
+        yield started_at, took, payload
+    conn.close()

@@ -15,21 +15,18 @@ Everything runs on this machine: clients, server, worker and PostgreSQL share it
 
 import argparse
 import base64
-import http.client
 import json
 import multiprocessing
 import os
 import platform
-import signal
-import statistics
-import subprocess
 import sys
 import time
 import uuid
 from datetime import UTC, datetime
 
 import psycopg
-from common import PG, ROOT, bench_env
+from common import PG, bench_env, percentile, post_each, stop, wait_port
+from common import start as common_start
 from common import fresh_database as common_fresh_database
 from common import manage as common_manage
 
@@ -86,18 +83,7 @@ def copy_baseline(workspace_id: int, events: int) -> float:
 
 def client_worker(args) -> list[float]:
     requests, headers = args
-    conn = http.client.HTTPConnection("127.0.0.1", PORT, timeout=60)
-    latencies = []
-    for path, body in requests:
-        started = time.perf_counter()
-        conn.request("POST", path, body=body, headers=headers)
-        response = conn.getresponse()
-        response.read()
-        if response.status != 200:
-            raise SystemExit(f"HTTP {response.status} from {path}")
-        latencies.append(time.perf_counter() - started)
-    conn.close()
-    return latencies
+    return [took for _, took, _ in post_each(PORT, requests, headers)]
 
 
 def run_clients(requests: list[tuple[str, bytes]], headers: dict, clients: int) -> tuple[float, list[float]]:
@@ -106,6 +92,10 @@ def run_clients(requests: list[tuple[str, bytes]], headers: dict, clients: int) 
     with multiprocessing.Pool(clients) as pool:
         results = pool.map(client_worker, shares)
     return time.perf_counter() - started, [x for r in results for x in r]
+
+
+def start(command: list[str]):
+    return common_start(command, env())
 
 
 def wait_applied(expected: int, timeout: float) -> float:
@@ -118,37 +108,6 @@ def wait_applied(expected: int, timeout: float) -> float:
                 return time.perf_counter()
             time.sleep(0.25)
     raise SystemExit(f"events not applied within {timeout}s")
-
-
-def percentile(values: list[float], q: float) -> float:
-    return statistics.quantiles(values, n=1000)[int(q * 10) - 1] if len(values) > 1 else values[0]
-
-
-def start(command: list[str]) -> subprocess.Popen:
-    return subprocess.Popen(command, cwd=ROOT, env=env(), start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-
-
-def wait_port(port: int, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/healthz")
-            if conn.getresponse().status == 200:
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise SystemExit("web server did not start")
 
 
 def main() -> None:

@@ -32,14 +32,6 @@ class AuditEntryAdmin(AdminExportMixin, LogEntryAdminMixin, ReadOnlyWorkspaceSco
         entries = filters.apply(self.get_queryset(request))
         return stream_export(entries, fmt=filters.format, workspace=request.workspace, details=filters.summary())
 
-    @admin.action(description="Export selected as CSV", permissions=["view"])
-    def export_selected_csv(self, request, queryset):
-        return self._export_selected(request, queryset, "csv")
-
-    @admin.action(description="Export selected as JSON", permissions=["view"])
-    def export_selected_json(self, request, queryset):
-        return self._export_selected(request, queryset, "json")
-
     def _export_selected(self, request, queryset, fmt):
         details = {"format": fmt, "selected": True}
         return stream_export(queryset, fmt=fmt, workspace=request.workspace, details=details)

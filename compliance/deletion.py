@@ -14,11 +14,23 @@ from collections import Counter
 from datetime import timedelta
 
 from auditlog.context import disable_auditlog
+from channels.consent import PHONE_CHANNELS, normalize_address
+from channels.models import (
+    ChannelType,
+    ConsentRecord,
+    Delivery,
+    DeliveryEvent,
+    InboundMessage,
+    ReportingWebhookCall,
+    SubscriptionPreference,
+    Suppression,
+)
 from django.contrib.admin.models import LogEntry
 from django.contrib.contenttypes.models import ContentType
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
-from django.db.models.functions import Greatest
+from django.db.models.functions import Greatest, Lower
+from django.db.models.lookups import In
 from django.utils import timezone
 
 from compliance.audit import MASK, record_action
@@ -47,6 +59,7 @@ logger = logging.getLogger(__name__)
 
 SUPPRESSED_KINDS = ("id", "email", "phone")
 EVENT_CHUNK = 5000
+DELIVERY_CHUNK = 1000  # deliveries per transaction, with their events and reporting calls
 STUCK_AFTER = timedelta(minutes=10)
 
 
@@ -203,7 +216,7 @@ def delete_memberships(record):
 def delete_profile(record):
     """The profile row. Its dependants are gone by now; any that arrived since go with it, each
     through its workspace-led index (never an unfiltered cascade over events)."""
-    counts = {}
+    counts = _late_messaging_rows(record)
     for model in (Event, Relationship, Device, Identity, SegmentMembership):
         removed, _ = model.unscoped.filter(workspace_id=record.workspace_id, profile_id=record.profile_id).delete()
         if removed:
@@ -215,7 +228,161 @@ def delete_profile(record):
     return counts, True
 
 
-AUDITED_ROWS = (Profile, Relationship, Device, Identity)
+# --- messaging: deliveries, inbound messages, consent, preferences, suppressions -------------------
+
+def person_addresses(workspace_id, profile_id) -> dict[str, set[str]]:
+    """The person's addresses as the messaging tables store them, by channel kind."""
+    person = Profile.unscoped.filter(workspace_id=workspace_id, pk=profile_id).first()
+    found = {"email": set(), "phone": set(), "push": set()}
+    if person is None:
+        return found
+    if person.email:
+        found["email"].add(normalize_address(ChannelType.EMAIL, person.email))
+    if person.phone:
+        found["phone"] |= {person.phone, normalize_address(ChannelType.SMS, person.phone)}
+    found["push"] = set(Device.unscoped.filter(workspace_id=workspace_id, profile_id=profile_id)
+                        .values_list("token", flat=True))
+    return found
+
+
+def unlinked_deliveries_q(addresses) -> Q | None:
+    """Deliveries that name none of the workspace's people but were sent to the person's address
+    (a transactional message to a bare address)."""
+    match = Q()
+    if addresses["email"]:
+        match |= Q(In(Lower("recipient"), sorted(addresses["email"])), channel=ChannelType.EMAIL)
+    if addresses["phone"]:
+        match |= Q(channel__in=PHONE_CHANNELS, recipient__in=addresses["phone"])
+    return match or None
+
+
+def _delivery_ids(workspace_id, profile_id, limit) -> list[int]:
+    deliveries = Delivery.unscoped.filter(workspace_id=workspace_id).order_by()
+    ids = list(deliveries.filter(profile_id=profile_id).values_list("pk", flat=True)[:limit])
+    if len(ids) < limit:
+        unlinked = unlinked_deliveries_q(person_addresses(workspace_id, profile_id))
+        if unlinked is not None:  # (workspace, profile IS NULL) is served by delivery_ws_profile
+            ids += deliveries.filter(Q(profile_id__isnull=True) & unlinked).values_list(
+                "pk", flat=True)[:limit - len(ids)]
+    return ids
+
+
+def _remove_deliveries(workspace_id, ids) -> dict:
+    """Deliveries by id with their events and reporting calls, each through a workspace-led index
+    (an ORM cascade would look up the children by delivery id alone, over every workspace)."""
+    counts = {}
+    for model, column in ((DeliveryEvent, "delivery_id"), (ReportingWebhookCall, "delivery_id"), (Delivery, "id")):
+        with connection.cursor() as cursor:
+            cursor.execute(f"DELETE FROM {model._meta.db_table}"
+                           f" WHERE workspace_id = %s AND {column} = ANY(%s::bigint[])", [workspace_id, ids])
+            counts[model._meta.label] = cursor.rowcount
+    return counts
+
+
+def delete_deliveries(record):
+    """The person's deliveries (rendered content, recipient, message data), their events and owed
+    reporting calls; then deliveries to the person's addresses that name nobody. In chunks."""
+    ids = _delivery_ids(record.workspace_id, record.profile_id, DELIVERY_CHUNK)
+    if not ids:
+        return {}, True
+    return _remove_deliveries(record.workspace_id, ids), len(ids) < DELIVERY_CHUNK
+
+
+def delete_inbound_messages(record):
+    """Messages the person sent, and those from their phone number that were matched to nobody."""
+    rows = InboundMessage.unscoped.filter(workspace_id=record.workspace_id)
+    removed, _ = rows.filter(profile_id=record.profile_id).delete()
+    phones = person_addresses(record.workspace_id, record.profile_id)["phone"]
+    if phones:
+        unlinked, _ = rows.filter(profile_id__isnull=True, from_address__in=phones).delete()
+        removed += unlinked
+    return {InboundMessage._meta.label: removed}, True
+
+
+def delete_consent_records(record):
+    """The person's consent ledger rows, through the one sanctioned path past the ledger's
+    append-only trigger (channels migration 0002). SET LOCAL would last until the outermost
+    transaction ends; it is switched off again right after."""
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL ulak.consent_redaction = 'on'")
+        cursor.execute(f"DELETE FROM {ConsentRecord._meta.db_table} WHERE workspace_id = %s AND profile_id = %s",
+                       [record.workspace_id, record.profile_id])
+        removed = cursor.rowcount
+        cursor.execute("SET LOCAL ulak.consent_redaction = 'off'")
+    return {ConsentRecord._meta.label: removed}, True
+
+
+def delete_preferences(record):
+    removed, _ = SubscriptionPreference.unscoped.filter(
+        workspace_id=record.workspace_id, profile_id=record.profile_id).delete()
+    return {SubscriptionPreference._meta.label: removed}, True
+
+
+def suppressions_of(workspace_id, profile_id, addresses: dict | None = None):
+    """Suppressions naming the person or one of their addresses (email, phone, push tokens)."""
+    addresses = addresses if addresses is not None else person_addresses(workspace_id, profile_id)
+    match = Q(profile_id=profile_id)
+    if addresses["email"]:
+        match |= Q(channel=ChannelType.EMAIL, address__in=addresses["email"])
+    if addresses["phone"]:
+        match |= Q(channel__in=PHONE_CHANNELS, address__in=addresses["phone"])
+    if addresses["push"]:
+        match |= Q(channel=ChannelType.PUSH, address__in=addresses["push"])
+    return Suppression.unscoped.filter(Q(workspace_id=workspace_id) & match)
+
+
+def _shared_addresses(workspace_id, profile_id, suppressions) -> set[tuple[str, str]]:
+    """(channel kind, address) of the given suppressions that another person of the workspace also has."""
+    emails = {s.address for s in suppressions if s.channel == ChannelType.EMAIL}
+    phones = {s.address for s in suppressions if s.channel in PHONE_CHANNELS}
+    tokens = {s.address for s in suppressions if s.channel == ChannelType.PUSH}
+    people = Profile.unscoped.filter(workspace_id=workspace_id).exclude(pk=profile_id)
+    shared = set()
+    if emails:
+        shared |= {("email", e) for e in people.filter(email__in=emails).values_list("email", flat=True)}
+    if phones:
+        shared |= {("phone", p) for p in people.filter(phone__in=phones).values_list("phone", flat=True)}
+    if tokens:
+        shared |= {("push", t) for t in Device.unscoped.filter(workspace_id=workspace_id, token__in=tokens)
+                   .exclude(profile_id=profile_id).values_list("token", flat=True)}
+    return shared
+
+
+def _kind(channel) -> str:
+    return "phone" if channel in PHONE_CHANNELS else "push" if channel == ChannelType.PUSH else channel
+
+
+def delete_suppressions(record):
+    """Suppressions naming the person, or of their addresses (email, phone, push tokens).
+
+    The raw address would otherwise outlive the erasure. Once the person is gone the hashed
+    identifiers (SuppressedIdentifier) keep them from being re-created, and with them any
+    campaign to them. An address another person of the workspace also has stays suppressed for
+    that person: the row is kept, detached from the deleted person and without its note.
+    """
+    found = list(suppressions_of(record.workspace_id, record.profile_id))
+    shared = _shared_addresses(record.workspace_id, record.profile_id, found)
+    kept = [s for s in found if (_kind(s.channel), s.address) in shared]
+    detach = [s.pk for s in kept if s.profile_id is not None or s.note]
+    gone = [s.pk for s in found if s not in kept]
+    keys = record.progress.setdefault("audit_keys", {}).setdefault(Suppression._meta.label, [])
+    keys.extend(pk for pk in (s.pk for s in found) if pk not in keys)
+    Suppression.unscoped.filter(workspace_id=record.workspace_id, pk__in=detach).update(profile=None, note="")
+    removed, _ = Suppression.unscoped.filter(workspace_id=record.workspace_id, pk__in=gone).delete()
+    return {Suppression._meta.label: removed, f"{Suppression._meta.label} (kept for another person)": len(detach)}, True
+
+
+def _late_messaging_rows(record) -> dict:
+    """Messaging rows of the person that arrived after their steps ran (a delivery queued meanwhile)."""
+    counts = Counter()
+    while ids := _delivery_ids(record.workspace_id, record.profile_id, DELIVERY_CHUNK):
+        counts.update(_remove_deliveries(record.workspace_id, ids))
+    for step in (delete_inbound_messages, delete_consent_records, delete_preferences, delete_suppressions):
+        counts.update(step(record)[0])
+    return {table: n for table, n in counts.items() if n}
+
+
+AUDITED_ROWS = (Profile, Relationship, Device, Identity, Suppression)
 
 _MASK_AUDIT = f"""
 UPDATE {AuditEntry._meta.db_table} SET
@@ -256,6 +423,11 @@ def mask_audit_entries(record):
 STEPS = (
     ("inbound", delete_inbound),
     ("events", delete_events),
+    ("deliveries", delete_deliveries),
+    ("inbound_messages", delete_inbound_messages),
+    ("consent", delete_consent_records),
+    ("subscription_preferences", delete_preferences),
+    ("suppressions", delete_suppressions),  # before devices: push suppressions are found by token
     ("relationships", _rows_step(Relationship)),
     ("devices", _rows_step(Device)),
     ("identities", _rows_step(Identity)),
@@ -275,6 +447,13 @@ STEP_FOR_MODEL = {
     "profiles.SegmentMembership": "segment_memberships",
     "profiles.Profile": "profile",
     "compliance.AuditEntry": "audit",
+    "channels.Delivery": "deliveries",
+    "channels.DeliveryEvent": "deliveries",
+    "channels.ReportingWebhookCall": "deliveries",
+    "channels.InboundMessage": "inbound_messages",
+    "channels.ConsentRecord": "consent",
+    "channels.SubscriptionPreference": "subscription_preferences",
+    "channels.Suppression": "suppressions",
 }
 # Personal data that is not about the people a workspace messages.
 NOT_SUBJECT_DATA = {"accounts.User": "console users (members), not data subjects of a workspace"}
@@ -349,6 +528,17 @@ def lift_suppression(*, suppression: SuppressedIdentifier, user=None, api_key=No
         record_action(target=suppression, action="suppression_lifted", workspace=suppression.workspace,
                       details={"kind": suppression.kind})
     return suppression
+
+
+def is_erased(workspace, kind: str, value) -> bool:
+    """Whether the id, email or phone belongs to a person deleted from the workspace (an active
+    suppression). For the send path: a message to a bare address must not reach an erased person,
+    whose address suppressions went with them (docs/compliance.md)."""
+    key = _stored_key(workspace)
+    if key is None or kind not in SUPPRESSED_KINDS or not value:
+        return False
+    return SuppressedIdentifier.unscoped.filter(workspace=workspace, kind=kind, lifted_at__isnull=True,
+                                                hash=identifier_hash(key, kind, value)).exists()
 
 
 def _op_identifiers(op: dict):

@@ -6,6 +6,7 @@ batches, so a person with millions of events never sits in memory. Streaming is 
 answer to "large exports are streamed or produced in the background": the bundle is produced
 while it is downloaded, so there is no stored file to expire or to delete later.
 
+Deliveries (with their events) and inbound messages are streamed the same way, after the events.
 Times are ISO 8601 with microseconds, the stored values as they are (the App API's Unix seconds
 would truncate them). Parts whose features do not exist yet are present, empty and listed in
 `not_yet_collected`; they are filled in as those features land.
@@ -17,18 +18,22 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.core.serializers.json import DjangoJSONEncoder
+from django.db.models import Q
 from django.utils import timezone
 
+from channels.models import ConsentRecord, Delivery, DeliveryEvent, InboundMessage, SubscriptionPreference
 from compliance.audit import record_action
+from compliance.deletion import person_addresses, suppressions_of, unlinked_deliveries_q
 from compliance.subjects import clean_identifiers, people_named
 from core.context import workspace_scope
 from profiles.ingest.errors import InvalidInput
 from profiles.models import Device, Event, Identity, Profile, Relationship, SegmentMembership
 
 EXPORT_ACTION = "personal_data_export"
-NOT_YET_COLLECTED = ("journeys", "deliveries", "consent", "inbound_messages")
+NOT_YET_COLLECTED = ("journeys",)
 EVENT_CHUNK = 2000  # rows per database round trip
 EVENTS_PER_WRITE = 500  # events per yielded piece of the document
+DELIVERIES_PER_WRITE = 200  # deliveries per yielded piece, and per query for their events
 
 
 class PersonNotFound(Exception):
@@ -91,6 +96,26 @@ def person_events(workspace, person: Profile):
     return own.union(unmerged, all=True)
 
 
+def person_deliveries(workspace, person: Profile, addresses: dict):
+    """The person's deliveries, and those to their email or phone that name nobody (a message to a
+    bare address): the same ones the deletion removes. A UNION ALL, each half on delivery_ws_profile.
+    `addresses` as `compliance.deletion.person_addresses` gives them."""
+    own = Delivery.unscoped.filter(workspace=workspace, profile=person)
+    unlinked = unlinked_deliveries_q(addresses)
+    if unlinked is None:
+        return own
+    return own.union(Delivery.unscoped.filter(Q(workspace=workspace, profile__isnull=True) & unlinked), all=True)
+
+
+def person_inbound_messages(workspace, person: Profile, addresses: dict):
+    """Messages the person sent, and those from their phone number matched to nobody."""
+    own = InboundMessage.unscoped.filter(workspace=workspace, profile=person)
+    if not addresses["phone"]:
+        return own
+    return own.union(InboundMessage.unscoped.filter(workspace=workspace, profile__isnull=True,
+                                                    from_address__in=addresses["phone"]), all=True)
+
+
 def bundle_chunks(*, workspace, person: Profile) -> Iterator[bytes]:
     # Querysets are built (and the small parts read) while the workspace is in scope: the
     # returned generator runs later, when a streaming response is consumed.
@@ -114,23 +139,68 @@ def bundle_chunks(*, workspace, person: Profile) -> Iterator[bytes]:
             for m in SegmentMembership.objects.filter(workspace=workspace, profile=person)
             .select_related("segment").order_by("entered_at", "pk")
         ]
-    tail = {"segment_memberships": memberships} | {name: [] for name in NOT_YET_COLLECTED} | {
+    addresses = person_addresses(workspace.pk, person.pk)
+    consent = [_consent(row) for row in ConsentRecord.unscoped.filter(workspace=workspace, profile=person)
+               .order_by("created_at", "pk")]
+    preferences = [_preference(row) for row in SubscriptionPreference.unscoped.filter(
+        workspace=workspace, profile=person).select_related("topic").order_by("channel", "topic__key", "pk")]
+    suppressions = [_suppression(row) for row in
+                    suppressions_of(workspace.pk, person.pk, addresses).order_by("created_at", "pk")]
+    deliveries = person_deliveries(workspace, person, addresses).order_by("created_at", "pk")
+    inbound = person_inbound_messages(workspace, person, addresses).order_by("received_at", "pk")
+    streamed = (
+        ("events", _rows(events.iterator(chunk_size=EVENT_CHUNK), _event, EVENTS_PER_WRITE)),
+        ("deliveries", _deliveries(workspace, deliveries)),
+        ("inbound_messages", _rows(inbound.iterator(chunk_size=EVENT_CHUNK), _inbound, EVENTS_PER_WRITE)),
+    )
+    tail = {"segment_memberships": memberships, "consent": consent, "subscription_preferences": preferences,
+            "suppressions": suppressions} | {name: [] for name in NOT_YET_COLLECTED} | {
         "not_yet_collected": list(NOT_YET_COLLECTED)}
-    return _document(head, events, tail)
+    return _document(head, streamed, tail)
 
 
-def _document(head: dict, events, tail: dict) -> Iterator[bytes]:
-    yield (_dumps(head)[:-1] + ', "events": [').encode()
+def _rows(rows, serialize, per_write) -> Iterator[list[str]]:
+    """Serialized rows, `per_write` at a time."""
     batch: list[str] = []
-    first = True
-    for event in events.iterator(chunk_size=EVENT_CHUNK):
-        batch.append(_dumps(_event(event)))
-        if len(batch) == EVENTS_PER_WRITE:
-            yield (("" if first else ",") + ",".join(batch)).encode()
-            batch, first = [], False
+    for row in rows:
+        batch.append(_dumps(serialize(row)))
+        if len(batch) == per_write:
+            yield batch
+            batch = []
     if batch:
-        yield (("" if first else ",") + ",".join(batch)).encode()
-    yield ("], " + _dumps(tail)[1:]).encode()
+        yield batch
+
+
+def _deliveries(workspace, deliveries) -> Iterator[list[str]]:
+    """Deliveries with their events: one query for the events of each batch of deliveries."""
+    batch: list[Delivery] = []
+
+    def written():
+        events: dict[int, list] = {}
+        for event in DeliveryEvent.unscoped.filter(workspace=workspace, delivery_id__in=[d.pk for d in batch]) \
+                .order_by("at", "pk"):
+            events.setdefault(event.delivery_id, []).append(_delivery_event(event))
+        return [_dumps(_delivery(d, events.get(d.pk, []))) for d in batch]
+
+    for delivery in deliveries.iterator(chunk_size=EVENT_CHUNK):
+        batch.append(delivery)
+        if len(batch) == DELIVERIES_PER_WRITE:
+            yield written()
+            batch = []
+    if batch:
+        yield written()
+
+
+def _document(head: dict, streamed, tail: dict) -> Iterator[bytes]:
+    opening = _dumps(head)[:-1] + ", "
+    for key, batches in streamed:
+        yield (opening + f"{_dumps(key)}: [").encode()
+        first = True
+        for batch in batches:
+            yield (("" if first else ",") + ",".join(batch)).encode()
+            first = False
+        opening = "], "
+    yield (opening + _dumps(tail)[1:]).encode()
 
 
 class _Encoder(DjangoJSONEncoder):
@@ -172,3 +242,42 @@ def _event(event: Event) -> dict:
     return {"id": str(event.pk), "type": event.type, "name": event.name, "timestamp": event.timestamp,
             "data": event.data, "anonymous_id": event.anonymous_id, "dedupe_id": event.dedupe_id,
             "received_at": event.received_at}
+
+
+def _delivery(delivery: Delivery, events: list) -> dict:
+    return {
+        "id": delivery.public_id, "channel": delivery.channel, "source": delivery.source,
+        "source_id": delivery.source_id, "transactional_message_id": delivery.transactional_message_id,
+        "status": delivery.status, "recipient": delivery.recipient, "subject": delivery.subject,
+        "body": delivery.body, "body_plain": delivery.body_plain, "payload": delivery.rendered_payload,
+        "content": delivery.content, "message_data": delivery.message_data,
+        "content_purged_at": delivery.content_purged_at, "failure_reason": delivery.failure_reason,
+        "created_at": delivery.created_at, "send_at": delivery.send_at, "sent_at": delivery.sent_at,
+        "delivered_at": delivery.delivered_at, "opened_at": delivery.opened_at, "clicked_at": delivery.clicked_at,
+        "converted_at": delivery.converted_at, "failed_at": delivery.failed_at, "events": events,
+    }
+
+
+def _delivery_event(event: DeliveryEvent) -> dict:
+    return {"kind": event.kind, "at": event.at, "data": event.data}
+
+
+def _inbound(message: InboundMessage) -> dict:
+    return {"channel": message.channel, "from": message.from_address, "to": message.to_address,
+            "body": message.body, "media": message.media, "keyword": message.keyword,
+            "received_at": message.received_at}
+
+
+def _consent(record: ConsentRecord) -> dict:
+    return {"channel": record.channel, "topic": record.topic_key, "action": record.action, "source": record.source,
+            "evidence": record.evidence, "created_at": record.created_at}
+
+
+def _preference(preference: SubscriptionPreference) -> dict:
+    return {"channel": preference.channel, "topic": preference.topic.key if preference.topic else None,
+            "subscribed": preference.subscribed, "source": preference.source, "updated_at": preference.updated_at}
+
+
+def _suppression(suppression) -> dict:
+    return {"channel": suppression.channel, "address": suppression.address, "reason": suppression.reason,
+            "note": suppression.note, "created_at": suppression.created_at}

@@ -1,7 +1,7 @@
 """Retention purges (Celery). Beat runs `compliance.purge_expired` nightly ("retention-nightly")."""
 
 from accounts.models import Workspace
-from compliance.retention import purge_expired_events
+from compliance.retention import purge_expired_data
 from config.celery import app
 from core.tasks import UlakTask, WorkspaceTask
 
@@ -17,4 +17,5 @@ def purge_expired():
 
 @app.task(base=WorkspaceTask, name="compliance.purge_workspace_events", bind=True)
 def purge_workspace_events(self, *, workspace_id):
-    return purge_expired_events(workspace=self.workspace)
+    """Expired events, and the rendered content of deliveries past the same retention period."""
+    return purge_expired_data(workspace=self.workspace)

@@ -183,6 +183,8 @@ CELERY_BEAT_SCHEDULE = {
     "retention-nightly": {"task": "compliance.purge_expired", "schedule": crontab(hour=3, minute=17)},
     "deletion-resume": {"task": "compliance.resume_deletions", "schedule": 300.0},
     "segments-time-based": {"task": "segments.refresh_time_based", "schedule": 900.0},
+    "deliveries-sweep": {"task": "default.sweep_deliveries", "schedule": 30.0},
+    "reporting-webhooks": {"task": "webhooks.send_due_reporting_calls", "schedule": 15.0},
 }
 CELERY_TIMEZONE = "UTC"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
@@ -197,6 +199,10 @@ AUDITLOG_USE_BASE_MANAGER = True
 AUDITLOG_STORE_JSON_CHANGES = True
 AUDITLOG_MASK_CALLABLE = "compliance.audit.mask_personal_value"
 
+# Secrets shown once after creation (API keys, webhook secrets) travel as messages: keep them
+# server-side, not in a (signed, readable) cookie.
+MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
+
 GUARDIAN_RAISE_403 = False
 ANONYMOUS_USER_NAME = None
 
@@ -210,6 +216,31 @@ ULAK_INGEST_BATCH_SIZE = env_int("ULAK_INGEST_BATCH_SIZE", 1000)  # operations a
 ULAK_ANONYMOUS_MERGE_DAYS = env_int("ULAK_ANONYMOUS_MERGE_DAYS", 30)
 ULAK_MAX_MESSAGE_BYTES = 32 * 1024
 ULAK_MAX_BATCH_BYTES = 500 * 1024
+
+# Messaging (docs/messaging.md)
+# Outbound HTTP (webhooks, HTTP SMS gateways, reporting webhooks) may not reach these networks;
+# ULAK_SSRF_ALLOWLIST lists CIDRs let through anyway (the test suite's loopback fakes).
+ULAK_SSRF_ALLOWLIST = env_list("ULAK_SSRF_ALLOWLIST", [])
+ULAK_HTTP_TIMEOUT_SECONDS = env_int("ULAK_HTTP_TIMEOUT_SECONDS", 10)
+ULAK_DELIVERY_MAX_ATTEMPTS = env_int("ULAK_DELIVERY_MAX_ATTEMPTS", 6)  # transient failures, then failed
+ULAK_DELIVERY_RETRY_BASE_SECONDS = env_int("ULAK_DELIVERY_RETRY_BASE_SECONDS", 10)
+# A queued delivery whose task has not claimed it after this long is enqueued again by the sweep.
+ULAK_DELIVERY_STALE_SECONDS = env_int("ULAK_DELIVERY_STALE_SECONDS", 120)
+# A claim (a task between claim and result) is taken over only after this long: more than any
+# provider call may take (timeouts × retries of push tokens, slow SMTP servers).
+ULAK_DELIVERY_CLAIM_TIMEOUT_SECONDS = env_int("ULAK_DELIVERY_CLAIM_TIMEOUT_SECONDS", 900)
+# Reporting webhook calls back off 30 s · 2^n (at most 1 h) and give up after this many attempts.
+ULAK_REPORTING_WEBHOOK_MAX_ATTEMPTS = env_int("ULAK_REPORTING_WEBHOOK_MAX_ATTEMPTS", 30)
+# Wall-clock budget of rendering one message (every field, layout and snippet together).
+ULAK_TEMPLATE_RENDER_SECONDS = float(env_str("ULAK_TEMPLATE_RENDER_SECONDS", "2"))
+# Base URL of the Google OAuth token endpoint, FCM and APNs; tests point them at local fakes.
+ULAK_FCM_BASE_URL = env_str("ULAK_FCM_BASE_URL", "https://fcm.googleapis.com")
+ULAK_GOOGLE_TOKEN_URL = env_str("ULAK_GOOGLE_TOKEN_URL", "https://oauth2.googleapis.com/token")
+ULAK_APNS_BASE_URL = env_str("ULAK_APNS_BASE_URL", "https://api.push.apple.com")
+# PEM bundle APNs' TLS certificate is checked against; empty: certifi's (as requests does).
+ULAK_APNS_CA_BUNDLE = env_str("ULAK_APNS_CA_BUNDLE", "")
+ULAK_TWILIO_BASE_URL = env_str("ULAK_TWILIO_BASE_URL", "https://api.twilio.com")
+ULAK_WHATSAPP_BASE_URL = env_str("ULAK_WHATSAPP_BASE_URL", "https://graph.facebook.com/v21.0")
 
 LOG_FORMAT = env_str("ULAK_LOG_FORMAT", "json")
 LOG_LEVEL = env_str("ULAK_LOG_LEVEL", "INFO")

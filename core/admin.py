@@ -1,7 +1,9 @@
 """Base classes for every admin page: scoped to the session's workspace, gated by its role."""
 
-from django.contrib import admin
-from django.http import Http404
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.http import Http404, HttpResponseRedirect
 
 from core.models import is_tenant_model
 
@@ -37,6 +39,47 @@ class WorkspacePermissionAdminMixin:
     def _get_obj_does_not_exist_redirect(self, request, opts, object_id):
         # Another workspace's object looks exactly like one that does not exist.
         raise Http404
+
+
+class ServiceRefused(Exception):
+    """A service refused the change; the reason is already in the user's messages."""
+
+
+class ServiceBackedAdminMixin:
+    """Writes go through services, each wrapped in `self._apply(request, fn)`: an exception listed
+    in `refusals` rolls the admin's transaction back (a bulk action's too: nothing of it is kept)
+    and returns to the page with `refusal_text(exc)` as an error message."""
+
+    refusals: tuple[type[Exception], ...] = (ValidationError,)
+
+    def refusal_text(self, exc: Exception) -> str:
+        return "; ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
+
+    def _apply(self, request, fn):
+        try:
+            with transaction.atomic():
+                return fn()
+        except self.refusals as exc:
+            self.message_user(request, self.refusal_text(exc), messages.ERROR)
+            raise ServiceRefused from exc
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except ServiceRefused:
+            return HttpResponseRedirect(request.get_full_path())
+
+    def delete_view(self, request, object_id, extra_context=None):
+        try:
+            return super().delete_view(request, object_id, extra_context)
+        except ServiceRefused:
+            return HttpResponseRedirect(request.get_full_path())
+
+    def changelist_view(self, request, extra_context=None):
+        try:
+            return super().changelist_view(request, extra_context)
+        except ServiceRefused:
+            return HttpResponseRedirect(request.get_full_path())
 
 
 class ReadOnlyWorkspaceInline(admin.TabularInline):

@@ -17,3 +17,15 @@ def warm(client):
     """Authenticate once so the key is cached, as in steady state; returns the client."""
     client.get("/v1/workspace")
     return client
+
+
+def wait_until(predicate, timeout=30, interval=0.05) -> bool:
+    """Poll `predicate` until it is true or `timeout` seconds pass; returns whether it became true."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return False

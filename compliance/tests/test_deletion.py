@@ -13,10 +13,18 @@ from django.db import connection
 from django.test import RequestFactory
 from django.utils import timezone
 
+from channels.consent import record_consent, suppress
+from channels.deliveries import queue_delivery
+from channels.feedback import record_delivery_event
+from channels.models import (
+    ConsentRecord, Delivery, DeliveryEvent, InboundMessage, ReportingWebhook, ReportingWebhookCall,
+    SubscriptionPreference, SubscriptionTopic, Suppression,
+)
 from compliance import deletion
 from compliance.deletion_tasks import run_deletion_task
 from compliance.models import AuditEntry, DeletionRecord, DeletionStatus, SuppressedIdentifier, WorkspaceSecret
 from core.context import Actor, acting_as, workspace_scope
+from core.testing.factories import ChannelConfigFactory
 from profiles.ingest.processor import process_pending
 from profiles.models import Device, Event, InboundOperation, Profile, Relationship
 
@@ -63,7 +71,45 @@ def person(tenant_a, track, process):
         relationship.save()
     # Accepted but not applied yet.
     track.put(f"{P}/{s['id']}", {"later": s["staged"]}, format="json")
+    s.update(add_messaging(tenant_a.workspace, profile, email=s["email"], phone=s["phone"], token=s["token"]))
     s["profile"] = profile
+    return s
+
+
+def add_messaging(workspace, profile, *, email, phone, token) -> dict:
+    """Deliveries (rendered content with the email in it, events, reporting calls), inbound messages,
+    consent, preferences and suppressions of the person, as the channels services make them.
+    Returns the unique strings they hold."""
+    s = {"subject": unique("subj"), "message_data": unique("mdata"), "click": unique("click"),
+         "evidence": unique("evid"), "inbound": unique("inb"), "unlinked_inbound": unique("uinb"),
+         "note": unique("note"), "unlinked_subject": unique("usubj")}
+    ChannelConfigFactory(workspace=workspace, type="email", provider="smtp", is_default=True)
+    sms = ChannelConfigFactory(workspace=workspace, type="sms", provider="twilio", is_default=True)
+    ReportingWebhook.unscoped.create(workspace=workspace, name="metrics", url="https://hooks.example.test/m",
+                                     secret_encrypted="x")
+    delivery, _ = queue_delivery(workspace, channel="email", source="transactional", profile=profile,
+                                 message_data={"trigger": {"code": s["message_data"]}})
+    Delivery.unscoped.filter(pk=delivery.pk).update(
+        subject=s["subject"], body=f"<p>Hello {email}</p>", body_plain=f"Hello {email}",
+        rendered_payload={"to": email})
+    delivery.refresh_from_db()
+    record_delivery_event(delivery, "sent")
+    record_delivery_event(delivery, "clicked", data={"href": f"https://shop.example.test/?c={s['click']}"})
+    # A transactional message to the bare address, naming no person.
+    bare, _ = queue_delivery(workspace, channel="email", source="transactional", recipient=email.upper())
+    Delivery.unscoped.filter(pk=bare.pk).update(subject=s["unlinked_subject"])
+    InboundMessage.unscoped.create(workspace=workspace, channel_config=sms, channel="sms", profile=profile,
+                                   from_address=phone, to_address="+15550000000", body=s["inbound"],
+                                   provider_message_id=unique("SM"))
+    InboundMessage.unscoped.create(workspace=workspace, channel_config=sms, channel="sms", from_address=phone,
+                                   body=s["unlinked_inbound"], provider_message_id=unique("SM"))
+    topic = SubscriptionTopic.unscoped.create(workspace=workspace, key="news", name="News")
+    record_consent(workspace, profile, subscribed=False, source="unsubscribe_link", topic=topic,
+                   evidence={"user_agent": s["evidence"]})
+    record_consent(workspace, profile, subscribed=True, source="api", channel="sms")
+    suppress(workspace, channel="email", address=email, reason="complaint", profile=profile, note=s["note"])
+    suppress(workspace, channel="sms", address=phone, reason="stop")
+    suppress(workspace, channel="push", address=token, reason="invalid")
     return s
 
 
@@ -98,10 +144,21 @@ def test_a_deleted_person_leaves_nothing_in_any_table(tenant_a, person):
     assert record.status == DeletionStatus.COMPLETED and record.completed_at
     assert leftovers(strings) == {}
     assert record.counts["profiles.Profile"] == 1
-    assert record.counts["profiles.Event"] == 2  # its own event and the linked anonymous one
+    # its own event, the linked anonymous one, and email_sent / email_clicked of its delivery
+    assert record.counts["profiles.Event"] == 4
     assert record.counts["profiles.InboundOperation"] == 1
     assert record.counts["profiles.Device"] == record.counts["profiles.Relationship"] == 1
     assert record.counts["compliance.AuditEntry (masked)"] >= 1
+    assert record.counts["channels.Delivery"] == 2  # theirs, and the one to their bare address
+    assert record.counts["channels.DeliveryEvent"] == 4  # queued, sent, clicked; queued
+    assert record.counts["channels.ReportingWebhookCall"] == 2  # sent, clicked
+    assert record.counts["channels.InboundMessage"] == 2
+    assert record.counts["channels.ConsentRecord"] == 2
+    assert record.counts["channels.SubscriptionPreference"] == 2
+    assert record.counts["channels.Suppression"] == 3
+    for model in (Delivery, DeliveryEvent, ReportingWebhookCall, InboundMessage, ConsentRecord,
+                  SubscriptionPreference, Suppression):
+        assert not model.unscoped.filter(workspace=tenant_a.workspace).exists(), model
     assert {s.kind for s in SuppressedIdentifier.unscoped.filter(deletion=record)} == {"id", "email", "phone"}
     assert record.progress == {name: True for name, _ in deletion.STEPS}
     # The audit trail still shows that something was changed, by whom, and that it was masked.
@@ -190,13 +247,15 @@ def test_an_interrupted_deletion_resumes_and_completes(tenant_a, person):
         deletion.run_deletion(record, steps=broken)
     record.refresh_from_db()
     assert record.status == DeletionStatus.FAILED
-    assert set(k for k, v in record.progress.items() if v is True) == {"inbound", "events", "relationships"}
+    assert set(k for k, v in record.progress.items() if v is True) == {
+        "inbound", "events", "deliveries", "inbound_messages", "consent", "subscription_preferences",
+        "suppressions", "relationships"}
     assert not Event.unscoped.filter(profile=person["profile"]).exists()
     assert Device.unscoped.filter(profile=person["profile"]).exists()
 
     record = deletion.run_deletion(record)
     assert record.status == DeletionStatus.COMPLETED
-    assert record.counts["profiles.Event"] == 2 and record.counts["profiles.Device"] == 1  # each counted once
+    assert record.counts["profiles.Event"] == 4 and record.counts["profiles.Device"] == 1  # each counted once
     assert leftovers({k: v for k, v in person.items() if k != "profile"}) == {}
     assert deletion.run_deletion(record).counts == record.counts  # a repeat changes nothing
 

@@ -103,7 +103,7 @@ def test_each_purge_is_audited_with_counts_and_no_personal_data(windows):
     with acting_as(Actor(source="cli")):
         purge_expired_events(workspace=a, now=START)
     [entry] = purges(a)
-    assert entry.changes == {"action": "retention_purge", "events": 2, "retention_days": 30,
+    assert entry.changes == {"action": "retention_purge", "events": 2, "delivery_content": 0, "retention_days": 30,
                              "cutoff": (START - timedelta(days=30)).isoformat()}
     assert (entry.workspace_id, entry.source, entry.object_pk) == (a.pk, "cli", str(a.pk))
     assert purges(b) == []
@@ -122,7 +122,7 @@ def test_the_workspace_task_purges_its_own_workspace_as_system(windows):
     a, b = windows
     result = purge_workspace_events.apply(kwargs={"workspace_id": a.pk})
     assert result.successful()
-    assert result.result == 2  # real clock: 10 days kept, 40 and 400 gone
+    assert result.result == {"events": 2, "delivery_content": 0}  # real clock: 10 days kept, 40 and 400 gone
     assert ages(a, START) == [10] and ages(b, START) == [10, 40, 400]
     [entry] = purges(a)
     assert entry.source == "system"

@@ -60,6 +60,29 @@ class EventFactory(UnscopedFactory):
     timestamp = factory.Faker("date_time_this_year", tzinfo=__import__("datetime").timezone.utc)
 
 
+class ChannelConfigFactory(UnscopedFactory):
+    """A channel configuration; pass `secrets={...}` to store encrypted credentials."""
+
+    class Meta:
+        model = "channels.ChannelConfig"
+
+    workspace = factory.SubFactory(WorkspaceFactory)
+    name = factory.Sequence(lambda n: f"channel {n}")
+    type = "in_app"
+    provider = "inbox"
+    sender = ""
+
+    @classmethod
+    def _create(cls, model_class, *args, secrets=None, **kwargs):
+        from channels.configs import write_secrets
+
+        config = model_class(*args, **kwargs)
+        if secrets:
+            write_secrets(config, secrets)
+        config.save()
+        return config
+
+
 def make_member(workspace, role: str, **user_kwargs):
     user = UserFactory(**user_kwargs)
     services.add_member(workspace=workspace, email=user.email, role=role)

@@ -2,7 +2,7 @@
 
 from accounts.authentication import TrackApiAuthentication
 from profiles.api.ingest_base import IngestView
-from profiles.ingest import track_v1
+from profiles.ingest import metrics, track_v1
 
 
 class TrackV1View(IngestView):
@@ -53,3 +53,17 @@ class UnsuppressView(SuppressView):
 class MergeCustomersView(TrackV1View):
     def post(self, request):
         return self.accepted([track_v1.merge(request.data)])
+
+
+class MetricsView(TrackV1View):
+    """Delivery metrics reported by the client (`POST /api/v1/metrics`)."""
+
+    def post(self, request):
+        return self.accepted([metrics.v1_metric(request.data, self.now())])
+
+
+class PushEventsView(TrackV1View):
+    """Legacy push metrics (`POST /push/events`, also under /api/v1)."""
+
+    def post(self, request):
+        return self.accepted([metrics.v1_push_event(request.data, self.now())])

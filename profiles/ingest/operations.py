@@ -79,6 +79,9 @@ def clean_bool(value, field: str) -> bool:
     raise InvalidInput(field, "must be true or false")
 
 
+LAST_TIMESTAMP = 253402300799  # 9999-12-31T23:59:59Z, the last instant Python and PostgreSQL share
+
+
 def clean_timestamp(value, field: str, *, default: float | None = None) -> float | None:
     """Unix seconds (int/float, milliseconds tolerated) or an ISO 8601 string."""
     if value is None or value == "":
@@ -88,7 +91,10 @@ def clean_timestamp(value, field: str, *, default: float | None = None) -> float
     if isinstance(value, (int, float)):
         if not math.isfinite(value) or value < 0:
             raise InvalidInput(field, "must be a positive Unix timestamp")
-        return float(value) / 1000 if value > 1e11 else float(value)
+        seconds = float(value) / 1000 if value > 1e11 else float(value)
+        if seconds > LAST_TIMESTAMP:
+            raise InvalidInput(field, "must be a Unix timestamp before the year 10000")
+        return seconds
     if isinstance(value, str):
         text = value.strip()
         if text.isdigit():

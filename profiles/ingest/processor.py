@@ -13,6 +13,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
 
+from channels.feedback import apply_metric
 from compliance.deletion import SuppressionFilter, request_from_ingest
 from profiles import services
 from profiles.ingest.store import SCHEDULE_KEY
@@ -41,6 +42,7 @@ HANDLERS = {
     "object_delete": services.delete_object,
     "add_relationships": lambda ws, op: services.change_relationships(ws, op, remove=False),
     "delete_relationships": lambda ws, op: services.change_relationships(ws, op, remove=True),
+    "delivery_metric": lambda ws, op: apply_metric(ws, op),
 }
 
 

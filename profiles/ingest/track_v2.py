@@ -4,7 +4,7 @@ A v2 operation is {"type", "action", "identifiers", ...}:
   person  identify, delete, event, page, screen, add_relationships, delete_relationships,
           add_device, delete_device, merge, suppress, unsuppress
   object  identify, delete, add_relationships, delete_relationships
-  delivery  not supported yet (Ulak has no deliveries): always an invalid operation.
+  delivery  event (a metric for a delivery Ulak sent: opened, converted, delivered)
 Field names in errors are relative to the operation; `batch()` prefixes them with `batch.<i>`.
 """
 
@@ -26,6 +26,7 @@ from profiles.ingest.operations import (
     relationship_list,
     require_dict,
 )
+from profiles.ingest.metrics import v2_delivery
 from profiles.ingest.track_v1 import relationships
 
 # Attributes of a person identify that are not stored as plain attributes.
@@ -181,7 +182,7 @@ def operation(body, now: float) -> dict:
     body = require_dict(body, None)
     kind = body.get("type")
     if kind == "delivery":
-        raise InvalidInput("type", "delivery operations are not supported yet")
+        return v2_delivery(body, now)
     actions = ACTIONS.get(kind) if isinstance(kind, str) else None
     if actions is None:
         raise InvalidInput("type", "must be person, object or delivery")

@@ -4,7 +4,7 @@ depends on. See docs/segments.md ("Condition language") for the full grammar and
     validate(tree) -> dict              normalized tree, or InvalidInput naming the bad node's path
     matching(workspace, tree, now=None) -> QuerySet[Profile]   one query, no per-person Python
     depends_on(tree) -> set[str]        "attributes", "events:<name>", "objects", "channels",
-                                        "segments:<id>", "time"
+                                        "topics:<key>", "messages", "segments:<id>", "time"
 
 Semantics in brief (profiles/segments/reference.py is the executable specification the tests
 compare against):
@@ -21,6 +21,11 @@ compare against):
   `matching(..., profile_ids=...)`) it is EXISTS over the person's N-th matching event
   (OFFSET N-1 LIMIT 1): at most N index entries of (workspace, profile, -timestamp) per person.
   N = 1 is a plain EXISTS either way.
+- Topics: `{"channel": {"subscribed_to_topic": key}}` is the person's topic-wide preference
+  (channel '') or else the topic's default, and never true for a globally unsubscribed person or
+  a topic that does not exist (any more). Channel-specific preferences do not count here.
+- Messages: `{"message": {"action", selector, "channel", "within"}}` is EXISTS over the person's
+  deliveries whose timestamp for the action (sent_at, opened_at...) is set (in the window).
 """
 
 import re
@@ -31,6 +36,8 @@ from decimal import Decimal
 from django.db.models import BooleanField, Count, DecimalField, Exists, F, Func, OuterRef, Q, TextField, Value
 from django.utils import timezone
 
+from channels.models import ChannelType, Delivery, SubscriptionPreference, SubscriptionTopic
+from core.context import current_workspace_or_none
 from profiles.ingest.errors import InvalidInput
 from profiles.models import Device, Event, Profile, Relationship, SegmentMembership
 
@@ -46,7 +53,18 @@ CREATED_AT_OPERATORS = {"exists", "not_exists", "gt", "gte", "lt", "lte"} | RELA
 COUNT_OPERATORS = {"at_least": ">=", "at_most": "<=", "exactly": "="}
 WINDOW_UNITS = {"minutes": 60, "hours": 3600, "days": 86400}
 CHANNELS = {"email", "phone", "push_device"}
-MESSAGE_KINDS = {"message", "campaign", "sent", "opened", "clicked", "delivery", "delivered"}
+# Old spellings of message conditions: each is answered with the `message` form to use.
+MESSAGE_KINDS = {"campaign", "sent", "opened", "clicked", "delivery", "delivered"}
+# A message action → the delivery column that records when it happened (and, for failures, the
+# statuses that tell them apart: failed_at is set by bounces, failures and undeliverable alike).
+MESSAGE_ACTIONS = {"sent": "sent_at", "delivered": "delivered_at", "opened": "opened_at",
+                   "clicked": "clicked_at", "converted": "converted_at", "bounced": "failed_at",
+                   "failed": "failed_at"}
+MESSAGE_ACTION_STATUSES = {"bounced": ("bounced",), "failed": ("failed", "undeliverable")}
+# Which messages: at most one selector; none means any message.
+MESSAGE_SELECTORS = {"transactional_message_id": None, "campaign_id": Delivery.Source.CAMPAIGN,
+                     "broadcast_id": Delivery.Source.BROADCAST}
+TOPIC_KEY_RE = r"^[-a-zA-Z0-9_]{1,100}$"
 MAX_NODES = 200
 MAX_DEPTH = 12
 
@@ -59,9 +77,25 @@ ISO_RE = (
 
 # --- validation ---------------------------------------------------------------------------------
 
-def validate(tree) -> dict:
+# The workspace whose topics and transactional messages a tree may name (see `validate`).
+_CHECKED_WORKSPACE: ContextVar = ContextVar("segment_checked_workspace", default=None)
+
+
+def validate(tree, *, workspace=None) -> dict:
     """Check a condition tree and return it normalized (defaults filled in). Raises InvalidInput
-    whose field is the path of the bad node, e.g. `conditions.and.1.event.within.unit`."""
+    whose field is the path of the bad node, e.g. `conditions.and.1.event.within.unit`.
+
+    Topic keys and transactional message ids must exist in `workspace` (default: the workspace in
+    scope). With no workspace at all only their form is checked; compiling never checks (a topic
+    deleted after the segment was saved makes its leaf false, not the recompute fail)."""
+    token = _CHECKED_WORKSPACE.set(workspace if workspace is not None else current_workspace_or_none())
+    try:
+        return _normalized(tree)
+    finally:
+        _CHECKED_WORKSPACE.reset(token)
+
+
+def _normalized(tree) -> dict:
     if not isinstance(tree, dict) or not tree:
         raise InvalidInput("conditions", "a data segment needs a condition tree, e.g. {\"and\": [...]}")
     counter = [0]
@@ -76,7 +110,7 @@ def _node(node, path, depth, counter):
         raise InvalidInput(path, f"conditions nest too deeply (at most {MAX_DEPTH} levels)")
     if not isinstance(node, dict) or len(node) != 1:
         raise InvalidInput(path, "each condition is an object with exactly one key: and, or, not, attribute, "
-                                 "event, object, segment or channel")
+                                 "event, object, segment, channel or message")
     (kind, body), = node.items()
     sub = f"{path}.{kind}"
     if kind in ("and", "or"):
@@ -86,8 +120,8 @@ def _node(node, path, depth, counter):
     if kind == "not":
         return {"not": _node(body, sub, depth + 1, counter)}
     if kind in MESSAGE_KINDS:
-        raise InvalidInput(sub, "message conditions (sent/opened/clicked) are not available yet: "
-                                "Ulak does not record deliveries")
+        raise InvalidInput(sub, "unknown condition; message conditions are written "
+                                "{\"message\": {\"action\": \"sent\"|\"opened\"|\"clicked\"|..., ...}}")
     validator = LEAF_VALIDATORS.get(kind)
     if validator is None:
         raise InvalidInput(sub, f"unknown condition `{kind}`")
@@ -199,15 +233,7 @@ def _event(body, path):
     if "within" in body and "between" in body:
         raise InvalidInput(f"{path}.between", "give either within or between, not both")
     if "within" in body:
-        within = body["within"]
-        if not isinstance(within, dict):
-            raise InvalidInput(f"{path}.within", "must be an object {value, unit}")
-        if within.get("unit") not in WINDOW_UNITS:
-            raise InvalidInput(f"{path}.within.unit", "must be minutes, hours or days")
-        value = within.get("value")
-        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 1_000_000:
-            raise InvalidInput(f"{path}.within.value", "must be a whole number, 1 or more")
-        out["within"] = {"value": value, "unit": within["unit"]}
+        out["within"] = _within(body["within"], f"{path}.within")
     if "between" in body:
         between = body["between"]
         if not isinstance(between, list) or len(between) != 2:
@@ -221,6 +247,72 @@ def _event(body, path):
         out["between"] = list(between)
     out["filters"] = _filters(body, "filters", path)
     return out
+
+
+def _within(within, path):
+    if not isinstance(within, dict):
+        raise InvalidInput(path, "must be an object {value, unit}")
+    if within.get("unit") not in WINDOW_UNITS:
+        raise InvalidInput(f"{path}.unit", "must be minutes, hours or days")
+    value = within.get("value")
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 1_000_000:
+        raise InvalidInput(f"{path}.value", "must be a whole number, 1 or more")
+    return {"value": value, "unit": within["unit"]}
+
+
+def _message(body, path):
+    action = _require(body, "action", path)
+    if action not in MESSAGE_ACTIONS:
+        raise InvalidInput(f"{path}.action", f"must be one of {', '.join(MESSAGE_ACTIONS)}")
+    out = {"action": action}
+    for key in body:
+        if key not in ("action", "channel", "within", *MESSAGE_SELECTORS):
+            raise InvalidInput(f"{path}.{key}", "unknown key; use action, transactional_message_id, campaign_id, "
+                                                "broadcast_id, channel and within")
+    selectors = [key for key in MESSAGE_SELECTORS if key in body]
+    if len(selectors) > 1:
+        raise InvalidInput(f"{path}.{selectors[1]}", f"give at most one of {', '.join(MESSAGE_SELECTORS)}")
+    if selectors == ["transactional_message_id"]:
+        out["transactional_message_id"] = _transactional_message_id(body["transactional_message_id"],
+                                                                    f"{path}.transactional_message_id")
+    elif selectors:
+        key = selectors[0]
+        value = body[key]
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        if not isinstance(value, str) or not value or len(value) > 64:
+            raise InvalidInput(f"{path}.{key}", "must be an id (a string of at most 64 characters or a number)")
+        out[key] = value
+    if "channel" in body:
+        if body["channel"] not in ChannelType.values:
+            raise InvalidInput(f"{path}.channel", f"must be one of {', '.join(ChannelType.values)}")
+        out["channel"] = body["channel"]
+    if "within" in body:
+        out["within"] = _within(body["within"], f"{path}.within")
+    return out
+
+
+def _transactional_message_id(value, path):
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise InvalidInput(path, "must be a transactional message id")
+    workspace = _CHECKED_WORKSPACE.get()
+    if workspace is not None:
+        from campaigns.models import TransactionalMessage
+
+        if not TransactionalMessage.unscoped.filter(workspace=workspace, pk=value).exists():
+            raise InvalidInput(path, "no transactional message of this workspace has this id")
+    return value
+
+
+def _topic_key(value, path):
+    if not isinstance(value, str) or not re.match(TOPIC_KEY_RE, value):
+        raise InvalidInput(path, "must be a subscription topic key")
+    workspace = _CHECKED_WORKSPACE.get()
+    if workspace is not None and not SubscriptionTopic.unscoped.filter(workspace=workspace, key=value).exists():
+        raise InvalidInput(path, "no subscription topic of this workspace has this key")
+    return value
 
 
 def _object(body, path):
@@ -247,7 +339,7 @@ def _segment(body, path):
 
 def _channel(body, path):
     if len(body) != 1:
-        raise InvalidInput(path, "give one of has, subscribed, not_suppressed")
+        raise InvalidInput(path, "give one of has, subscribed, not_suppressed, subscribed_to_topic")
     (key, value), = body.items()
     if key == "has":
         if value not in CHANNELS:
@@ -255,21 +347,23 @@ def _channel(body, path):
     elif key in ("subscribed", "not_suppressed"):
         if not isinstance(value, bool):
             raise InvalidInput(f"{path}.{key}", "must be true or false")
-    elif key == "topic":
-        raise InvalidInput(f"{path}.topic", "subscription topics are not available yet")
+    elif key == "subscribed_to_topic":
+        value = _topic_key(value, f"{path}.{key}")
     else:
-        raise InvalidInput(f"{path}.{key}", "unknown channel condition; use has, subscribed or not_suppressed")
+        raise InvalidInput(f"{path}.{key}", "unknown channel condition; use has, subscribed, not_suppressed "
+                                            "or subscribed_to_topic")
     return {key: value}
 
 
 LEAF_VALIDATORS = {"attribute": _attribute, "event": _event, "object": _object, "segment": _segment,
-                   "channel": _channel}
+                   "channel": _channel, "message": _message}
 
 
 # --- dependencies --------------------------------------------------------------------------------
 
 def depends_on(tree) -> set[str]:
-    """What can change the result: attributes, events:<name>, objects, channels, segments:<id>, time."""
+    """What can change the result: attributes, events:<name>, objects, channels, topics:<key>,
+    messages, segments:<id>, time."""
     out = set()
     _collect(tree, out)
     return out
@@ -298,6 +392,12 @@ def _collect(node, out):
         out.add(f"segments:{body['id']}")
     elif kind == "channel":
         out.add("channels")
+        if "subscribed_to_topic" in body:  # the topic itself (its default, its existence)
+            out.add(f"topics:{body['subscribed_to_topic']}")
+    elif kind == "message":
+        out.add("messages")
+        if "within" in body:
+            out.add("time")
 
 
 # --- compilation ---------------------------------------------------------------------------------
@@ -530,7 +630,42 @@ def _channel_q(workspace, spec):
         return Q(Sql("COALESCE(@0 <> '', false)", F(value)))
     if key == "subscribed":
         return Q(unsubscribed=not value)
+    if key == "subscribed_to_topic":
+        return _topic_q(workspace, value)
     return Q(suppressed=not value)
+
+
+def _topic_q(workspace, key):
+    """Not globally unsubscribed, and the topic-wide preference (channel '') or else the topic's
+    default says yes. The topic's default is an uncorrelated subquery: evaluated once."""
+    topic = SubscriptionTopic.unscoped.filter(workspace=workspace, key=key)
+    preference = SubscriptionPreference.unscoped.filter(
+        workspace=workspace, profile=OuterRef("pk"), channel="", topic__workspace=workspace, topic__key=key)
+    opted_in = Q(Exists(preference.filter(subscribed=True)))
+    opted_out = Q(Exists(preference.filter(subscribed=False)))
+    default_in = Q(Exists(topic.filter(default_subscribed=True)))
+    return Q(unsubscribed=False) & (opted_in | (~opted_out & default_in))
+
+
+def _message_q(workspace, spec, now):
+    """The person has a delivery of the message whose action happened (within the window)."""
+    action = spec["action"]
+    column = MESSAGE_ACTIONS[action]
+    deliveries = Delivery.unscoped.filter(workspace=workspace, profile=OuterRef("pk"),
+                                          **{f"{column}__isnull": False})
+    if action in MESSAGE_ACTION_STATUSES:
+        deliveries = deliveries.filter(status__in=MESSAGE_ACTION_STATUSES[action])
+    if "transactional_message_id" in spec:
+        deliveries = deliveries.filter(transactional_message_id=spec["transactional_message_id"])
+    for key, source in MESSAGE_SELECTORS.items():
+        if source is not None and key in spec:
+            deliveries = deliveries.filter(source=source, source_id=spec[key])
+    if "channel" in spec:
+        deliveries = deliveries.filter(channel=spec["channel"])
+    if "within" in spec:
+        seconds = spec["within"]["value"] * WINDOW_UNITS[spec["within"]["unit"]]
+        deliveries = deliveries.filter(**{f"{column}__gte": now - timedelta(seconds=seconds), f"{column}__lte": now})
+    return Q(Exists(deliveries))
 
 
 def _compile(workspace, node, now):
@@ -551,12 +686,14 @@ def _compile(workspace, node, now):
         return _object_q(workspace, body, now)
     if kind == "segment":
         return _segment_q(workspace, body)
+    if kind == "message":
+        return _message_q(workspace, body, now)
     return _channel_q(workspace, body)
 
 
 def to_q(workspace, tree, *, now=None) -> Q:
-    """The whole tree as one Q over Profile (the tree is validated first)."""
-    return _compile(workspace, validate(tree), now or timezone.now())
+    """The whole tree as one Q over Profile (the tree is validated first, in form only)."""
+    return _compile(workspace, _normalized(tree), now or timezone.now())
 
 
 def matching(workspace, tree, *, now=None, profile_ids=None):

@@ -1,13 +1,18 @@
 """A plain-Python evaluation of a (validated) condition tree for one person: the executable
 specification that tests compare `conditions.matching` against. Not used in production.
 
-    evaluate(tree, person, events, objects, memberships, now) -> bool
+    evaluate(tree, person, events, objects, memberships, now, deliveries=(), topics=None) -> bool
 
 person: dict with email, phone, external_id, cio_id, attributes, unsubscribed, suppressed,
-created_at (aware datetime) and devices (how many push devices);
+created_at (aware datetime), devices (how many push devices) and, optionally, topic_preferences
+({topic key: subscribed} of their topic-wide preferences, channel '');
 events: that person's events in the workspace, dicts with name, data, timestamp;
 objects: (object_type_id, object attributes, relationship attributes) for each relationship;
-memberships: the ids of the segments the person is currently a member of.
+memberships: the ids of the segments the person is currently a member of;
+deliveries: that person's deliveries in the workspace, dicts with channel, source, source_id,
+transactional_message_id, status and the action times (sent_at, delivered_at, opened_at,
+clicked_at, converted_at, failed_at; None when it did not happen);
+topics: the workspace's subscription topics, {key: default_subscribed}.
 """
 
 import json
@@ -16,17 +21,21 @@ from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 
 from profiles.segments.conditions import (
-    ISO_RE, NUMBER_RE, TEXT_COLUMNS, WINDOW_UNITS, anniversary_days, parse_time, validate,
+    ISO_RE, MESSAGE_ACTION_STATUSES, MESSAGE_ACTIONS, NUMBER_RE, TEXT_COLUMNS, WINDOW_UNITS, anniversary_days,
+    parse_time, validate,
 )
 
-
-def evaluate(tree, person, events, objects, memberships, now) -> bool:
-    return _node(validate(tree), person, events, objects, memberships, now)
+SOURCE_OF_SELECTOR = {"campaign_id": "campaign", "broadcast_id": "broadcast"}
 
 
-def _node(node, person, events, objects, memberships, now):
+def evaluate(tree, person, events, objects, memberships, now, deliveries=(), topics=None) -> bool:
+    world = {"deliveries": list(deliveries), "topics": topics or {}}
+    return _node(validate(tree), person, events, objects, memberships, now, world)
+
+
+def _node(node, person, events, objects, memberships, now, world):
     (kind, body), = node.items()
-    recurse = lambda child: _node(child, person, events, objects, memberships, now)  # noqa: E731
+    recurse = lambda child: _node(child, person, events, objects, memberships, now, world)  # noqa: E731
     if kind == "and":
         return all(recurse(child) for child in body)
     if kind == "or":
@@ -46,12 +55,38 @@ def _node(node, person, events, objects, memberships, now):
         )
     if kind == "segment":
         return (body["id"] in memberships) == (body["operator"] == "member")
+    if kind == "message":
+        return any(_delivery_matches(body, delivery, now) for delivery in world["deliveries"])
     (key, value), = body.items()
     if key == "has":
         return person["devices"] > 0 if value == "push_device" else bool(person[value])
     if key == "subscribed":
         return person["unsubscribed"] != value
+    if key == "subscribed_to_topic":
+        if person["unsubscribed"] or value not in world["topics"]:
+            return False
+        return person.get("topic_preferences", {}).get(value, world["topics"][value])
     return person["suppressed"] != value
+
+
+def _delivery_matches(spec, delivery, now):
+    action = spec["action"]
+    at = delivery[MESSAGE_ACTIONS[action]]
+    if at is None:
+        return False
+    if action in MESSAGE_ACTION_STATUSES and delivery["status"] not in MESSAGE_ACTION_STATUSES[action]:
+        return False
+    if "transactional_message_id" in spec and delivery["transactional_message_id"] != spec["transactional_message_id"]:
+        return False
+    for key, source in SOURCE_OF_SELECTOR.items():
+        if key in spec and (delivery["source"], delivery["source_id"]) != (source, spec[key]):
+            return False
+    if "channel" in spec and delivery["channel"] != spec["channel"]:
+        return False
+    if "within" in spec:
+        seconds = spec["within"]["value"] * WINDOW_UNITS[spec["within"]["unit"]]
+        return now - timedelta(seconds=seconds) <= at <= now
+    return True
 
 
 def _event(spec, events, now):

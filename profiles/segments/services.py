@@ -47,14 +47,14 @@ def _clean_description(value) -> str:
     return value
 
 
-def _clean_conditions(kind: str, tree):
+def _clean_conditions(kind: str, tree, workspace):
     if kind == SegmentKind.MANUAL:
         if tree not in (None, {}):
             raise InvalidInput("conditions", "a manual segment has no conditions")
         return {}
     from profiles.segments import conditions
 
-    return conditions.validate(tree)
+    return conditions.validate(tree, workspace=workspace)
 
 
 def _save(segment: Segment, **kwargs) -> None:
@@ -78,7 +78,7 @@ def create_segment(*, workspace, name, kind, conditions, description="") -> Segm
     manual = kind == SegmentKind.MANUAL
     segment = Segment(
         workspace=workspace, name=_clean_name(name), description=_clean_description(description), kind=kind,
-        conditions=_clean_conditions(kind, conditions),
+        conditions=_clean_conditions(kind, conditions, workspace),
         state=SegmentState.READY if manual else SegmentState.BUILDING,
         progress=100 if manual else 0, computed_at=timezone.now() if manual else None,
     )
@@ -102,7 +102,7 @@ def update_segment(*, segment: Segment, **changes) -> Segment:
         fields.add("description")
     redefined = False
     if "conditions" in changes:
-        tree = _clean_conditions(segment.kind, changes["conditions"])
+        tree = _clean_conditions(segment.kind, changes["conditions"], segment.workspace)
         redefined = segment.kind == SegmentKind.DATA and tree != segment.conditions
         segment.conditions = tree
         fields.add("conditions")
@@ -116,6 +116,18 @@ def update_segment(*, segment: Segment, **changes) -> Segment:
             segment.refresh_from_db(fields=["version"])
             _schedule_recompute(segment)
     return segment
+
+
+def recompute_dependents(workspace, tag: str) -> list[int]:
+    """Schedule a full recompute (on commit) of the live data segments whose conditions depend on
+    `tag` (a `conditions.depends_on` tag): for changes that reach everyone at once, such as a
+    subscription topic's default or its deletion (`topics:<key>`). Returns the segment ids."""
+    from profiles.segments.incremental import live_segments
+
+    ids = [live.pk for live in live_segments(workspace) if tag in live.deps]
+    for segment in Segment.unscoped.filter(workspace=workspace, pk__in=ids).only("pk", "workspace_id", "version"):
+        _schedule_recompute(segment)
+    return ids
 
 
 def delete_segment(*, segment: Segment) -> None:

@@ -5,7 +5,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -20,7 +19,7 @@ from compliance.models import DeletionRecord
 from profiles.ingest.processor import apply_operations, process_pending
 from profiles.ingest.store import stage_operations
 from profiles.models import Event, InboundOperation, Profile
-from tests.helpers import basic_auth
+from tests.helpers import basic_auth, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -28,15 +27,6 @@ ROOT = Path(__file__).resolve().parents[2]
 def event(n, person="u1", **extra):
     return {"op": "event", "person": {"id": person}, "name": f"e{n}", "type": "event", "data": {"n": n},
             "timestamp": 1700000000 + n, **extra}
-
-
-def wait_until(predicate, timeout=30, interval=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return False
 
 
 def test_operations_apply_in_order_and_leave_the_queue_empty(tenant_a):

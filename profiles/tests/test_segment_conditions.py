@@ -370,9 +370,10 @@ def test_validation_errors_name_the_path(tree, path):
     assert caught.value.field == path
 
 
-def test_message_conditions_are_rejected_clearly():
-    with pytest.raises(InvalidInput, match="deliveries"):
+def test_old_spellings_of_message_conditions_point_to_the_message_form():
+    with pytest.raises(InvalidInput, match='"message": {"action"') as caught:
         validate({"clicked": {"message_id": 1}})
+    assert caught.value.field == "conditions.clicked"
 
 
 def test_validate_normalizes():

@@ -1,8 +1,9 @@
 """Property: on random small data and random condition trees, the SQL evaluation (`matching`) finds
 exactly the people the plain-Python reference (profiles/segments/reference.py) accepts.
 
-Each example writes six people (attributes, channels, events, relationships, memberships) plus
-noise in a second workspace inside a transaction that is rolled back afterwards."""
+Each example writes six people (attributes, channels, events, relationships, memberships, topic
+preferences, deliveries) plus noise in a second workspace inside a transaction that is rolled back
+afterwards."""
 
 from datetime import datetime, timedelta, timezone
 
@@ -11,6 +12,8 @@ from django.db import transaction
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from campaigns.models import TransactionalMessage
+from channels.models import Delivery, SubscriptionPreference, SubscriptionTopic
 from core.testing.factories import WorkspaceFactory
 from profiles.models import CustomObject, Device, Event, ObjectType, Profile, Relationship, Segment, SegmentMembership
 from profiles.segments.conditions import matching
@@ -32,6 +35,17 @@ CONDITION_VALUES = {
     "in": [["pro", "basic"], [30, "x"], [True, 0]],
     "within_last_days": [1, 7], "within_next_days": [3], "exists": [None], "not_exists": [None], "anniversary": [None],
 }
+# A delivery's status and its action times (as offsets before NOW; negative is in the future).
+DELIVERY_STATES = {
+    "queued": {},
+    "sent": {"sent_at": timedelta(minutes=5)},
+    "opened": {"sent_at": timedelta(days=2), "delivered_at": timedelta(days=2), "opened_at": timedelta(hours=3)},
+    "clicked": {"sent_at": timedelta(days=20), "opened_at": timedelta(days=20), "clicked_at": -timedelta(hours=1)},
+    "bounced": {"sent_at": timedelta(days=2), "failed_at": timedelta(hours=20)},
+    "undeliverable": {"failed_at": timedelta(minutes=5)},
+    "converted": {"sent_at": timedelta(hours=3), "converted_at": timedelta(hours=2)},
+}
+DELIVERY_TIMES = ("sent_at", "delivered_at", "opened_at", "clicked_at", "converted_at", "failed_at")
 EVENT_NAMES = ["buy", "view"]
 DATA_FIELDS = ["total", "kind"]
 OFFSETS = [timedelta(minutes=5), timedelta(hours=3), timedelta(days=2), timedelta(days=20), -timedelta(hours=1)]
@@ -63,8 +77,18 @@ object_leaf = st.builds(
 segment_leaf = st.sampled_from(["member", "not_member"]).map(lambda op: {"segment": {"id": "SEGMENT", "operator": op}})
 channel_leaf = st.sampled_from([{"channel": {"has": "email"}}, {"channel": {"has": "push_device"}},
                                 {"channel": {"subscribed": True}}, {"channel": {"not_suppressed": True}}])
+topic_leaf = st.sampled_from(["news", "promo", "gone"]).map(lambda key: {"channel": {"subscribed_to_topic": key}})
+message_leaf = st.builds(
+    lambda action, selector, channel, window: {"message": {"action": action, **selector, **channel, **window}},
+    st.sampled_from(["sent", "delivered", "opened", "clicked", "converted", "bounced", "failed"]),
+    st.sampled_from([{}, {"transactional_message_id": "TM"}, {"campaign_id": "7"}, {"campaign_id": 8},
+                     {"broadcast_id": "7"}]),
+    st.sampled_from([{}, {"channel": "email"}, {"channel": "sms"}]),
+    st.sampled_from([{}, {"within": {"value": 1, "unit": "days"}}, {"within": {"value": 90, "unit": "minutes"}}]),
+)
 trees = st.recursive(
-    st.one_of(attribute_leaf, attribute_leaf, event_leaf, object_leaf, segment_leaf, channel_leaf),
+    st.one_of(attribute_leaf, attribute_leaf, event_leaf, object_leaf, segment_leaf, channel_leaf, topic_leaf,
+              message_leaf),
     lambda children: st.one_of(
         st.lists(children, min_size=1, max_size=3).map(lambda xs: {"and": xs}),
         st.lists(children, min_size=1, max_size=3).map(lambda xs: {"or": xs}),
@@ -72,18 +96,42 @@ trees = st.recursive(
     ),
     max_leaves=6,
 )
+# Trees of mostly messaging leaves, so their combinations are explored more often.
+messaging_trees = st.recursive(
+    st.one_of(topic_leaf, message_leaf, message_leaf, channel_leaf),
+    lambda children: st.one_of(
+        st.lists(children, min_size=1, max_size=3).map(lambda xs: {"and": xs}),
+        st.lists(children, min_size=1, max_size=3).map(lambda xs: {"or": xs}),
+        children.map(lambda x: {"not": x}),
+    ),
+    max_leaves=4,
+)
 
-people_data = st.lists(st.fixed_dictionaries({
-    "attributes": st.dictionaries(st.sampled_from(FIELDS), st.sampled_from(VALUES), max_size=4),
-    "email": st.sampled_from([None, "pro", "Other"]),
-    "unsubscribed": st.booleans(), "suppressed": st.booleans(), "device": st.booleans(),
-    "events": st.lists(st.tuples(st.sampled_from(EVENT_NAMES), st.sampled_from(OFFSETS),
-                                 st.dictionaries(st.sampled_from(DATA_FIELDS), st.sampled_from(VALUES), max_size=2)),
-                       max_size=4),
-    "objects": st.lists(st.tuples(st.integers(0, 2), st.sampled_from([{}, {"role": "pro"}, {"role": 30}])),
-                        max_size=2, unique_by=lambda t: t[0]),
-    "membership": st.sampled_from([None, "open", "exited"]),
-}), min_size=6, max_size=6)
+
+def people(min_deliveries=0):
+    """Six people; with `min_deliveries`, each has at least that many deliveries."""
+    return st.lists(st.fixed_dictionaries({
+        "attributes": st.dictionaries(st.sampled_from(FIELDS), st.sampled_from(VALUES), max_size=4),
+        "email": st.sampled_from([None, "pro", "Other"]),
+        "unsubscribed": st.booleans(), "suppressed": st.booleans(), "device": st.booleans(),
+        "events": st.lists(st.tuples(st.sampled_from(EVENT_NAMES), st.sampled_from(OFFSETS),
+                                     st.dictionaries(st.sampled_from(DATA_FIELDS), st.sampled_from(VALUES),
+                                                     max_size=2)),
+                           max_size=4),
+        "objects": st.lists(st.tuples(st.integers(0, 2), st.sampled_from([{}, {"role": "pro"}, {"role": 30}])),
+                            max_size=2, unique_by=lambda t: t[0]),
+        "membership": st.sampled_from([None, "open", "exited"]),
+        "preferences": st.lists(st.tuples(st.sampled_from(["news", "promo"]), st.sampled_from(["", "email"]),
+                                          st.booleans()), max_size=3, unique_by=lambda t: t[:2]),
+        "deliveries": st.lists(st.tuples(st.sampled_from(["email", "sms"]),
+                                         st.sampled_from([("transactional", ""), ("campaign", "7"), ("campaign", "8"),
+                                                          ("broadcast", "7")]),
+                                         st.sampled_from(sorted(DELIVERY_STATES))),
+                               min_size=min_deliveries, max_size=3),
+    }), min_size=6, max_size=6)
+
+
+people_data = people()
 
 
 @pytest.fixture
@@ -96,18 +144,24 @@ def world(db):
         CustomObject.unscoped.create(workspace=ws, object_type=types[1], object_id="p", attributes={}),
     ]
     segment = Segment.unscoped.create(workspace=ws, name="S", conditions={})
-    return ws, other, objects, segment
+    topics = {key: SubscriptionTopic.unscoped.create(workspace=ws, key=key, name=key, default_subscribed=default)
+              for key, default in (("news", True), ("promo", False))}
+    # The other workspace has a "gone" topic; this one does not.
+    SubscriptionTopic.unscoped.create(workspace=other, key="gone", name="gone", default_subscribed=True)
+    message = TransactionalMessage.unscoped.create(workspace=ws, name="welcome", channel="email")
+    return ws, other, objects, segment, topics, message
 
 
-def with_segment(node, segment_id):
+def with_ids(node, ids):
+    """The tree with its placeholders ("SEGMENT", "TM") replaced by the example's ids."""
     if isinstance(node, dict):
-        return {k: (segment_id if v == "SEGMENT" else with_segment(v, segment_id)) for k, v in node.items()}
+        return {k: (ids[v] if isinstance(v, str) and v in ids else with_ids(v, ids)) for k, v in node.items()}
     if isinstance(node, list):
-        return [with_segment(child, segment_id) for child in node]
+        return [with_ids(child, ids) for child in node]
     return node
 
 
-def populate(ws, other, objects, segment, data):
+def populate(ws, other, objects, segment, topics, message, data):
     """Write the people; return reference snapshots keyed by profile id."""
     snapshots = {}
     for i, row in enumerate(data):
@@ -132,13 +186,31 @@ def populate(ws, other, objects, segment, data):
         twin = Profile.unscoped.create(workspace=other, external_id=f"p{i}", attributes=row["attributes"])
         Event.unscoped.create(workspace=other, profile=twin, name="buy", data={"total": 30}, timestamp=NOW)
         Event.unscoped.create(workspace=other, profile=profile, name="view", data={}, timestamp=NOW)
+        for key, channel, subscribed in row["preferences"]:
+            SubscriptionPreference.unscoped.create(workspace=ws, profile=profile, channel=channel, topic=topics[key],
+                                                   subscribed=subscribed, source="api")
+        deliveries = []
+        for n, (channel, (source, source_id), state) in enumerate(row["deliveries"]):
+            times = {column: NOW - offset for column, offset in DELIVERY_STATES[state].items()}
+            deliveries.append(Delivery.unscoped.create(
+                workspace=ws, profile=profile, channel=channel, source=source, source_id=source_id, status=state,
+                transactional_message=message if source == "transactional" else None, recipient="x",
+                idempotency_key=f"p{i}-{n}", **times))
+        # A delivery of the other workspace wrongly pointing at this person, sent just now.
+        Delivery.unscoped.create(workspace=other, profile=profile, channel="email", source="campaign", source_id="7",
+                                 status="clicked", recipient="x", idempotency_key=f"p{i}",
+                                 **{column: NOW for column in DELIVERY_TIMES})
         snapshots[profile.pk] = (
             {"email": profile.email, "phone": profile.phone, "external_id": profile.external_id,
              "cio_id": profile.cio_id, "attributes": row["attributes"], "unsubscribed": row["unsubscribed"],
-             "suppressed": row["suppressed"], "created_at": profile.created_at, "devices": int(row["device"])},
+             "suppressed": row["suppressed"], "created_at": profile.created_at, "devices": int(row["device"]),
+             "topic_preferences": {key: subscribed for key, channel, subscribed in row["preferences"] if not channel}},
             [{"name": e.name, "data": e.data, "timestamp": e.timestamp} for e in events],
             links,
             {segment.pk} if row["membership"] == "open" else set(),
+            [{"channel": d.channel, "source": d.source, "source_id": d.source_id,
+              "transactional_message_id": d.transactional_message_id, "status": d.status,
+              **{column: getattr(d, column) for column in DELIVERY_TIMES}} for d in deliveries],
         )
     return snapshots
 
@@ -151,13 +223,26 @@ class Rollback(Exception):
                                                                   HealthCheck.too_slow])
 @given(data=people_data, tree=trees)
 def test_sql_equals_reference(world, data, tree):
-    ws, other, objects, segment = world
-    tree = with_segment(tree, segment.pk)
+    check_example(world, data, tree)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                  HealthCheck.too_slow])
+@given(data=people(min_deliveries=1), tree=messaging_trees)
+def test_sql_equals_reference_for_topics_and_messages(world, data, tree):
+    check_example(world, data, tree)
+
+
+def check_example(world, data, tree):
+    ws, other, objects, segment, topics, message = world
+    tree = with_ids(tree, {"SEGMENT": segment.pk, "TM": message.pk})
+    defaults = {key: topic.default_subscribed for key, topic in topics.items()}
     try:
         with transaction.atomic():
-            snapshots = populate(ws, other, objects, segment, data)
+            snapshots = populate(ws, other, objects, segment, topics, message, data)
             found = set(matching(ws, tree, now=NOW).values_list("pk", flat=True))
-            expected = {pk for pk, snap in snapshots.items() if evaluate(tree, *snap, NOW)}
+            expected = {pk for pk, (*snap, deliveries) in snapshots.items()
+                        if evaluate(tree, *snap, NOW, deliveries=deliveries, topics=defaults)}
             assert found == expected, tree
             raise Rollback
     except Rollback:

@@ -223,7 +223,9 @@ def nothing_staged():
 
 
 @pytest.mark.parametrize("body, field", [
-    ({"type": "delivery", "action": "opened", "identifiers": {"id": "d1"}}, "type"),
+    ({"type": "delivery", "action": "opened", "identifiers": {"id": "d1"}}, "action"),
+    ({"type": "delivery", "action": "event", "identifiers": {"id": "d1"}, "name": "exploded"}, "name"),
+    ({"type": "delivery", "action": "event", "identifiers": {}, "name": "opened"}, "delivery_id"),
     ({"type": "company", "action": "identify"}, "type"),
     ({"action": "identify", "identifiers": {"id": "42"}}, "type"),
     ({"type": "person", "action": "purchase", "identifiers": {"id": "42"}}, "action"),
@@ -251,13 +253,6 @@ def nothing_staged():
 ])
 def test_entity_bad_input_names_the_field_and_stores_nothing(track, body, field):
     assert_error(post(track, ENTITY, body), field)
-    assert nothing_staged()
-
-
-def test_delivery_operations_are_not_faked(track):
-    response = post(track, ENTITY, {"type": "delivery", "action": "opened", "identifiers": {"id": "d1"}})
-
-    assert response.json()["errors"] == [{"field": "type", "message": "delivery operations are not supported yet"}]
     assert nothing_staged()
 
 
@@ -298,8 +293,8 @@ def test_batch_with_invalid_operations_stores_the_valid_ones_and_answers_207(tra
     assert response.json() == {"errors": [
         {"batch_index": 1, "reason": "invalid", "field": "batch.1.identifiers",
          "message": "must hold exactly one of id, email, cio_id, anonymous_id"},
-        {"batch_index": 2, "reason": "invalid", "field": "batch.2.type",
-         "message": "delivery operations are not supported yet"},
+        {"batch_index": 2, "reason": "invalid", "field": "batch.2.action",
+         "message": "must be event for type delivery"},
         {"batch_index": 4, "reason": "invalid", "field": "batch.4", "message": "must be a JSON object"},
     ]}
     process(tenant_a)
@@ -326,8 +321,8 @@ def test_batch_with_only_invalid_operations_is_400_and_stores_nothing(track):
         "meta": {"error": "batch.0.name: is required"},
         "errors": [
             {"batch_index": 0, "reason": "invalid", "field": "batch.0.name", "message": "is required"},
-            {"batch_index": 1, "reason": "invalid", "field": "batch.1.type",
-             "message": "delivery operations are not supported yet"},
+            {"batch_index": 1, "reason": "invalid", "field": "batch.1.action",
+             "message": "must be event for type delivery"},
         ],
     }
     assert nothing_staged()

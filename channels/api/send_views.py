@@ -1,0 +1,284 @@
+"""Transactional sends in Customer.io's wire format: `POST /v1/send/{email,sms,push,whatsapp,in_app}`
+(and `/v1/send/inbox_message`, which Customer.io's client calls for inbox messages; here it is
+the in-app inbox too). `customerio.APIClient(key, url=<Ulak>)` works unchanged.
+
+A request names a transactional message (`transactional_message_id`: its numeric id or its
+name) or carries the content inline; inline fields also override the message's own. The person
+(`identifiers`: exactly one of id, email, cio_id) is created when missing, by id or email, as
+Customer.io does; a person deleted at their request is not re-created (400). Answers
+`{"delivery_id", "queued_at"}`. An `Idempotency-Key` header makes retries safe: the same key
+returns the first delivery and sends nothing more. Needs the `write` scope.
+
+Accepted but ignored: `language` (no translations), `body_amp`, `fake_bcc`,
+`disable_css_preprocessing`. Refused with a 400: `queue_draft: true` (drafts are not kept),
+`cc`/`bcc` and `attachments` (one recipient, no attachments per message).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from email.utils import parseaddr
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.response import Response
+
+from channels import services
+from channels.api.serializers import clean_recipient, unix
+from channels.api.views import MessagingView
+from channels.models import ChannelType
+from profiles.ingest.errors import InvalidInput
+from profiles.ingest.operations import (
+    clean_bool, clean_email, clean_str, clean_timestamp, person_ref, require_dict,
+)
+
+COMMON = ("transactional_message_id", "identifiers", "disable_message_retention", "queue_draft", "message_data",
+          "send_at", "language", "send_to_unsubscribed")
+FIELDS = {
+    ChannelType.EMAIL: (*COMMON, "to", "from", "headers", "reply_to", "cc", "bcc", "subject", "preheader", "body",
+                        "body_plain", "plaintext_body", "body_amp", "fake_bcc", "tracked", "attachments",
+                        "disable_css_preprocessing"),
+    ChannelType.SMS: (*COMMON, "to", "body"),
+    ChannelType.WHATSAPP: (*COMMON, "to", "tracked", "body", "template"),
+    ChannelType.PUSH: (*COMMON, "to", "title", "message", "image_url", "link", "custom_data", "custom_payload",
+                       "custom_device", "sound"),
+    ChannelType.IN_APP: (*COMMON, "title", "body", "payload"),
+}
+MAX_TEXT = 1_000_000
+MAX_SCHEDULE = timedelta(days=90)
+HEADER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,75}$")
+RESERVED_HEADERS = {"from", "to", "cc", "bcc", "subject", "reply-to", "message-id", "content-type",
+                    "content-transfer-encoding", "mime-version"}
+IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,150}$")
+
+
+def _text(body: dict, name: str, *, max_length: int = MAX_TEXT) -> str | None:
+    return clean_str(body.get(name), name, max_length=max_length, required=False)
+
+
+def _url(body: dict, name: str) -> str | None:
+    value = _text(body, name, max_length=2000)
+    if value is not None and "://" not in value:  # https://... or an app's deep link (acme://orders/1)
+        raise InvalidInput(name, "must be a URL")
+    return value
+
+
+def _address(body: dict, name: str) -> str | None:
+    """An email address, optionally with a display name ("Ada <ada@example.com>")."""
+    value = _text(body, name, max_length=255)
+    if value is None:
+        return None
+    if "\n" in value or "\r" in value:
+        raise InvalidInput(name, "must be one line")
+    clean_email(parseaddr(value)[1] or value, name)
+    return value
+
+
+def _headers(value) -> dict:
+    headers = require_dict(value, "headers")
+    for name, item in headers.items():
+        field = f"headers.{name}"
+        if not HEADER_NAME.match(name):
+            raise InvalidInput(field, "is not a valid header name")
+        if name.lower() in RESERVED_HEADERS:
+            raise InvalidInput(field, "is set from the message's own fields")
+        if not isinstance(item, str) or "\n" in item or "\r" in item or len(item) > 998:
+            raise InvalidInput(field, "must be a one-line string of at most 998 characters")
+    return headers
+
+
+def _send_at(value) -> datetime | None:
+    stamp = clean_timestamp(value, "send_at")
+    if stamp is None:
+        return None
+    moment = datetime.fromtimestamp(stamp, UTC)
+    now = datetime.now(UTC)
+    if moment > now + MAX_SCHEDULE:
+        raise InvalidInput("send_at", "must be at most 90 days ahead")
+    return moment if moment > now else None
+
+
+def _unsupported(body: dict) -> None:
+    if body.get("queue_draft") not in (None, False):
+        clean_bool(body["queue_draft"], "queue_draft")
+        raise InvalidInput("queue_draft", "drafts are not supported; send the message, or omit queue_draft")
+    for name in ("cc", "bcc"):
+        if body.get(name) not in (None, "", []):
+            raise InvalidInput(name, "is not supported: send one message per recipient")
+    if body.get("attachments") not in (None, {}, []):
+        raise InvalidInput("attachments", "attachments are not supported")
+    for name in ("fake_bcc", "disable_css_preprocessing"):
+        if body.get(name) is not None:
+            clean_bool(body[name], name)
+
+
+# --- content of each channel ---------------------------------------------------------------------
+
+def _email_content(body: dict) -> dict:
+    plain_field = "body_plain" if body.get("body_plain") is not None else "plaintext_body"
+    content = {
+        "subject": _text(body, "subject", max_length=998), "body": _text(body, "body"),
+        "body_plain": clean_str(body.get(plain_field), plain_field, max_length=MAX_TEXT, required=False),
+        "from": _address(body, "from"), "reply_to": _address(body, "reply_to"),
+        "preheader": _text(body, "preheader", max_length=255),
+    }
+    if content["subject"] and ("\n" in content["subject"] or "\r" in content["subject"]):
+        raise InvalidInput("subject", "must be one line")
+    if body.get("headers") is not None:
+        content["headers"] = _headers(body["headers"])
+    return content
+
+
+def _push_content(body: dict) -> dict:
+    if body.get("custom_payload") not in (None, {}):
+        raise InvalidInput("custom_payload", "is not supported; put extra data in custom_data")
+    content = {"body": _text(body, "message", max_length=4000), "title": _text(body, "title", max_length=1000),
+               "image_url": _url(body, "image_url"), "link": _url(body, "link"),
+               "sound": _text(body, "sound", max_length=100)}
+    if body.get("custom_data") is not None:
+        content["custom_data"] = require_dict(body["custom_data"], "custom_data")
+    return content
+
+
+def _whatsapp_content(body: dict) -> dict:
+    content = {"body": _text(body, "body", max_length=4096)}
+    if body.get("template") is not None:
+        template = require_dict(body["template"], "template")
+        unknown = sorted(set(template) - {"name", "language", "components"})
+        if unknown:
+            raise InvalidInput(f"template.{unknown[0]}", "is not a field of a WhatsApp template")
+        cleaned = {"name": clean_str(template.get("name"), "template.name", max_length=512),
+                   "language": clean_str(template.get("language") or "en", "template.language", max_length=20)}
+        if template.get("components") is not None:
+            if not isinstance(template["components"], list):
+                raise InvalidInput("template.components", "must be a list")
+            cleaned["components"] = template["components"]
+        content["template"] = cleaned
+    return content
+
+
+def _in_app_content(body: dict) -> dict:
+    """`payload` keys are the in-app message's own fields (what the app reads), next to title and body."""
+    content = {"body": _text(body, "body"), "title": _text(body, "title", max_length=1000)}
+    if body.get("payload") is not None:
+        for key, value in require_dict(body["payload"], "payload").items():
+            if key in RESERVED_IN_APP_KEYS:
+                raise InvalidInput(f"payload.{key}", "is reserved; use the top-level field")
+            content[key] = value
+    return content
+
+
+RESERVED_IN_APP_KEYS = {"subject", "preheader", "from", "reply_to", "body", "body_plain", "title"}
+CONTENT = {ChannelType.EMAIL: _email_content, ChannelType.SMS: lambda body: {"body": _text(body, "body", max_length=1600)},
+           ChannelType.WHATSAPP: _whatsapp_content, ChannelType.PUSH: _push_content,
+           ChannelType.IN_APP: _in_app_content}
+# Without a transactional message, the content a message cannot go without (any one of them).
+REQUIRED_INLINE = {
+    ChannelType.EMAIL: (("subject",), ("body",)),
+    ChannelType.SMS: (("body",),),
+    ChannelType.WHATSAPP: (("body", "template"),),
+    ChannelType.PUSH: (("message",),),
+    ChannelType.IN_APP: (("body", "title", "payload"),),
+}
+
+
+def _compact(content: dict) -> dict:
+    """Only what the request named: inline fields override a transactional message's own."""
+    return {key: value for key, value in content.items() if value is not None}
+
+
+def _message_ref(value) -> int | str | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise InvalidInput("transactional_message_id", "must be the message's numeric id or its name")
+    if isinstance(value, int) and value < 1:
+        raise InvalidInput("transactional_message_id", "must be a positive id")
+    return clean_str(value, "transactional_message_id", max_length=150) if isinstance(value, str) else value
+
+
+def _push_recipient(body: dict) -> str:
+    if body.get("custom_device") is not None:
+        device = require_dict(body["custom_device"], "custom_device")
+        token = clean_str(device.get("token"), "custom_device.token", max_length=512)
+        if body.get("to") not in (None, ""):
+            raise InvalidInput("to", "name either to or custom_device, not both")
+        return token
+    return clean_recipient(ChannelType.PUSH, body.get("to"), "to")
+
+
+def clean_send(channel: str, body, idempotency_key: str) -> services.SendRequest:
+    body = require_dict(body, None)
+    unknown = sorted(set(body) - set(FIELDS[channel]))
+    if unknown:
+        raise InvalidInput(unknown[0], f"is not a field of a transactional {channel} message")
+    _unsupported(body)
+    if "identifiers" not in body:
+        raise InvalidInput("identifiers", "is required")
+    message_ref = _message_ref(body.get("transactional_message_id"))
+    if message_ref is None:
+        for names in REQUIRED_INLINE[channel]:
+            if all(body.get(name) in (None, "", {}) for name in names):
+                raise InvalidInput(names[0], "is required without a transactional_message_id")
+    request = services.SendRequest(
+        channel=channel, person_ref=person_ref(body["identifiers"], "identifiers"), message_ref=message_ref,
+        content=_compact(CONTENT[channel](body)),
+        message_data=require_dict(body["message_data"], "message_data") if body.get("message_data") is not None else {},
+        send_at=_send_at(body.get("send_at")), idempotency_key=idempotency_key)
+    if channel == ChannelType.PUSH:
+        request.to = _push_recipient(body)
+    elif channel != ChannelType.IN_APP:
+        request.to = clean_recipient(channel, body.get("to"), "to")
+    if body.get("disable_message_retention") is not None:
+        request.retain_content = not clean_bool(body["disable_message_retention"], "disable_message_retention")
+    for name in ("send_to_unsubscribed", "tracked"):
+        if body.get(name) is not None:
+            setattr(request, name, clean_bool(body[name], name))
+    if body.get("language") is not None:
+        clean_str(body["language"], "language", max_length=20, required=False)
+    return request
+
+
+def clean_idempotency_key(value: str | None) -> str:
+    if value is None:
+        return ""
+    if not IDEMPOTENCY_KEY.match(value):
+        raise InvalidInput("Idempotency-Key", "must be 1 to 150 printable ASCII characters without spaces")
+    return value
+
+
+class SendView(MessagingView):
+    channel: str = ""
+
+    @extend_schema(request=OpenApiTypes.OBJECT, responses=OpenApiTypes.OBJECT, parameters=[
+        OpenApiParameter("Idempotency-Key", OpenApiTypes.STR, OpenApiParameter.HEADER,
+                         description="Retries with the same key return the first delivery and send nothing more.")])
+    def post(self, request):
+        key = clean_idempotency_key(request.headers.get("Idempotency-Key"))
+        send = clean_send(self.channel, request.data, key)
+        delivery, created = services.send_transactional(workspace=self.workspace, request=send)
+        headers = {} if created else {"Idempotent-Replayed": "true"}
+        return Response({"delivery_id": delivery.public_id, "queued_at": unix(delivery.created_at)},
+                        status=status.HTTP_200_OK, headers=headers)
+
+
+class SendEmailView(SendView):
+    channel = ChannelType.EMAIL
+
+
+class SendSmsView(SendView):
+    channel = ChannelType.SMS
+
+
+class SendWhatsAppView(SendView):
+    channel = ChannelType.WHATSAPP
+
+
+class SendPushView(SendView):
+    channel = ChannelType.PUSH
+
+
+class SendInAppView(SendView):
+    channel = ChannelType.IN_APP

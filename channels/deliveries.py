@@ -1,0 +1,92 @@
+"""Asking for a message: a Delivery row in the caller's transaction, its send task on commit."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from channels.configs import NoChannelConfig, config_for
+from channels.feedback import record_delivery_event
+from channels.models import ChannelType, Delivery, DeliveryStatus, new_public_id
+
+SEND_TASK_FOR_CHANNEL = {
+    ChannelType.EMAIL: "email.send_delivery",
+    ChannelType.SMS: "sms.send_delivery",
+    ChannelType.WHATSAPP: "whatsapp.send_delivery",
+    ChannelType.PUSH: "push.send_delivery",
+    ChannelType.IN_APP: "in_app.send_delivery",
+    ChannelType.WEBHOOK: "webhooks.send_delivery",
+}
+
+
+def default_recipient(channel: str, profile) -> str:
+    if profile is None:
+        return ""
+    if channel == ChannelType.EMAIL:
+        return profile.email or ""
+    if channel in (ChannelType.SMS, ChannelType.WHATSAPP):
+        return profile.phone or ""
+    if channel == ChannelType.PUSH:
+        return "all"
+    if channel == ChannelType.IN_APP:
+        return profile.cio_id
+    return ""
+
+
+def enqueue_send(delivery: Delivery) -> None:
+    """Publish the send task once the current transaction commits (never before the row exists)."""
+    from config.celery import app
+
+    name = SEND_TASK_FOR_CHANNEL[ChannelType(delivery.channel)]
+    kwargs = {"workspace_id": delivery.workspace_id, "delivery_id": delivery.pk}
+    transaction.on_commit(lambda: app.send_task(name, kwargs=kwargs))
+
+
+def queue_delivery(workspace, *, channel: str, source: str, profile=None, recipient: str = "",
+                   source_id: str = "", transactional_message=None, channel_config=None, topic=None,
+                   content: dict | None = None, message_data: dict | None = None,
+                   idempotency_key: str | None = None, send_at: datetime | None = None,
+                   retain_content: bool = True, send_to_unsubscribed: bool = False, tracked: bool = True,
+                   variant: str = "") -> tuple[Delivery, bool]:
+    """Create the delivery (or return the one already made under `idempotency_key`) and enqueue
+    its send on commit. Only transactional messages may be sent to unsubscribed people.
+    Returns (delivery, created)."""
+    if idempotency_key:
+        existing = Delivery.unscoped.filter(workspace=workspace, idempotency_key=idempotency_key).first()
+        if existing is not None:
+            return existing, False
+    public_id = new_public_id()
+    delivery = Delivery(
+        workspace=workspace, public_id=public_id, profile=profile, channel=channel, source=source,
+        source_id=str(source_id or ""), transactional_message=transactional_message, topic=topic,
+        variant=variant, recipient=recipient or default_recipient(channel, profile), content=content or {},
+        message_data=message_data or {}, retain_content=retain_content, tracked=tracked,
+        send_to_unsubscribed=send_to_unsubscribed and source in (Delivery.Source.TRANSACTIONAL, Delivery.Source.TEST),
+        idempotency_key=idempotency_key or f"auto:{public_id}", send_at=send_at,
+    )
+    problem = None
+    try:
+        delivery.channel_config = channel_config or config_for(workspace, channel)
+    except NoChannelConfig as exc:
+        problem = str(exc)
+    if problem is None and not delivery.recipient and channel not in (ChannelType.WEBHOOK,):
+        problem = f"the person has no {'email address' if channel == ChannelType.EMAIL else 'phone number'}"
+    try:
+        with transaction.atomic():
+            delivery.save()
+    except IntegrityError:
+        if not idempotency_key:
+            raise
+        return Delivery.unscoped.get(workspace=workspace, idempotency_key=idempotency_key), False
+    record_delivery_event(delivery, "queued", data={"send_at": send_at.isoformat()} if send_at else {})
+    if problem is not None:
+        record_delivery_event(delivery, "undeliverable", data={"reason": problem})
+    elif send_at is None or send_at <= timezone.now():
+        enqueue_send(delivery)
+    return delivery, True
+
+
+def is_pending(delivery: Delivery) -> bool:
+    return delivery.status in (DeliveryStatus.QUEUED, DeliveryStatus.SENDING)

@@ -1,0 +1,58 @@
+"""From rendered content to what a provider receives: sender, recipient(s), email tracking and
+unsubscribe headers, push device tokens. And what a send result changes afterwards."""
+
+from __future__ import annotations
+
+from channels.consent import normalize_address
+from channels.models import ChannelType, Delivery
+from channels.providers.base import OutgoingMessage, ProviderError, SendResult
+
+
+def push_tokens(delivery: Delivery) -> list[str]:
+    """`recipient` is "all" (every device of the person), "last_used", or one device token."""
+    from profiles.models import Device
+
+    spec = delivery.recipient or "all"
+    if spec not in ("all", "last_used"):
+        return [spec]
+    if delivery.profile_id is None:
+        return []
+    devices = Device.unscoped.filter(workspace_id=delivery.workspace_id, profile_id=delivery.profile_id)
+    if delivery.channel_config and delivery.channel_config.provider == "apns":
+        devices = devices.filter(platform="ios")
+    if spec == "last_used":
+        device = devices.order_by("-last_used", "-created_at").first()
+        return [device.token] if device else []
+    return list(devices.order_by("pk").values_list("token", flat=True))
+
+
+def build_outgoing(delivery: Delivery, rendered) -> OutgoingMessage:
+    config = delivery.channel_config
+    message = OutgoingMessage(
+        delivery_id=delivery.public_id, channel=delivery.channel,
+        recipient=normalize_address(delivery.channel, delivery.recipient),
+        subject=rendered.subject, body=rendered.body, body_plain=rendered.body_plain,
+        sender=rendered.sender or (config.sender if config else ""), reply_to=rendered.reply_to,
+        headers=dict(rendered.headers), payload=dict(rendered.payload),
+    )
+    if delivery.channel == ChannelType.EMAIL:
+        from channels import tracking
+
+        if delivery.tracked and config is not None and config.tracking_enabled:
+            message.body = tracking.track_email_html(delivery, message.body)
+        message.headers.update(tracking.email_headers(delivery))
+    elif delivery.channel == ChannelType.PUSH:
+        tokens = push_tokens(delivery)
+        if not tokens:
+            raise ProviderError("the person has no push devices", undeliverable=True)
+        message.payload["tokens"] = tokens
+    elif delivery.channel == ChannelType.WEBHOOK:
+        message.recipient = message.payload.get("url", "")
+    return message
+
+
+def after_send(delivery: Delivery, result: SendResult) -> None:
+    if result.invalid_tokens:
+        from profiles.models import Device
+
+        Device.unscoped.filter(workspace_id=delivery.workspace_id, token__in=result.invalid_tokens).delete()

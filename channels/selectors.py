@@ -1,0 +1,190 @@
+"""Reads of the messaging layer for the App API and the inbox API.
+
+Every function takes the workspace and filters by it on top of the scoped managers (responses
+that stream after the view returned use `unscoped` with the workspace named). Lists use keyset
+paging: they take the last row's key (`after`) and return up to `limit + 1` rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db.models import Exists, OuterRef, Prefetch
+
+from campaigns.models import TransactionalMessage
+from channels.models import (
+    ChannelConfig, ChannelType, ConsentRecord, Delivery, DeliveryEvent, DeliveryStatus, InboundMessage,
+    SubscriptionPreference, SubscriptionTopic, Suppression,
+)
+from profiles.models import Profile
+
+# In-app deliveries a person's inbox shows: handed over, whatever happened after.
+INBOX_STATUSES = (DeliveryStatus.SENT, DeliveryStatus.DELIVERED, DeliveryStatus.OPENED, DeliveryStatus.CLICKED,
+                  DeliveryStatus.CONVERTED)
+PERSON_COLUMNS = {"id": "external_id", "email": "email", "cio_id": "cio_id"}
+
+
+# --- channel configurations ----------------------------------------------------------------------
+
+def channel_configs(workspace):
+    return ChannelConfig.objects.filter(workspace=workspace).order_by("type", "name", "pk")
+
+
+def find_channel_config(workspace, pk) -> ChannelConfig | None:
+    return channel_configs(workspace).filter(pk=pk).first()
+
+
+def channel_config_users(config: ChannelConfig) -> dict[str, int]:
+    """What still points at the configuration (rows that keep it from being deleted): name → count."""
+    uses = {
+        "deliveries": Delivery.objects.filter(workspace_id=config.workspace_id, channel_config=config).count(),
+        "inbound messages": InboundMessage.objects.filter(workspace_id=config.workspace_id,
+                                                          channel_config=config).count(),
+        "transactional messages": TransactionalMessage.objects.filter(workspace_id=config.workspace_id,
+                                                                      channel_config=config).count(),
+    }
+    return {name: count for name, count in uses.items() if count}
+
+
+# --- topics --------------------------------------------------------------------------------------
+
+def topics(workspace):
+    return SubscriptionTopic.objects.filter(workspace=workspace).order_by("name", "pk")
+
+
+def find_topic(workspace, pk) -> SubscriptionTopic | None:
+    return topics(workspace).filter(pk=pk).first()
+
+
+def topics_by_key(workspace, keys) -> dict[str, SubscriptionTopic]:
+    return {topic.key: topic for topic in topics(workspace).filter(key__in=set(keys))}
+
+
+# --- people --------------------------------------------------------------------------------------
+
+def find_person(workspace, id_type: str, identifier: str) -> Profile | None:
+    if id_type == "email":
+        identifier = identifier.strip().lower()
+    return Profile.objects.filter(workspace=workspace, **{PERSON_COLUMNS[id_type]: identifier}).first()
+
+
+def preference_rows(workspace, profile: Profile) -> list[SubscriptionPreference]:
+    return list(SubscriptionPreference.objects.filter(workspace=workspace, profile=profile)
+                .select_related("topic").order_by("channel", "topic_id"))
+
+
+# --- transactional messages ----------------------------------------------------------------------
+
+def find_transactional_message(workspace, ref) -> TransactionalMessage | None:
+    """By numeric id, else by name (Customer.io accepts either as transactional_message_id)."""
+    messages = TransactionalMessage.objects.filter(workspace=workspace).select_related("channel_config", "topic")
+    if isinstance(ref, int) or (isinstance(ref, str) and ref.isascii() and ref.isdigit()):
+        found = messages.filter(pk=int(ref)).first() if int(ref) < 2**63 else None
+        if found is not None:
+            return found
+    return messages.filter(name=str(ref)).first()
+
+
+# --- deliveries ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class DeliveryFilters:
+    status: str | None = None
+    channel: str | None = None
+    source: str | None = None
+    transactional_message_id: int | None = None
+    person: tuple[str, str] | None = None  # (id_type, value)
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+
+    def apply(self, queryset):
+        for name in ("status", "channel", "source", "transactional_message_id"):
+            if getattr(self, name) is not None:
+                queryset = queryset.filter(**{name: getattr(self, name)})
+        if self.person is not None:
+            id_type, value = self.person
+            value = value.strip().lower() if id_type == "email" else value
+            queryset = queryset.filter(**{f"profile__{PERSON_COLUMNS[id_type]}": value})
+        if self.created_after is not None:
+            queryset = queryset.filter(created_at__gte=self.created_after)
+        if self.created_before is not None:
+            queryset = queryset.filter(created_at__lte=self.created_before)
+        return queryset
+
+
+def deliveries(workspace, filters: DeliveryFilters, *, after: int | None, limit: int) -> list[Delivery]:
+    """Newest first."""
+    queryset = filters.apply(Delivery.objects.filter(workspace=workspace)).select_related("profile")
+    if after is not None:
+        queryset = queryset.filter(pk__lt=after)
+    return list(queryset.order_by("-pk")[: limit + 1])
+
+
+def find_delivery(workspace, public_id: str) -> Delivery | None:
+    events = DeliveryEvent.objects.filter(workspace=workspace).order_by("at", "pk")
+    return (Delivery.objects.filter(workspace=workspace, public_id=public_id)
+            .select_related("profile").prefetch_related(Prefetch("events", queryset=events)).first())
+
+
+# --- suppressions and the consent ledger ---------------------------------------------------------
+
+def suppressions(workspace, *, channel: str | None, after: int | None, limit: int) -> list[Suppression]:
+    queryset = Suppression.objects.filter(workspace=workspace)
+    if channel:
+        queryset = queryset.filter(channel=channel)
+    if after is not None:
+        queryset = queryset.filter(pk__lt=after)
+    return list(queryset.order_by("-pk")[: limit + 1])
+
+
+def find_suppression(workspace, channel: str, address: str) -> Suppression | None:
+    from channels.consent import normalize_address
+
+    return Suppression.objects.filter(workspace=workspace, channel=channel,
+                                      address=normalize_address(channel, address)).first()
+
+
+LEDGER_VALUES = ("id", "created_at", "profile__cio_id", "profile__external_id", "channel", "topic_key", "action",
+                 "source", "evidence")
+
+
+def consent_ledger(workspace, *, since: datetime | None, until: datetime | None, channel: str | None,
+                   topic_key: str | None, cio_id: str | None):
+    """Ledger rows as dicts, oldest first, for streaming (unscoped: read after the view returns)."""
+    records = ConsentRecord.unscoped.filter(workspace=workspace)
+    if since is not None:
+        records = records.filter(created_at__gte=since)
+    if until is not None:
+        records = records.filter(created_at__lte=until)
+    if channel is not None:
+        records = records.filter(channel=channel)
+    if topic_key is not None:
+        records = records.filter(topic_key=topic_key)
+    if cio_id is not None:
+        records = records.filter(profile__cio_id=cio_id)
+    return records.order_by("created_at", "id").values(*LEDGER_VALUES)
+
+
+# --- the in-app inbox ----------------------------------------------------------------------------
+
+def _with_dismissed(queryset, workspace):
+    dismissed = DeliveryEvent.objects.filter(workspace=workspace, delivery=OuterRef("pk"), kind="dismissed")
+    return queryset.annotate(dismissed=Exists(dismissed))
+
+
+def inbox_messages(workspace, profile: Profile, *, include_dismissed: bool, after: int | None,
+                   limit: int) -> list[Delivery]:
+    queryset = _with_dismissed(Delivery.objects.filter(
+        workspace=workspace, profile=profile, channel=ChannelType.IN_APP, status__in=INBOX_STATUSES), workspace)
+    if not include_dismissed:
+        queryset = queryset.filter(dismissed=False)
+    if after is not None:
+        queryset = queryset.filter(pk__lt=after)
+    return list(queryset.order_by("-pk")[: limit + 1])
+
+
+def find_inbox_message(workspace, profile: Profile, public_id: str) -> Delivery | None:
+    return _with_dismissed(Delivery.objects.filter(
+        workspace=workspace, profile=profile, channel=ChannelType.IN_APP, status__in=INBOX_STATUSES,
+        public_id=public_id), workspace).first()

@@ -1,0 +1,70 @@
+"""Celery tasks of the channels app: thin wrappers around channels.sending.
+
+One send task per channel so each channel has its own queue (email, sms, whatsapp, push,
+in_app, webhooks) and can be scaled or paused on its own.
+"""
+
+from config.celery import app
+from core.tasks import UlakTask, WorkspaceTask
+
+
+def _send(task, delivery_id):
+    from channels.sending import deliver
+
+    outcome = deliver(delivery_id, token=task.request.id)
+    if outcome.result == "retry":
+        # The delivery is back in `queued` with its send_at; should this retry message be lost,
+        # the sweep enqueues it again when due.
+        raise task.retry(countdown=outcome.retry_in, max_retries=None)
+    return {"result": outcome.result, "detail": outcome.detail}
+
+
+@app.task(bind=True, base=WorkspaceTask, name="email.send_delivery")
+def send_email(self, *, workspace_id, delivery_id):
+    return _send(self, delivery_id)
+
+
+@app.task(bind=True, base=WorkspaceTask, name="sms.send_delivery")
+def send_sms(self, *, workspace_id, delivery_id):
+    return _send(self, delivery_id)
+
+
+@app.task(bind=True, base=WorkspaceTask, name="whatsapp.send_delivery")
+def send_whatsapp(self, *, workspace_id, delivery_id):
+    return _send(self, delivery_id)
+
+
+@app.task(bind=True, base=WorkspaceTask, name="push.send_delivery")
+def send_push(self, *, workspace_id, delivery_id):
+    return _send(self, delivery_id)
+
+
+@app.task(bind=True, base=WorkspaceTask, name="in_app.send_delivery")
+def send_in_app(self, *, workspace_id, delivery_id):
+    return _send(self, delivery_id)
+
+
+@app.task(bind=True, base=WorkspaceTask, name="webhooks.send_delivery")
+def send_webhook(self, *, workspace_id, delivery_id):
+    return _send(self, delivery_id)
+
+
+@app.task(base=UlakTask, name="default.sweep_deliveries")
+def sweep_deliveries():
+    """Beat (every 30 s): enqueue scheduled sends that came due and deliveries whose task was lost."""
+    from channels.deliveries import enqueue_send
+    from channels.sending import due_deliveries
+
+    count = 0
+    for delivery in due_deliveries():
+        enqueue_send(delivery)
+        count += 1
+    return {"enqueued": count}
+
+
+@app.task(base=UlakTask, name="webhooks.send_due_reporting_calls")
+def send_due_reporting_calls():
+    """Beat (every 15 s): post due reporting webhook calls, retrying failures with backoff."""
+    from channels.reporting_sender import send_due_calls
+
+    return send_due_calls()
