@@ -73,7 +73,10 @@ def record_delivery_event(delivery: Delivery, kind: str, *, at: datetime | None 
 
 
 def _record_person_event(delivery: Delivery, kind: str, at: datetime, data: dict) -> None:
-    from profiles.services import keep_segments_live, record_events
+    """One row straight into the events table: the person is known, there is nothing to resolve or
+    deduplicate, so the ingest path (COPY through a staging table) would only add round trips."""
+    from profiles.models import Event
+    from profiles.services import keep_segments_live
 
     name = f"{delivery.channel}_{kind}"
     event_data = {"delivery_id": delivery.public_id, "channel": delivery.channel, "source": delivery.source}
@@ -84,12 +87,9 @@ def _record_person_event(delivery: Delivery, kind: str, at: datetime, data: dict
     for key in ("href", "reason"):
         if data.get(key):
             event_data[key] = data[key]
-    workspace = delivery.workspace
-    record_events(workspace, [{
-        "person": {"cio_id": delivery.profile.cio_id}, "name": name, "type": "event", "data": event_data,
-        "timestamp": at.timestamp(), "dedupe_id": None,
-    }])
-    keep_segments_live(workspace, [delivery.profile_id], {f"events:{name}", "messages"})
+    Event.unscoped.create(workspace_id=delivery.workspace_id, profile_id=delivery.profile_id, name=name,
+                          data=event_data, timestamp=at)
+    keep_segments_live(delivery.workspace, [delivery.profile_id], {f"events:{name}", "messages"})
 
 
 def apply_metric(workspace, op: dict) -> DeliveryEvent | None:

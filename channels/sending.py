@@ -51,7 +51,9 @@ def _claim(delivery_id: int, token: str) -> tuple[Delivery | None, str]:
     now = timezone.now()
     expired = now - timedelta(seconds=settings.ULAK_DELIVERY_CLAIM_TIMEOUT_SECONDS)
     with transaction.atomic():
-        delivery = (Delivery.objects.select_for_update(of=("self",)).select_related("profile", "channel_config", "topic")
+        delivery = (Delivery.objects.select_for_update(of=("self",))
+                    .select_related("workspace", "profile", "channel_config", "topic", "transactional_message",
+                                    "transactional_message__layout")
                     .filter(pk=delivery_id).first())
         if delivery is None:
             return None, "missing"

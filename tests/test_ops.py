@@ -41,6 +41,7 @@ def test_openapi_schema_and_offline_docs():
     assert schema.status_code == 200
     paths = schema.json()["paths"]
     assert "/v1/workspace" in paths and "/v1/api_keys/" in paths
+    assert {"/v1/send/email/", "/v1/channels/", "/v1/transactional/", "/v1/deliveries/"} <= set(paths)
     assert schema.json()["components"]["securitySchemes"], "bearer auth must be documented"
     docs = client.get("/v1/docs/")
     assert docs.status_code == 200
