@@ -7,7 +7,8 @@ Sources: the delivery's transactional message (subject, body, body_plain, from_a
 reply_to, preheader, layout, payload), overridden key by key by the delivery's inline `content`
 (subject, body, body_plain, from, reply_to, preheader; any other key is a channel payload key:
 push title/link/image_url/sound/custom_data, WhatsApp template/media_url, webhook
-method/url/headers/body...). Every string in the payload, however nested, is a template too.
+method/url/headers/body...). Every string in the payload, however nested, is a template too,
+except email `attachments` and `bcc` (UNRENDERED_EMAIL_KEYS), which reach the payload unchanged.
 
 Scopes (docs/templates.md): customer, event, trigger, campaign, message, snippets.
 """
@@ -30,6 +31,8 @@ __all__ = ["RenderedContent", "RenderError", "html_to_text", "preview", "render_
 MESSAGE_FIELDS = ("subject", "preheader", "from", "reply_to", "body", "body_plain")
 TM_FIELDS = {"subject": "subject", "preheader": "preheader", "from": "from_address", "reply_to": "reply_to",
              "body": "body", "body_plain": "body_plain"}
+# Email content kept as it is, never rendered: file contents (base64) and the bcc addresses.
+UNRENDERED_EMAIL_KEYS = ("attachments", "bcc")
 SNIPPET_NESTING_LIMIT = 5
 PREVIEW_MESSAGE_ID = "preview"
 
@@ -166,6 +169,8 @@ def collect_sources(*, channel: str, message: TransactionalMessage | None, conte
     for name, value in (content or {}).items():
         if name in TM_FIELDS and channel != "webhook":
             fields[name] = Source("" if value is None else value if isinstance(value, str) else str(value))
+        elif name in UNRENDERED_EMAIL_KEYS and channel == "email":
+            payload[str(name)] = templating.plain(value)
         else:
             payload[str(name)] = _payload_sources(value, None, f"content.{name}")
     return Sources(channel=channel, fields=fields, payload=payload, layout=layout if channel == "email" else None)

@@ -36,6 +36,15 @@ EXPORT_CHUNK = 2000  # consent rows per server-side cursor fetch
 SHORT_TEXT = 80
 
 
+def without_file_bodies(content: dict) -> dict:
+    """Attachments are shown by name, type and size, not as megabytes of base64."""
+    if not isinstance(content, dict) or not isinstance(content.get("attachments"), list):
+        return content
+    files = [{**item, "content_b64": f"[{len(item.get('content_b64') or '')} base64 characters]"}
+             if isinstance(item, dict) else item for item in content["attachments"]]
+    return {**content, "attachments": files}
+
+
 def shorten(text: str, limit: int = SHORT_TEXT) -> str:
     text = " ".join((text or "").split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -432,7 +441,7 @@ class DeliveryAdmin(ReadOnlyWorkspaceScopedAdmin):
 
     @admin.display(description="content")
     def content_display(self, obj):
-        return pretty_json(obj.content)
+        return pretty_json(without_file_bodies(obj.content))
 
     @admin.display(description="message data")
     def message_data_display(self, obj):

@@ -1,11 +1,48 @@
 """From rendered content to what a provider receives: sender, recipient(s), email tracking and
-unsubscribe headers, push device tokens. And what a send result changes afterwards."""
+unsubscribe headers, email attachments and bcc, push device tokens. And what a send result
+changes afterwards."""
 
 from __future__ import annotations
 
-from channels.consent import normalize_address
+import base64
+import binascii
+
+from channels.consent import block_reason, normalize_address
 from channels.models import ChannelType, Delivery
 from channels.providers.base import OutgoingMessage, ProviderError, SendResult
+
+
+def _attachments(message: OutgoingMessage) -> None:
+    items = message.payload.pop("attachments", None) or []
+    try:
+        message.attachments = [(item["filename"], base64.b64decode(item["content_b64"], validate=True),
+                                item.get("content_type") or "application/octet-stream") for item in items]
+    except (KeyError, TypeError, AttributeError, binascii.Error, ValueError) as exc:
+        raise ProviderError("the delivery's attachments are malformed") from exc
+    if message.attachments:
+        message.payload["attachments"] = [{"filename": name, "content_type": content_type, "size": len(content)}
+                                          for name, content, content_type in message.attachments]
+
+
+def _bcc(delivery: Delivery, message: OutgoingMessage) -> None:
+    """Bcc addresses that may be sent to: suppressed ones (and those of people deleted from the
+    workspace) are dropped, and named in the payload."""
+    addresses = message.payload.pop("bcc", None) or []
+    if isinstance(addresses, str):
+        addresses = [addresses]
+    dropped = []
+    for address in dict.fromkeys(normalize_address(ChannelType.EMAIL, str(item)) for item in addresses):
+        if not address or address == message.recipient:
+            continue
+        if block_reason(delivery.workspace, profile=None, channel=ChannelType.EMAIL, address=address, topic=None,
+                        send_to_unsubscribed=True):
+            dropped.append(address)
+        else:
+            message.bcc.append(address)
+    if message.bcc:
+        message.payload["bcc"] = list(message.bcc)
+    if dropped:
+        message.payload["bcc_suppressed"] = dropped
 
 
 def push_tokens(delivery: Delivery) -> list[str]:
@@ -41,6 +78,8 @@ def build_outgoing(delivery: Delivery, rendered) -> OutgoingMessage:
         if delivery.tracked and config is not None and config.tracking_enabled:
             message.body = tracking.track_email_html(delivery, message.body)
         message.headers.update(tracking.email_headers(delivery))
+        _attachments(message)
+        _bcc(delivery, message)
     elif delivery.channel == ChannelType.PUSH:
         tokens = push_tokens(delivery)
         if not tokens:

@@ -184,8 +184,11 @@ def deliver(delivery_id: int, *, token: str | None = None) -> Outcome:
         record_delivery_event(delivery, "failed", data={"reason": f"provider call raised {type(exc).__name__}"})
         return Outcome("failed", detail=str(exc))
     delivery.provider_message_id = result.provider_message_id[:255]
-    record_delivery_event(delivery, "sent", data=result.detail,
-                          update_fields=("provider_message_id", "subject", "body", "body_plain", "rendered_payload"))
+    kept = ("provider_message_id", "subject", "body", "body_plain", "rendered_payload")
+    if not delivery.retain_content:  # disable_message_retention: the inputs go once they were used
+        delivery.content, delivery.message_data = {}, {}
+        kept += ("content", "message_data")
+    record_delivery_event(delivery, "sent", data=result.detail, update_fields=kept)
     if result.status == "delivered":
         record_delivery_event(delivery, "delivered")
     apply_early_statuses(delivery)  # provider callbacks that beat the provider's own answer

@@ -202,28 +202,40 @@ def profile_for_preferences(token: str) -> Profile | None:
 
 
 def preference_state(profile: Profile) -> list[dict]:
-    """The workspace's topics with the person's choice (the topic's default when none)."""
+    """The workspace's topics with the person's choice: subscribed when their choice for the topic
+    (the topic's default when none) says so and no single channel is opted out of it."""
     prefs = preferences_of(profile.workspace, profile)
-    return [
-        {"key": topic.key, "name": topic.name, "description": topic.description,
-         "subscribed": prefs.get(("", topic.pk), topic.default_subscribed), "topic": topic}
-        for topic in SubscriptionTopic.unscoped.filter(workspace_id=profile.workspace_id).order_by("name", "pk")
-    ]
+    states = []
+    for topic in SubscriptionTopic.unscoped.filter(workspace_id=profile.workspace_id).order_by("name", "pk"):
+        per_channel = {channel: subscribed for (channel, topic_id), subscribed in prefs.items()
+                       if channel and topic_id == topic.pk}
+        general = prefs.get(("", topic.pk), topic.default_subscribed)
+        states.append({"key": topic.key, "name": topic.name, "description": topic.description,
+                       "subscribed": general and all(per_channel.values()), "general": general,
+                       "per_channel": per_channel, "topic": topic})
+    return states
 
 
 @transaction.atomic
 def save_preferences(profile: Profile, *, topic_keys: set[str], unsubscribe_all: bool, evidence: dict) -> int:
-    """Record what changed on the preferences page; returns how many choices changed."""
+    """Record what changed on the preferences page; returns how many choices changed. The page
+    speaks for every channel: a per-channel choice that disagrees with it is changed too."""
     workspace = profile.workspace
     profile = Profile.unscoped.select_for_update().select_related("workspace").get(pk=profile.pk, workspace=workspace)
     changed = 0
     with workspace_scope(workspace):
         for state in preference_state(profile):
             wanted = state["key"] in topic_keys
-            if wanted != state["subscribed"]:
+            disagreeing = [channel for channel, subscribed in state["per_channel"].items() if subscribed != wanted]
+            if wanted == state["general"] and not disagreeing:
+                continue
+            if wanted != state["general"]:
                 record_consent(workspace, profile, subscribed=wanted, source=ConsentSource.PREFERENCES_PAGE,
                                topic=state["topic"], evidence=evidence)
-                changed += 1
+            for channel in disagreeing:
+                record_consent(workspace, profile, subscribed=wanted, source=ConsentSource.PREFERENCES_PAGE,
+                               channel=channel, topic=state["topic"], evidence=evidence)
+            changed += 1
         if unsubscribe_all != profile.unsubscribed:
             record_consent(workspace, profile, subscribed=not unsubscribe_all,
                            source=ConsentSource.PREFERENCES_PAGE, evidence=evidence)

@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 from core import views as ops
 from profiles.api.track_v1 import PushEventsView
 
+handler400 = "core.api.exceptions.bad_request"
 handler404 = "core.api.exceptions.not_found"
 handler500 = "core.api.exceptions.server_error"
 

@@ -9,16 +9,23 @@ Customer.io does; a person deleted at their request is not re-created (400). Ans
 `{"delivery_id", "queued_at"}`. An `Idempotency-Key` header makes retries safe: the same key
 returns the first delivery and sends nothing more. Needs the `write` scope.
 
+Email `attachments` ({"<filename>": "<base64 content>"}, at most 2 MB decoded in all) and `bcc`
+(one address or several, comma-separated) are kept on the delivery's content as they are sent
+(never rendered as templates); a bcc address on the suppression list is dropped when it is sent.
+
 Accepted but ignored: `language` (no translations), `body_amp`, `fake_bcc`,
-`disable_css_preprocessing`. Refused with a 400: `queue_draft: true` (drafts are not kept),
-`cc`/`bcc` and `attachments` (one recipient, no attachments per message).
+`disable_css_preprocessing`. Refused with a 400: `queue_draft: true` (drafts are not kept) and
+`cc` (one visible recipient per message).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import mimetypes
 import re
 from datetime import UTC, datetime, timedelta
-from email.utils import parseaddr
+from email.utils import getaddresses, parseaddr
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -52,6 +59,10 @@ HEADER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,75}$")
 RESERVED_HEADERS = {"from", "to", "cc", "bcc", "subject", "reply-to", "message-id", "content-type",
                     "content-transfer-encoding", "mime-version"}
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,150}$")
+MAX_ATTACHMENT_BYTES = 2 * 1024 * 1024  # all attachments together, decoded (Customer.io's limit)
+MAX_FILENAME = 255
+# Customer.io: at most 15 recipients between `to` and `bcc`.
+MAX_BCC = 14
 
 
 def _text(body: dict, name: str, *, max_length: int = MAX_TEXT) -> str | None:
@@ -89,6 +100,67 @@ def _headers(value) -> dict:
     return headers
 
 
+def _filename(name: str, field: str) -> str:
+    """A plain file name: no path, no control characters (they would break the MIME header)."""
+    filename = name.strip()
+    if not filename or len(filename) > MAX_FILENAME:
+        raise InvalidInput(field, f"the file name must be 1 to {MAX_FILENAME} characters")
+    if filename in (".", "..") or any(char in filename for char in "/\\\"") or not filename.isprintable():
+        raise InvalidInput(field, "the file name may not hold a path, quotes or control characters")
+    return filename
+
+
+def _attachments(value) -> list[dict]:
+    """{"<filename>": "<base64 content>"} → [{"filename", "content_type", "content_b64"}]."""
+    attachments = require_dict(value, "attachments")
+    cleaned, total = [], 0
+    for name, encoded in attachments.items():
+        field = f"attachments.{name}"
+        filename = _filename(name, field)
+        if not isinstance(encoded, str):
+            raise InvalidInput(field, "must be the file's content, base64-encoded")
+        encoded = "".join(encoded.split())  # line-wrapped base64 (MIME style) is base64 too
+        if len(encoded) > (MAX_ATTACHMENT_BYTES // 3 + 1) * 4:
+            raise InvalidInput(field, "attachments may total at most 2 MB")
+        try:
+            content = base64.b64decode(encoded, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise InvalidInput(field, "is not valid base64") from exc
+        if not content:
+            raise InvalidInput(field, "is empty")
+        total += len(content)
+        if total > MAX_ATTACHMENT_BYTES:
+            raise InvalidInput(field, "attachments may total at most 2 MB")
+        content_type = mimetypes.guess_type(filename, strict=False)[0] or "application/octet-stream"
+        cleaned.append({"filename": filename, "content_type": content_type,
+                        "content_b64": base64.b64encode(content).decode("ascii")})
+    return cleaned
+
+
+def _bcc(value) -> list[str]:
+    """One address or several, comma-separated (Customer.io's format), or a list of them."""
+    if isinstance(value, str):
+        values = [value]
+    elif isinstance(value, list) and all(isinstance(item, str) for item in value):
+        values = value
+    else:
+        raise InvalidInput("bcc", "must be an email address, or several separated by commas")
+    if any("\n" in item or "\r" in item for item in values):
+        raise InvalidInput("bcc", "must be one line")
+    if any(";" in item for item in values):
+        raise InvalidInput("bcc", "separate several addresses with commas")
+    addresses: list[str] = []
+    for display, address in getaddresses(values):
+        if not (display or address):
+            continue  # "a@example.com," — an empty item
+        address = clean_email(address or display, "bcc")
+        if address not in addresses:
+            addresses.append(address)
+    if len(addresses) > MAX_BCC:
+        raise InvalidInput("bcc", f"may name at most {MAX_BCC} addresses")
+    return addresses
+
+
 def _send_at(value) -> datetime | None:
     stamp = clean_timestamp(value, "send_at")
     if stamp is None:
@@ -104,11 +176,8 @@ def _unsupported(body: dict) -> None:
     if body.get("queue_draft") not in (None, False):
         clean_bool(body["queue_draft"], "queue_draft")
         raise InvalidInput("queue_draft", "drafts are not supported; send the message, or omit queue_draft")
-    for name in ("cc", "bcc"):
-        if body.get(name) not in (None, "", []):
-            raise InvalidInput(name, "is not supported: send one message per recipient")
-    if body.get("attachments") not in (None, {}, []):
-        raise InvalidInput("attachments", "attachments are not supported")
+    if body.get("cc") not in (None, "", []):
+        raise InvalidInput("cc", "is not supported: send one message per recipient, or use bcc")
     for name in ("fake_bcc", "disable_css_preprocessing"):
         if body.get(name) is not None:
             clean_bool(body[name], name)
@@ -128,6 +197,10 @@ def _email_content(body: dict) -> dict:
         raise InvalidInput("subject", "must be one line")
     if body.get("headers") is not None:
         content["headers"] = _headers(body["headers"])
+    if body.get("attachments") not in (None, {}):
+        content["attachments"] = _attachments(body["attachments"])
+    if body.get("bcc") not in (None, "", []):
+        content["bcc"] = _bcc(body["bcc"]) or None
     return content
 
 

@@ -24,6 +24,10 @@ class OutgoingMessage:
     reply_to: str = ""
     headers: dict = field(default_factory=dict)
     payload: dict = field(default_factory=dict)
+    # Email only: files ((filename, bytes, content type)) and bcc addresses, kept out of `payload`
+    # (which the pipeline stores as the delivery's rendered_payload; it only names the files).
+    attachments: list[tuple[str, bytes, str]] = field(default_factory=list)
+    bcc: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -1,7 +1,8 @@
 """Email providers: any SMTP server (Django's SMTP backend) and the ESP HTTP APIs anymail speaks.
 
 Both build the same multipart message: From/To/Subject, a plain-text part with the HTML as an
-alternative, Reply-To and the extra headers (List-Unsubscribe from channels/tracking.py). SMTP
+alternative, Reply-To and the extra headers (List-Unsubscribe from channels/tracking.py), the
+attachments and the bcc recipients of an OutgoingMessage (channels/outgoing.py). SMTP
 messages get a Message-ID of `<{delivery public id}@{sender domain}>`, which is also the provider
 message id; ESPs assign their own id (anymail's `message_id`), which their webhooks report back.
 
@@ -53,12 +54,16 @@ def build_email(message: OutgoingMessage, *, connection=None, message_id: str | 
         from campaigns.rendering import html_to_text
 
         plain = html_to_text(html)
+    # Bcc goes to the envelope (SMTP) or the ESP's bcc field, never into a header.
     email = EmailMultiAlternatives(
         subject=message.subject, body=plain, from_email=message.sender, to=[message.recipient],
+        bcc=list(message.bcc) or None,
         reply_to=[message.reply_to] if message.reply_to else None, headers=headers, connection=connection,
     )
     if html:
         email.attach_alternative(html, "text/html")
+    for filename, content, content_type in message.attachments:
+        email.attach(filename, content, content_type)
     return email
 
 

@@ -635,6 +635,16 @@ def test_delivery_detail_shows_its_events_and_is_read_only(client, tenant_a):
     assert delivery.status == "sent"
 
 
+def test_delivery_detail_names_attachments_without_their_bytes(client, tenant_a):
+    delivery = rows_of_every_kind(tenant_a.workspace, 1, "acme")[Delivery][0]
+    big = "QUJD" * 5000
+    Delivery.unscoped.filter(pk=delivery.pk).update(content={"subject": "Invoice", "attachments": [
+        {"filename": "invoice.pdf", "content_type": "application/pdf", "content_b64": big}]})
+    login(client, tenant_a.owner)
+    body = client.get(admin_url(Delivery, "change", delivery.pk)).content.decode()
+    assert "invoice.pdf" in body and "[20000 base64 characters]" in body and big not in body
+
+
 def test_inbound_message_search(client, tenant_a, django_assert_max_num_queries):
     made = rows_of_every_kind(tenant_a.workspace, 3, "acme")[InboundMessage]
     login(client, tenant_a.owner)

@@ -1,6 +1,7 @@
 """Transactional sends (POST /v1/send/<channel>, Customer.io's wire format): what a delivery is
 made of, people created or refused, scheduling, idempotency, isolation, scopes, bad input."""
 
+import base64
 from datetime import timedelta
 
 import pytest
@@ -176,8 +177,24 @@ def test_another_workspace_message_is_unknown(two_tenants, welcome):
     ({"queue_draft": True}, "queue_draft"),
     ({"queue_draft": "maybe"}, "queue_draft"),
     ({"cc": ["x@example.com"]}, "cc"),
-    ({"bcc": "x@example.com"}, "bcc"),
-    ({"attachments": {"a.txt": "aGk="}}, "attachments"),
+    ({"bcc": "nope"}, "bcc"),
+    ({"bcc": "a@example.com, nope"}, "bcc"),
+    ({"bcc": "a@example.com; b@example.com"}, "bcc"),
+    ({"bcc": "a@example.com\nX-Evil: 1"}, "bcc"),
+    ({"bcc": 5}, "bcc"),
+    ({"bcc": ",".join(f"p{i}@example.com" for i in range(15))}, "bcc"),
+    ({"attachments": ["a.txt"]}, "attachments"),
+    ({"attachments": {"a.txt": "not base64!"}}, "attachments.a.txt"),
+    ({"attachments": {"a.txt": "aGk"}}, "attachments.a.txt"),  # bad padding
+    ({"attachments": {"a.txt": ""}}, "attachments.a.txt"),
+    ({"attachments": {"a.txt": 5}}, "attachments.a.txt"),
+    ({"attachments": {"../etc/passwd": "aGk="}}, "attachments.../etc/passwd"),
+    ({"attachments": {"a\r\nb.txt": "aGk="}}, "attachments.a\r\nb.txt"),
+    ({"attachments": {"a\"b.txt": "aGk="}}, "attachments.a\"b.txt"),
+    ({"attachments": {" ": "aGk="}}, "attachments. "),
+    ({"attachments": {"x" * 256: "aGk="}}, "attachments." + "x" * 256),
+    ({"attachments": {"ok.txt": "aGk=", "big.bin": base64.b64encode(b"\0" * (2 * 1024 * 1024 - 1)).decode()}},
+     "attachments.big.bin"),
     ({"fake_bcc": "x"}, "fake_bcc"),
     ({"language": {"tr": 1}}, "language"),
     ({"title": "push field"}, "title"),
@@ -193,6 +210,45 @@ def test_bad_input_names_the_field_and_changes_nothing(tenant_a, configs, body, 
     assert response.status_code == 400, response.content
     assert error_fields(response) == [field]
     assert not Delivery.unscoped.exists() and not Profile.unscoped.exists()
+
+
+def test_email_attachments_and_bcc_are_kept_on_the_delivery(tenant_a, configs, ada):
+    pdf = b"%PDF-1.4 \x00\xff binary"
+    wrapped = base64.encodebytes(b"line one\n" * 20).decode()  # MIME-style, with newlines
+    delivery = ok(send(tenant_a.app_client(), "email", {
+        "identifiers": {"id": "ada"}, "subject": "Invoice", "body": "<p>Attached</p>",
+        "bcc": 'Archive <Archive@Acme.test>, "Ops, Team" <ops@acme.test>, archive@acme.test,',
+        "attachments": {"invoice {{ customer.id }}.pdf": base64.b64encode(pdf).decode(), "notes.txt": wrapped,
+                        "data.unknownext": "aGk="}}))
+    assert delivery.content["bcc"] == ["archive@acme.test", "ops@acme.test"]
+    assert delivery.content["attachments"] == [
+        {"filename": "invoice {{ customer.id }}.pdf", "content_type": "application/pdf",
+         "content_b64": base64.b64encode(pdf).decode()},
+        {"filename": "notes.txt", "content_type": "text/plain",
+         "content_b64": base64.b64encode(b"line one\n" * 20).decode()},
+        {"filename": "data.unknownext", "content_type": "application/octet-stream", "content_b64": "aGk="}]
+
+
+def test_a_body_over_the_request_limit_is_a_json_413(tenant_a, configs, ada, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1024
+    response = tenant_a.app_client().post("/v1/send/email", {"identifiers": {"id": "ada"}, "subject": "S",
+                                                             "body": "x" * 2048}, format="json")
+    assert response.status_code == 413 and response.json()["meta"]["error"] == "Request body is too large."
+    assert not Delivery.unscoped.exists()
+
+
+def test_attachments_may_total_2_mb(tenant_a, configs, ada):
+    # 2 MB of files is 2.8 MB of base64, within the request body limit (DATA_UPLOAD_MAX_MEMORY_SIZE).
+    half = base64.b64encode(b"x" * (1024 * 1024)).decode()
+    delivery = ok(send(tenant_a.app_client(), "email", {
+        "identifiers": {"id": "ada"}, "subject": "S", "body": "B", "attachments": {"a.bin": half, "b.bin": half}}))
+    assert [item["filename"] for item in delivery.content["attachments"]] == ["a.bin", "b.bin"]
+
+
+def test_empty_bcc_and_attachments_are_absent(tenant_a, configs, ada):
+    delivery = ok(send(tenant_a.app_client(), "email", {
+        "identifiers": {"id": "ada"}, "subject": "S", "body": "B", "bcc": "", "attachments": {}}))
+    assert "bcc" not in delivery.content and "attachments" not in delivery.content
 
 
 def test_body_must_be_an_object(tenant_a, configs):

@@ -83,6 +83,25 @@ def test_send_inline_email_with_the_client(api, tenant_a, mail, smtp):
     assert message.get_body(preferencelist=("plain",)).get_content().strip() == "Hi there"
 
 
+def test_attachments_and_bcc_from_the_client_reach_the_smtp_server(api, tenant_a, mail, smtp):
+    png = bytes(range(256)) * 4
+    request = SendEmailRequest(identifiers={"email": "grace@example.com"}, to="grace@example.com",
+                               subject="Your receipt", body="<p>Attached</p>",
+                               bcc="books@acme.test, Audit <audit@acme.test>")
+    request.attach("receipt.png", png)
+    request.attach("readme.txt", "plain words")
+    answer = api.send_email(request)
+    outcome, delivery = run(tenant_a, answer["delivery_id"])
+    assert outcome.result == "sent", outcome.detail
+    (_, recipients, message), = smtp.messages
+    assert recipients == ["grace@example.com", "books@acme.test", "audit@acme.test"]
+    assert message["To"] == "grace@example.com" and message["Bcc"] is None
+    files = {part.get_filename(): part for part in message.iter_attachments()}
+    assert files["receipt.png"].get_content_type() == "image/png"
+    assert files["receipt.png"].get_payload(decode=True) == png
+    assert files["readme.txt"].get_payload(decode=True) == b"plain words"
+
+
 def test_other_send_methods_of_the_client(api, tenant_a):
     ws = tenant_a.workspace
     ProfileFactory(workspace=ws, external_id="ada", email="ada@example.com", phone="+905551234567")
@@ -124,6 +143,13 @@ def test_errors_reach_the_client(api, tenant_a, mail):
     assert text.startswith("400") and "body" in text
     text = refusal(lambda: api.send_sms(SendSMSRequest(transactional_message_id="nope", identifiers={"id": "ada"})))
     assert text.startswith("400") and "transactional_message_id" in text
+    request = SendEmailRequest(identifiers={"id": "ada"}, subject="S", body="B")
+    request.attach("bad.txt", "not base64!", encode=False)
+    text = refusal(lambda: api.send_email(request))
+    assert text.startswith("400") and "attachments.bad.txt" in text
+    text = refusal(lambda: api.send_email(SendEmailRequest(identifiers={"id": "ada"}, subject="S", body="B",
+                                                           bcc="not-an-address")))
+    assert text.startswith("400") and "bcc" in text
     assert not Delivery.unscoped.exists()
 
 

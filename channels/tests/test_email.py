@@ -2,12 +2,14 @@
 local HTTP server speaking Postmark's API, and how each failure is classified."""
 
 import asyncio
+import base64
 import json
 
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
+from channels.consent import suppress
 from channels.deliveries import queue_delivery
 from channels.models import Delivery, DeliveryEvent, DeliveryStatus
 from channels.providers.email import AnymailProvider, SmtpProvider
@@ -133,6 +135,82 @@ def test_smtp_sends_tracked_multipart_email_with_unsubscribe_headers(tenant_a, p
     assert "/t/c/" in delivery.body and delivery.subject == "Our sale"  # what was sent is retained
     assert kinds(delivery) == ["queued", "sent"]
     assert Event.unscoped.filter(profile=person, name="email_sent").count() == 1
+
+
+PDF = b"%PDF-1.4\n\x00\xff\xfe binary {{ customer.id }}"
+
+
+def with_files(tenant, person, **content):
+    content = {"subject": "Invoice {{ customer.id }}", "body": "<p>Your invoice</p>",
+               "attachments": [{"filename": "invoice {{ customer.id }}.pdf", "content_type": "application/pdf",
+                                "content_b64": base64.b64encode(PDF).decode()},
+                               {"filename": "notes.txt", "content_type": "text/plain",
+                                "content_b64": base64.b64encode("Grüße, Ada".encode()).decode()}],
+               "bcc": ["archive@acme.test", "Audit@Acme.test"], **content}
+    delivery, _ = queue_delivery(tenant.workspace, channel="email", profile=person, source="transactional",
+                                 content=content)
+    return delivery
+
+
+def test_smtp_sends_attachments_and_bcc_only_in_the_envelope(tenant_a, person):
+    with FakeSmtpServer() as smtp:
+        smtp_config(tenant_a, smtp.port)
+        delivery = with_files(tenant_a, person)
+        outcome = send(tenant_a, delivery)
+
+    assert outcome.result == "sent", outcome.detail
+    (_, rcpt_tos, message), = smtp.messages
+    assert rcpt_tos == ["ada@example.test", "archive@acme.test", "audit@acme.test"]
+    assert message["Bcc"] is None and "archive@acme.test" not in message.as_string()
+    assert message["To"] == "ada@example.test" and message["Subject"] == "Invoice ada"
+    assert message.get_content_type() == "multipart/mixed"
+    files = {part.get_filename(): part for part in message.iter_attachments()}
+    # neither the file name nor the content is a template
+    assert set(files) == {"invoice {{ customer.id }}.pdf", "notes.txt"}
+    assert files["invoice {{ customer.id }}.pdf"].get_content_type() == "application/pdf"
+    assert files["invoice {{ customer.id }}.pdf"].get_payload(decode=True) == PDF
+    assert files["notes.txt"].get_payload(decode=True).decode() == "Grüße, Ada"
+    _, html = parts(message)
+    assert "Your invoice" in html
+    # what is kept: the files once (in the content); the sent copy only names them
+    assert delivery.rendered_payload == {
+        "attachments": [{"filename": "invoice {{ customer.id }}.pdf", "content_type": "application/pdf",
+                         "size": len(PDF)},
+                        {"filename": "notes.txt", "content_type": "text/plain", "size": len("Grüße, Ada".encode())}],
+        "bcc": ["archive@acme.test", "audit@acme.test"]}
+    assert delivery.content["attachments"][0]["content_b64"] == base64.b64encode(PDF).decode()
+
+
+def test_suppressed_bcc_is_dropped_and_the_recipient_is_not_sent_twice(tenant_a, person):
+    suppress(tenant_a.workspace, channel="email", address="Audit@acme.test", reason="bounce")
+    with FakeSmtpServer() as smtp:
+        smtp_config(tenant_a, smtp.port)
+        delivery = with_files(tenant_a, person, bcc=["audit@acme.test", "ada@example.test", "archive@acme.test"])
+        assert send(tenant_a, delivery).result == "sent"
+    (_, rcpt_tos, _), = smtp.messages
+    assert rcpt_tos == ["ada@example.test", "archive@acme.test"]
+    assert delivery.rendered_payload["bcc"] == ["archive@acme.test"]
+    assert delivery.rendered_payload["bcc_suppressed"] == ["audit@acme.test"]
+
+
+def test_only_suppressed_bcc_sends_to_the_recipient_alone(tenant_a, person):
+    suppress(tenant_a.workspace, channel="email", address="archive@acme.test", reason="manual")
+    with FakeSmtpServer() as smtp:
+        smtp_config(tenant_a, smtp.port)
+        delivery = with_files(tenant_a, person, bcc=["archive@acme.test"], attachments=[])
+        assert send(tenant_a, delivery).result == "sent"
+    (_, rcpt_tos, message), = smtp.messages
+    assert rcpt_tos == ["ada@example.test"] and message.get_content_type() == "multipart/alternative"
+    assert delivery.rendered_payload == {"bcc_suppressed": ["archive@acme.test"]}
+
+
+def test_malformed_stored_attachments_fail_the_delivery_without_sending(tenant_a, person):
+    with FakeSmtpServer() as smtp:
+        smtp_config(tenant_a, smtp.port)
+        delivery = with_files(tenant_a, person, attachments=[{"filename": "a.txt", "content_b64": "@@"}])
+        outcome = send(tenant_a, delivery)
+    assert outcome.result == "failed" and "attachments" in outcome.detail
+    assert smtp.messages == [] and delivery.status == DeliveryStatus.FAILED
 
 
 def test_smtp_reply_to_and_plain_only_body(tenant_a, person):
@@ -262,6 +340,21 @@ def test_postmark_send_through_anymail(tenant_a, person):
     headers = {h["Name"]: h["Value"] for h in body["Headers"]}
     assert "/unsubscribe/" in headers["List-Unsubscribe"]
     assert headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+
+
+def test_postmark_gets_attachments_and_bcc(tenant_a, person):
+    suppress(tenant_a.workspace, channel="email", address="audit@acme.test", reason="bounce")
+    with FakeHttpServer(postmark_ok) as api:
+        postmark_config(tenant_a, api.url)
+        delivery = with_files(tenant_a, person)
+        assert send(tenant_a, delivery).result == "sent"
+    body = api.requests[0].json()
+    assert body["To"] == "ada@example.test" and body["Bcc"] == "archive@acme.test"
+    assert not any(header["Name"].lower() == "bcc" for header in body.get("Headers", []))
+    files = {item["Name"]: item for item in body["Attachments"]}
+    assert base64.b64decode(files["invoice {{ customer.id }}.pdf"]["Content"]) == PDF
+    assert files["invoice {{ customer.id }}.pdf"]["ContentType"] == "application/pdf"
+    assert base64.b64decode(files["notes.txt"]["Content"]).decode() == "Grüße, Ada"
 
 
 def test_postmark_unavailable_is_transient(tenant_a, person):

@@ -186,6 +186,15 @@ def test_an_inactive_configuration_stops_its_queued_deliveries(tenant_a, inbox, 
     assert outcome.result == "failed" and "inactive" in delivery.failure_reason
 
 
+def test_without_retention_the_inputs_go_once_sent(tenant_a, inbox, person):
+    delivery, _ = queue_delivery(tenant_a.workspace, channel="in_app", source="transactional", profile=person,
+                                 retain_content=False,
+                                 content={"body": "code {{ trigger.code }}"}, message_data={"trigger": {"code": "42"}})
+    _deliver(tenant_a, delivery)
+    delivery.refresh_from_db()
+    assert delivery.status == DeliveryStatus.DELIVERED and delivery.content == {} and delivery.message_data == {}
+
+
 def test_in_app_content_is_kept_even_without_retention(tenant_a, inbox, person):
     delivery, _ = _queue(tenant_a, person, retain_content=False)
     _deliver(tenant_a, delivery)

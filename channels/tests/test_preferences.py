@@ -4,7 +4,7 @@ import pytest
 from django.test import Client
 
 from channels import links
-from channels.consent import record_consent
+from channels.consent import preferences_of, record_consent, topic_allows
 from channels.deliveries import queue_delivery
 from channels.models import ConsentRecord, DeliveryEvent, SubscriptionPreference, SubscriptionTopic
 from channels.sending import deliver
@@ -196,6 +196,25 @@ def test_preferences_show_earlier_choices(client, tenant_a, person, topics):
         record_consent(tenant_a.workspace, person, subscribed=True, source="api", topic=offers)
     page = client.get(prefs_url(tenant_a, person)).content.decode()
     assert 'value="newsletter">' in page and 'value="offers" checked' in page
+
+
+def test_the_page_speaks_for_every_channel(tenant_a, person, topics):
+    news, offers = topics
+    with workspace_scope(tenant_a.workspace):
+        record_consent(tenant_a.workspace, person, subscribed=False, source="api", channel="sms", topic=news)
+        record_consent(tenant_a.workspace, person, subscribed=True, source="api", channel="email", topic=offers)
+    client = Client(enforce_csrf_checks=True)
+    url = prefs_url(tenant_a, person)
+    page = client.get(url).content.decode()
+    assert 'value="newsletter">' in page  # an SMS opt-out shows: the topic does not reach them everywhere
+    token = client.cookies["csrftoken"].value
+    # Ticking the newsletter and leaving offers unticked: every channel follows the page.
+    client.post(url, {"csrfmiddlewaretoken": token, "topic": ["newsletter"]})
+    prefs = {(p.channel, p.topic_id): p.subscribed for p in SubscriptionPreference.unscoped.filter(profile=person)}
+    assert prefs == {("sms", news.pk): True, ("email", offers.pk): False}  # the topics themselves kept their defaults
+    with workspace_scope(tenant_a.workspace):
+        assert topic_allows(news, "sms", preferences_of(tenant_a.workspace, person))
+        assert not topic_allows(offers, "email", preferences_of(tenant_a.workspace, person))
 
 
 def test_preferences_post_without_csrf_token_is_refused(tenant_a, person, topics):

@@ -73,5 +73,19 @@ def not_found(request, exception=None):
     return _json_page("Not found.", status.HTTP_404_NOT_FOUND)
 
 
+def bad_request(request, exception=None):
+    """Django's own refusals (a body over DATA_UPLOAD_MAX_MEMORY_SIZE, a bad host) as JSON, except
+    on admin pages."""
+    from django.core.exceptions import RequestDataTooBig
+
+    if request.path.startswith("/admin/"):
+        from django.views.defaults import bad_request as html_bad_request
+
+        return html_bad_request(request, exception)
+    if isinstance(exception, RequestDataTooBig):
+        return _json_page("Request body is too large.", status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
+    return _json_page("Bad request.", status.HTTP_400_BAD_REQUEST)
+
+
 def server_error(request):
     return _json_page("Internal error.", status.HTTP_500_INTERNAL_SERVER_ERROR)
