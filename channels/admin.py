@@ -13,7 +13,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import Q
 from django.utils.html import format_html, format_html_join
 
-from channels import reporting_sender, services
+from channels import services
 from channels.admin_forms import (
     KEYWORD_CHANNELS, ChannelConfigForm, KeywordRuleForm, ReportingWebhookForm, SubscriptionTopicForm,
     SuppressionAddForm, load_provider,
@@ -504,20 +504,20 @@ class ReportingWebhookAdmin(ServiceBackedAdmin):
         secret = form.cleaned_data.get("secret") or None
         if change:
             stored = ReportingWebhook.objects.get(pk=obj.pk)
-            saved = self._apply(request, lambda: reporting_sender.update_webhook(webhook=stored, secret=secret,
+            saved = self._apply(request, lambda: services.update_webhook(webhook=stored, secret=secret,
                                                                                  **data))
         else:
-            saved, secret_in_use = self._apply(request, lambda: reporting_sender.create_webhook(
+            saved, secret_in_use = self._apply(request, lambda: services.create_webhook(
                 workspace=request.workspace, secret=secret, **data))
             if secret is None:
                 self._show_secret(request, saved, secret_in_use)
         obj.__dict__.update(saved.__dict__)
 
     def delete_model(self, request, obj):
-        self._apply(request, lambda: reporting_sender.delete_webhook(webhook=obj))
+        self._apply(request, lambda: services.delete_webhook(webhook=obj))
 
     def delete_queryset(self, request, queryset):
-        self._apply(request, lambda: [reporting_sender.delete_webhook(webhook=hook) for hook in queryset])
+        self._apply(request, lambda: [services.delete_webhook(webhook=hook) for hook in queryset])
 
     def _show_secret(self, request, webhook, secret):
         self.message_user(request, f"Signing secret of “{webhook.name}”: {secret} — copy it now, it will not be "
@@ -526,8 +526,8 @@ class ReportingWebhookAdmin(ServiceBackedAdmin):
     @admin.action(description="Rotate the signing secret (shown once)", permissions=["change"])
     def rotate_secret(self, request, queryset):
         for webhook in queryset:
-            secret = reporting_sender.new_secret()
-            reporting_sender.update_webhook(webhook=webhook, secret=secret)
+            secret = services.new_secret()
+            services.update_webhook(webhook=webhook, secret=secret)
             self._show_secret(request, webhook, secret)
 
     @admin.display(description="events")

@@ -105,7 +105,7 @@ def _erased(workspace, channel: str, address: str) -> bool:
     from compliance.deletion import is_erased
 
     kind = "email" if channel == ChannelType.EMAIL else "phone"
-    return is_erased(workspace, kind, normalize_address(channel, address))
+    return is_erased(workspace, kind, address)  # hashed in compliance.subjects.normalize form
 
 
 def block_reason(workspace, *, profile: Profile | None, channel: str, address: str,

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from channels.configs import NoChannelConfig, config_for
 from channels.feedback import record_delivery_event
-from channels.models import ChannelType, Delivery, DeliveryStatus, new_public_id
+from channels.models import ChannelType, Delivery, new_public_id
 
 SEND_TASK_FOR_CHANNEL = {
     ChannelType.EMAIL: "email.send_delivery",
@@ -86,7 +86,3 @@ def queue_delivery(workspace, *, channel: str, source: str, profile=None, recipi
     elif send_at is None or send_at <= timezone.now():
         enqueue_send(delivery)
     return delivery, True
-
-
-def is_pending(delivery: Delivery) -> bool:
-    return delivery.status in (DeliveryStatus.QUEUED, DeliveryStatus.SENDING)

@@ -48,7 +48,8 @@ def record_delivery_event(delivery: Delivery, kind: str, *, at: datetime | None 
     """Record `kind` for the delivery; `update_fields` are other fields the caller changed on it."""
     at = at or timezone.now()
     data = data or {}
-    _lock_and_refresh(delivery, keep=tuple(update_fields))
+    if kind in STATUS_FOR_KIND:  # only a status change is computed from what is stored
+        _lock_and_refresh(delivery, keep=tuple(update_fields))
     event = DeliveryEvent.unscoped.create(workspace_id=delivery.workspace_id, delivery=delivery, kind=kind, at=at,
                                           data=data)
     fields = set(update_fields)

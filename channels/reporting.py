@@ -1,6 +1,6 @@
 """Reporting webhooks: every delivery event owed to each subscribed URL becomes a row
 (`ReportingWebhookCall`) in the same transaction as the event, so none is lost; a beat task
-sends the due rows (channels/reporting_sender.py)."""
+sends the due rows (channels/reporting_sender.py); channels/services.py manages the webhooks."""
 
 from datetime import UTC
 

@@ -1,4 +1,4 @@
-"""Sending reporting webhook calls, and managing reporting webhooks (App API, admin).
+"""Sending reporting webhook calls (the webhooks themselves are managed in channels/services.py).
 
 `send_due_calls()` runs from the beat task `webhooks.send_due_reporting_calls`: it locks small
 batches of due pending calls across workspaces (`FOR UPDATE SKIP LOCKED`, so two workers never
@@ -21,19 +21,17 @@ import hashlib
 import hmac
 import json
 import logging
-import secrets as secrets_module
 import time
 from datetime import timedelta
 
 import requests
 from django.conf import settings
-from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
 from channels.models import ReportingWebhook, ReportingWebhookCall
 from channels.safe_http import BlockedDestination, safe_request
-from core.crypto import decrypt, encrypt
+from core.crypto import decrypt
 
 logger = logging.getLogger(__name__)
 
@@ -141,51 +139,3 @@ def send_due_calls(limit: int = 200, batch_size: int = BATCH_SIZE) -> dict:
     if counts["retrying"] or counts["failed"]:
         logger.info("reporting webhooks: %s", counts)
     return counts
-
-
-# --- managing reporting webhooks (services used by the App API) --------------------------------------
-
-def new_secret() -> str:
-    return secrets_module.token_hex(32)
-
-
-def _check_name_free(workspace, name: str, exclude: int | None = None) -> None:
-    workspace_id = getattr(workspace, "pk", workspace)
-    taken = ReportingWebhook.unscoped.filter(workspace_id=workspace_id, name=name).exclude(pk=exclude)
-    if taken.exists():
-        raise ValidationError({"name": "A reporting webhook with this name already exists."})
-
-
-@transaction.atomic
-def create_webhook(*, workspace, name: str, url: str, events: list[str] | None = None, active: bool = True,
-                   secret: str | None = None) -> tuple[ReportingWebhook, str]:
-    """Create a webhook; returns it with its signing secret (shown once, never again)."""
-    _check_name_free(workspace, name)
-    secret = secret or new_secret()
-    webhook = ReportingWebhook.unscoped.create(workspace=workspace, name=name, url=url, events=events or [],
-                                               active=active, secret_encrypted=encrypt(secret))
-    return webhook, secret
-
-
-@transaction.atomic
-def update_webhook(*, webhook: ReportingWebhook, secret: str | None = None, **changes) -> ReportingWebhook:
-    """Change name/url/events/active (and the secret when one is given)."""
-    if "name" in changes and changes["name"] != webhook.name:
-        _check_name_free(webhook.workspace_id, changes["name"], exclude=webhook.pk)
-    fields = []
-    for name in ("name", "url", "events", "active"):
-        if name in changes:
-            setattr(webhook, name, changes[name])
-            fields.append(name)
-    if secret:
-        webhook.secret_encrypted = encrypt(secret)
-        fields.append("secret_encrypted")
-    if fields:
-        webhook.save(update_fields=fields)
-    return webhook
-
-
-@transaction.atomic
-def delete_webhook(*, webhook: ReportingWebhook) -> None:
-    """Delete the webhook and the calls still owed to it."""
-    webhook.delete()

@@ -8,9 +8,11 @@ field) or `InvalidFields` (several); something that still uses a row raises `InU
 
 from __future__ import annotations
 
+import secrets as secrets_module
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import ProtectedError
 
@@ -18,8 +20,10 @@ from channels import consent, selectors
 from channels.configs import NoChannelConfig, config_for, make_default, provider_allowed, read_secrets, write_secrets
 from channels.deliveries import default_recipient, queue_delivery
 from channels.models import (
-    PROVIDERS_BY_CHANNEL, ChannelConfig, ChannelType, ConsentRecord, Delivery, SubscriptionTopic, Suppression,
+    PROVIDERS_BY_CHANNEL, ChannelConfig, ChannelType, ConsentRecord, Delivery, ReportingWebhook, SubscriptionTopic,
+    Suppression,
 )
+from core.crypto import encrypt
 from profiles.ingest.errors import InvalidInput
 from profiles.models import Profile
 
@@ -386,3 +390,51 @@ def add_suppression(*, workspace, channel: str, address: str, note: str = "") ->
 
 def remove_suppression(*, workspace, channel: str, address: str) -> bool:
     return consent.lift_suppression(workspace, channel=channel, address=address)
+
+
+# --- reporting webhooks ---------------------------------------------------------------------------
+
+def new_secret() -> str:
+    return secrets_module.token_hex(32)
+
+
+def _check_name_free(workspace, name: str, exclude: int | None = None) -> None:
+    workspace_id = getattr(workspace, "pk", workspace)
+    taken = ReportingWebhook.unscoped.filter(workspace_id=workspace_id, name=name).exclude(pk=exclude)
+    if taken.exists():
+        raise ValidationError({"name": "A reporting webhook with this name already exists."})
+
+
+@transaction.atomic
+def create_webhook(*, workspace, name: str, url: str, events: list[str] | None = None, active: bool = True,
+                   secret: str | None = None) -> tuple[ReportingWebhook, str]:
+    """Create a webhook; returns it with its signing secret (shown once, never again)."""
+    _check_name_free(workspace, name)
+    secret = secret or new_secret()
+    webhook = ReportingWebhook.unscoped.create(workspace=workspace, name=name, url=url, events=events or [],
+                                               active=active, secret_encrypted=encrypt(secret))
+    return webhook, secret
+
+
+@transaction.atomic
+def update_webhook(*, webhook: ReportingWebhook, secret: str | None = None, **changes) -> ReportingWebhook:
+    """Change name/url/events/active (and the secret when one is given)."""
+    if "name" in changes and changes["name"] != webhook.name:
+        _check_name_free(webhook.workspace_id, changes["name"], exclude=webhook.pk)
+    fields = []
+    for name in ("name", "url", "events", "active"):
+        if name in changes:
+            setattr(webhook, name, changes[name])
+            fields.append(name)
+    if secret:
+        webhook.secret_encrypted = encrypt(secret)
+        fields.append("secret_encrypted")
+    if fields:
+        webhook.save(update_fields=fields)
+    return webhook
+
+
+@transaction.atomic
+def delete_webhook(*, webhook: ReportingWebhook) -> None:
+    """Delete the webhook and the calls still owed to it."""
+    webhook.delete()

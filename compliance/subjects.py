@@ -11,11 +11,12 @@ MAX_LENGTH = {"id": 150, "cio_id": 32}  # the columns' lengths
 
 
 def normalize(kind: str, value) -> str:
+    """The form identifiers are hashed and looked up in: an address as the channels write it."""
+    from channels.consent import normalize_address
+
     value = str(value).strip()
-    if kind == "email":
-        return value.lower()
-    if kind == "phone":
-        return value.replace(" ", "")
+    if kind in ("email", "phone"):
+        return normalize_address("email" if kind == "email" else "sms", value)
     return value
 
 

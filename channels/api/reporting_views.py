@@ -10,7 +10,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 
-from channels import reporting_sender as services
+from channels import services
 from channels.api.reporting_serializers import ReportingWebhookInputSerializer, webhook_json
 from channels.models import ReportingWebhook
 from core.api.views import WorkspaceViewSet

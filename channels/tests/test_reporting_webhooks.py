@@ -16,7 +16,8 @@ from django.utils import timezone
 from channels.deliveries import queue_delivery
 from channels.feedback import record_delivery_event
 from channels.models import ReportingWebhook, ReportingWebhookCall
-from channels.reporting_sender import create_webhook, retry_delay, send_due_calls
+from channels.reporting_sender import retry_delay, send_due_calls
+from channels.services import create_webhook
 from channels.tasks import send_due_reporting_calls
 from core.crypto import decrypt, encrypt
 from core.testing.factories import ChannelConfigFactory, ProfileFactory
