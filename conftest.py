@@ -9,7 +9,7 @@ from accounts import services
 from accounts.models import ApiKeyKind, AppScope, User, Workspace
 from compliance.deletion import run_deletion
 from compliance.models import DeletionRecord
-from core.testing.factories import UserFactory, WorkspaceFactory
+from tests.support.factories import UserFactory, WorkspaceFactory
 from profiles.ingest.processor import process_pending
 from tests.helpers import basic_auth
 

@@ -3,6 +3,7 @@ from django.apps import AppConfig
 
 class AccountsConfig(AppConfig):
     name = "accounts"
+    audited = True  # core.audit registers this app's models with the audit log
     verbose_name = "Accounts"
 
     def ready(self):

@@ -71,6 +71,8 @@ def new_site_id() -> str:
 class Workspace(models.Model):
     """The tenant. Every tenant table points here."""
 
+    is_workspace_model = True  # core's audit log files changes of this model under its own id
+
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=80, unique=True)
     site_id = models.CharField(max_length=40, unique=True, default=new_site_id, editable=False)

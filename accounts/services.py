@@ -13,7 +13,7 @@ from accounts.models import ApiKey, ApiKeyKind, AppScope, Membership, User, Work
 from accounts.permissions import has_workspace_perm
 from accounts.roles import Role, permissions_for
 from accounts.tokens import hash_secret, new_secret
-from compliance.audit import record_action
+from core.audit import record_action
 
 
 def api_key_cache_key(secret_hash: str) -> str:

@@ -179,7 +179,7 @@ def main() -> None:
                                     f"bench-{uuid.uuid4().hex[:6]}@ulak.test", "--password", "bench-pass-123",
                                     "--json"))
     setup_django()
-    from core.testing.fakes import FakeHttpServer, FakeSmtpServer, Reply
+    from tests.support.fakes import FakeHttpServer, FakeSmtpServer, Reply
 
     def twilio(request):
         return Reply(201, {"sid": "SM" + uuid.uuid4().hex, "status": "queued"})

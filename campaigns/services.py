@@ -15,6 +15,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from campaigns import templating
+from core.errors import Conflict
 from campaigns.models import Layout, Snippet, TransactionalMessage
 from channels.models import ChannelConfig, SubscriptionTopic
 
@@ -23,7 +24,7 @@ LAYOUT_CONTENT = re.compile(r"\{\{-?\s*content\s*(\|[^}]*)?-?\}\}")
 MAX_PAYLOAD_DEPTH = 10
 
 
-class InUse(Exception):
+class InUse(Conflict):
     """The row is still used by others and cannot be deleted."""
 
 

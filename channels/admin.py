@@ -25,12 +25,12 @@ from channels.models import (
     ChannelConfig, ConsentRecord, Delivery, DeliveryEvent, InboundMessage, KeywordRule, ProviderKind,
     ReportingWebhook, ReportingWebhookCall, SubscriptionTopic, Suppression,
 )
-from compliance.exporting import AdminExportMixin, FilterError, parse_format, parse_instant, streamed
+from core.exporting import AdminExportMixin, FilterError, parse_format, parse_instant, streamed
 from core.admin import (
     ReadOnlyWorkspaceInline, ReadOnlyWorkspaceScopedAdmin, ServiceBackedAdminMixin, WorkspaceScopedAdmin,
 )
 from profiles.admin import compact_json, pretty_json
-from profiles.ingest.errors import InvalidInput
+from core.errors import ApiError
 
 EXPORT_CHUNK = 2000  # consent rows per server-side cursor fetch
 SHORT_TEXT = 80
@@ -59,14 +59,7 @@ class ServiceBackedAdmin(ServiceBackedAdminMixin, WorkspaceScopedAdmin):
     """Writes go through channels services; a refusal rolls the admin's transaction back and
     returns to the page with the reason."""
 
-    refusals = (InvalidInput, services.InvalidFields, services.InUse, ValidationError)
-
-    def refusal_text(self, exc) -> str:
-        if isinstance(exc, InvalidInput):
-            return f"{exc.field}: {exc.message}" if exc.field else exc.message
-        if isinstance(exc, services.InvalidFields):
-            return "; ".join(f"{error['field']}: {error['message']}" for error in exc.errors)
-        return super().refusal_text(exc)
+    refusals = (ApiError, ValidationError)
 
 
 # --- channel configurations -------------------------------------------------------------------------
@@ -372,7 +365,7 @@ class ConsentRecordAdmin(AdminExportMixin, ReadOnlyWorkspaceScopedAdmin):
         return ConsentRecord.unscoped.filter(workspace=request.workspace).order_by("created_at", "pk")
 
     def _stream(self, request, records, fmt, details):
-        from compliance.audit import record_action
+        from core.audit import record_action
 
         record_action(target=request.workspace, action="consent_records_exported", workspace=request.workspace,
                       details=details)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from celery import current_app
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -37,11 +38,9 @@ def default_recipient(channel: str, profile) -> str:
 
 def enqueue_send(delivery: Delivery) -> None:
     """Publish the send task once the current transaction commits (never before the row exists)."""
-    from config.celery import app
-
     name = SEND_TASK_FOR_CHANNEL[ChannelType(delivery.channel)]
     kwargs = {"workspace_id": delivery.workspace_id, "delivery_id": delivery.pk}
-    transaction.on_commit(lambda: app.send_task(name, kwargs=kwargs))
+    transaction.on_commit(lambda: current_app.send_task(name, kwargs=kwargs))
 
 
 def queue_delivery(workspace, *, channel: str, source: str, profile=None, recipient: str = "",

@@ -24,21 +24,13 @@ from channels.models import (
     Suppression,
 )
 from core.crypto import encrypt
-from profiles.ingest.errors import InvalidInput
+from core.errors import Conflict, InvalidFields, InvalidInput
 from profiles.models import Profile
 
 IDEMPOTENCY_PREFIX = "api:"
 
 
-class InvalidFields(Exception):
-    """Several fields are wrong at once: `errors` is [{"field", "message"}]."""
-
-    def __init__(self, errors: list[dict]):
-        super().__init__(errors[0]["message"] if errors else "invalid")
-        self.errors = errors
-
-
-class InUse(Exception):
+class InUse(Conflict):
     """The row cannot be deleted: other rows still point at it."""
 
 

@@ -4,8 +4,9 @@ One send task per channel so each channel has its own queue (email, sms, whatsap
 in_app, webhooks) and can be scaled or paused on its own.
 """
 
-from config.celery import app
-from core.tasks import UlakTask, WorkspaceTask
+from celery import shared_task
+from accounts.tasks import WorkspaceTask
+from core.tasks import UlakTask
 
 
 def _send(task, delivery_id):
@@ -19,37 +20,37 @@ def _send(task, delivery_id):
     return {"result": outcome.result, "detail": outcome.detail}
 
 
-@app.task(bind=True, base=WorkspaceTask, name="email.send_delivery")
+@shared_task(bind=True, base=WorkspaceTask, name="email.send_delivery")
 def send_email(self, *, workspace_id, delivery_id):
     return _send(self, delivery_id)
 
 
-@app.task(bind=True, base=WorkspaceTask, name="sms.send_delivery")
+@shared_task(bind=True, base=WorkspaceTask, name="sms.send_delivery")
 def send_sms(self, *, workspace_id, delivery_id):
     return _send(self, delivery_id)
 
 
-@app.task(bind=True, base=WorkspaceTask, name="whatsapp.send_delivery")
+@shared_task(bind=True, base=WorkspaceTask, name="whatsapp.send_delivery")
 def send_whatsapp(self, *, workspace_id, delivery_id):
     return _send(self, delivery_id)
 
 
-@app.task(bind=True, base=WorkspaceTask, name="push.send_delivery")
+@shared_task(bind=True, base=WorkspaceTask, name="push.send_delivery")
 def send_push(self, *, workspace_id, delivery_id):
     return _send(self, delivery_id)
 
 
-@app.task(bind=True, base=WorkspaceTask, name="in_app.send_delivery")
+@shared_task(bind=True, base=WorkspaceTask, name="in_app.send_delivery")
 def send_in_app(self, *, workspace_id, delivery_id):
     return _send(self, delivery_id)
 
 
-@app.task(bind=True, base=WorkspaceTask, name="webhooks.send_delivery")
+@shared_task(bind=True, base=WorkspaceTask, name="webhooks.send_delivery")
 def send_webhook(self, *, workspace_id, delivery_id):
     return _send(self, delivery_id)
 
 
-@app.task(base=UlakTask, name="default.sweep_deliveries")
+@shared_task(base=UlakTask, name="default.sweep_deliveries")
 def sweep_deliveries():
     """Beat (every 30 s): enqueue scheduled sends that came due and deliveries whose task was lost."""
     from channels.deliveries import enqueue_send
@@ -62,7 +63,7 @@ def sweep_deliveries():
     return {"enqueued": count}
 
 
-@app.task(base=UlakTask, name="webhooks.send_due_reporting_calls")
+@shared_task(base=UlakTask, name="webhooks.send_due_reporting_calls")
 def send_due_reporting_calls():
     """Beat (every 15 s): post due reporting webhook calls, retrying failures with backoff."""
     from channels.reporting_sender import send_due_calls

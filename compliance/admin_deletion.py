@@ -12,10 +12,10 @@ from django.core.exceptions import ValidationError
 from compliance import deletion
 from compliance.subjects import clean_identifiers
 from compliance.api.deletion_views import export_records
-from compliance.exporting import AdminExportMixin
+from core.exporting import AdminExportMixin
 from compliance.models import DeletionRecord, IdentifierKind, SuppressedIdentifier
 from core.admin import WorkspaceScopedAdmin, has_perm
-from profiles.ingest.errors import InvalidInput
+from core.errors import InvalidInput
 
 VIEWERS = ("view_audit_log", "manage_deletions")
 

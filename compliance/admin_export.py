@@ -15,7 +15,7 @@ from django.views.decorators.http import require_http_methods
 
 from compliance import dsar
 from core.admin import has_perm
-from profiles.ingest.errors import InvalidInput
+from core.errors import InvalidInput
 
 PERMISSION = "export_personal_data"
 URL_NAME = "compliance_export_person"

@@ -33,10 +33,9 @@ from django.db.models.functions import Greatest, Lower
 from django.db.models.lookups import In
 from django.utils import timezone
 
-from compliance.audit import MASK, record_action
+from core.audit import MASK, record_action
 from compliance.subjects import normalize, people_named
 from compliance.models import (
-    AuditEntry,
     DeletionRecord,
     DeletionStatus,
     IdentifierKind,
@@ -44,6 +43,7 @@ from compliance.models import (
     WorkspaceSecret,
 )
 from core.crypto import decrypt, encrypt
+from core.models import AuditEntry
 from profiles.models import (
     Device,
     Event,
@@ -417,7 +417,7 @@ def mask_audit_entries(record):
             # Django's own admin history keeps str(object), which may be an id or an email.
             LogEntry.objects.filter(content_type=content_type, object_id__in=pks).update(
                 object_repr=f"{model._meta.verbose_name} #{MASK}")
-    return {"compliance.AuditEntry (masked)": masked}, True
+    return {"core.AuditEntry (masked)": masked}, True
 
 
 STEPS = (
@@ -446,7 +446,7 @@ STEP_FOR_MODEL = {
     "profiles.Identity": "identities",
     "profiles.SegmentMembership": "segment_memberships",
     "profiles.Profile": "profile",
-    "compliance.AuditEntry": "audit",
+    "core.AuditEntry": "audit",
     "channels.Delivery": "deliveries",
     "channels.DeliveryEvent": "deliveries",
     "channels.ReportingWebhookCall": "deliveries",

@@ -1,10 +1,11 @@
 """Deletion jobs (Celery). Thin: load the request, call the service."""
 
-from config.celery import app
-from core.tasks import UlakTask, WorkspaceTask
+from celery import shared_task
+from accounts.tasks import WorkspaceTask
+from core.tasks import UlakTask
 
 
-@app.task(base=WorkspaceTask, name="compliance.run_deletion")
+@shared_task(base=WorkspaceTask, name="compliance.run_deletion")
 def run_deletion_task(*, workspace_id, request_id):
     from compliance.deletion import run_deletion
     from compliance.models import DeletionRecord
@@ -14,7 +15,7 @@ def run_deletion_task(*, workspace_id, request_id):
         run_deletion(record)
 
 
-@app.task(base=UlakTask, name="compliance.resume_deletions")
+@shared_task(base=UlakTask, name="compliance.resume_deletions")
 def resume_deletions():
     """Beat: re-enqueue deletions left pending/running (lost message, dead worker) or failed."""
     from compliance.deletion import resume_incomplete_deletions

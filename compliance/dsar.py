@@ -22,11 +22,11 @@ from django.db.models import Q
 from django.utils import timezone
 
 from channels.models import ConsentRecord, Delivery, DeliveryEvent, InboundMessage, SubscriptionPreference
-from compliance.audit import record_action
+from core.audit import record_action
 from compliance.deletion import person_addresses, suppressions_of, unlinked_deliveries_q
 from compliance.subjects import clean_identifiers, people_named
 from core.context import workspace_scope
-from profiles.ingest.errors import InvalidInput
+from core.errors import InvalidInput
 from profiles.models import Device, Event, Identity, Profile, Relationship, SegmentMembership
 
 EXPORT_ACTION = "personal_data_export"

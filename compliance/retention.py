@@ -10,7 +10,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from channels.models import Delivery, DeliveryStatus
-from compliance.audit import record_action
+from core.audit import record_action
 from profiles.models import Event
 
 logger = logging.getLogger(__name__)

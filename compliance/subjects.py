@@ -1,7 +1,7 @@
 """Naming a data subject: one identifier (id, email, phone or cio_id), checked and looked up the
 same way by the deletion and the data subject export."""
 
-from profiles.ingest.errors import InvalidInput
+from core.errors import InvalidInput
 from profiles.ingest.operations import clean_email, clean_phone, clean_str, require_dict
 from profiles.models import Profile
 

@@ -23,7 +23,7 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 ULAK_FERNET_KEYS = env_list("ULAK_FERNET_KEYS", [])
 
 INSTALLED_APPS = [
-    "core.admin_config.UlakAdminConfig",
+    "config.admin_apps.UlakAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -52,7 +52,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "core.middleware.AdminWorkspaceMiddleware",
+    "accounts.middleware.AdminWorkspaceMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -196,10 +196,10 @@ ULAK_TASK_MAX_DELIVERIES = env_int("ULAK_TASK_MAX_DELIVERIES", 5)
 ULAK_TASK_MAX_COUNTDOWN_SECONDS = env_int("ULAK_TASK_MAX_COUNTDOWN_SECONDS", 300)
 
 # Audit (django-auditlog with our own entry model that records workspace, source and key).
-AUDITLOG_LOGENTRY_MODEL = "compliance.AuditEntry"
+AUDITLOG_LOGENTRY_MODEL = "core.AuditEntry"
 AUDITLOG_USE_BASE_MANAGER = True
 AUDITLOG_STORE_JSON_CHANGES = True
-AUDITLOG_MASK_CALLABLE = "compliance.audit.mask_personal_value"
+AUDITLOG_MASK_CALLABLE = "core.audit.mask_personal_value"
 
 # Secrets shown once after creation (API keys, webhook secrets) travel as messages: keep them
 # server-side, not in a (signed, readable) cookie.

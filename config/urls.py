@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from core import views as ops
+from config import views as ops
 from profiles.api.track_v1 import PushEventsView
 
 handler400 = "core.api.exceptions.bad_request"

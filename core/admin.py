@@ -5,6 +5,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import Http404, HttpResponseRedirect
 
+from core.errors import ApiError
 from core.models import is_tenant_model
 
 
@@ -50,9 +51,11 @@ class ServiceBackedAdminMixin:
     in `refusals` rolls the admin's transaction back (a bulk action's too: nothing of it is kept)
     and returns to the page with `refusal_text(exc)` as an error message."""
 
-    refusals: tuple[type[Exception], ...] = (ValidationError,)
+    refusals: tuple[type[Exception], ...] = (ValidationError, ApiError)
 
     def refusal_text(self, exc: Exception) -> str:
+        if isinstance(exc, ApiError):
+            return "; ".join(f"{e['field']}: {e['message']}" if e["field"] else e["message"] for e in exc.errors())
         return "; ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
 
     def _apply(self, request, fn):
@@ -106,7 +109,7 @@ class WorkspaceScopedAdmin(WorkspacePermissionAdminMixin, admin.ModelAdmin):
     """Admin of a tenant model: queryset, FK choices and autocompletes limited to the workspace."""
 
     def get_queryset(self, request):
-        return super().get_queryset(request).filter(workspace=request.workspace)
+        return super().get_queryset(request).filter(workspace_id=request.workspace.pk)
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         related = db_field.remote_field.model

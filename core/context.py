@@ -9,10 +9,12 @@ from __future__ import annotations
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from accounts.models import ApiKey, User, Workspace
+from django.db.models import Model
+
+# The workspace, user and API key models live in accounts, above core; here they are just models.
+Workspace = ApiKey = User = Model
 
 
 class NoWorkspaceInScope(RuntimeError):

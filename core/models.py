@@ -1,16 +1,28 @@
 """Tenancy building blocks shared by every tenant table."""
 
+from auditlog.models import AbstractLogEntry, LogEntryManager
+from django.conf import settings
 from django.db import models
 
-from core.context import current_workspace
+from core.context import current_actor, current_workspace, current_workspace_or_none
 
 
 class WorkspaceScopedManager(models.Manager):
-    """Default manager of tenant models: only the workspace in scope, and raises when none is."""
+    """Default manager of tenant models: only the workspace in scope, and raises when none is.
+
+    `for_workspace(ws)` names the workspace explicitly instead (jobs and services that are handed
+    one); it is the scoped form to prefer over the `unscoped` manager.
+    """
 
     def get_queryset(self):
         workspace = current_workspace()
         return super().get_queryset().filter(workspace_id=workspace.pk)
+
+    def for_workspace(self, workspace):
+        workspace_id = workspace if isinstance(workspace, int) else workspace.pk
+        if workspace_id is None:
+            raise ValueError("for_workspace() needs a saved workspace")
+        return super().get_queryset().filter(workspace_id=workspace_id)
 
 
 class WorkspaceScopedModel(models.Model):
@@ -35,3 +47,79 @@ class WorkspaceScopedModel(models.Model):
 
 def is_tenant_model(model) -> bool:
     return issubclass(model, WorkspaceScopedModel)
+
+
+# --- audit log -------------------------------------------------------------------------------------
+
+class AuditSource(models.TextChoices):
+    ADMIN = "admin", "Admin console"
+    API = "api", "API"
+    CLI = "cli", "Management command"
+    SYSTEM = "system", "Background job"
+
+
+def _workspace_id_of(instance) -> int | None:
+    if getattr(type(instance), "is_workspace_model", False):  # the Workspace itself (accounts)
+        return instance.pk
+    workspace_id = getattr(instance, "workspace_id", None)
+    if workspace_id is not None:
+        return workspace_id
+    workspace = current_workspace_or_none()
+    return workspace.pk if workspace is not None else None
+
+
+class AuditEntryManager(LogEntryManager):
+    """auditlog's manager, filling in who acted, from where, and in which workspace."""
+
+    def _context(self, instance, kwargs):
+        actor = current_actor()
+        if not getattr(instance, "audit_str_is_safe", False):
+            # str() may show personal data, directly or through a relation (a membership shows
+            # its user's email); unless a model vouches for its str(), name it by type and key.
+            kwargs.setdefault("object_repr", f"{instance._meta.verbose_name} #{instance.pk}")
+        kwargs.setdefault("workspace_id", _workspace_id_of(instance))
+        kwargs.setdefault("source", actor.source if actor else AuditSource.SYSTEM)
+        if actor is not None:
+            if actor.user is not None:
+                kwargs.setdefault("actor", actor.user)
+                kwargs.setdefault("actor_email", actor.user.email)
+            if actor.api_key is not None:
+                kwargs.setdefault("api_key_id", actor.api_key.pk)
+            kwargs.setdefault("remote_addr", actor.remote_addr)
+        return kwargs
+
+    def log_create(self, instance, force_log: bool = False, **kwargs):
+        return super().log_create(instance, force_log=force_log, **self._context(instance, kwargs))
+
+    def log_m2m_changes(self, changed_queryset, instance, operation, field_name, **kwargs):
+        return super().log_m2m_changes(
+            changed_queryset, instance, operation, field_name, **self._context(instance, kwargs)
+        )
+
+
+class AuditEntry(AbstractLogEntry):
+    """One audited change. Rows are append-only: a database trigger refuses UPDATE and DELETE.
+
+    The workspace and API key are plain ids, not foreign keys: entries outlive the keys and
+    workspaces they mention, and core sits below the app that defines them. The actor is
+    auditlog's own reference to the user model (settings.AUTH_USER_MODEL, no database
+    constraint); the actor's email is copied onto the row. The table keeps the name it had when
+    the model lived in compliance (docs/architecture.md).
+    """
+
+    workspace_id = models.BigIntegerField(null=True, blank=True)
+    source = models.CharField(max_length=10, choices=AuditSource.choices, default=AuditSource.SYSTEM)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.DO_NOTHING,
+        db_constraint=False, related_name="+",
+    )
+    api_key_id = models.BigIntegerField(null=True, blank=True)
+
+    objects = AuditEntryManager()
+    scoped = WorkspaceScopedManager()  # reads; `objects` is auditlog's writer
+
+    class Meta(AbstractLogEntry.Meta):
+        db_table = "compliance_auditentry"
+        verbose_name = "audit entry"
+        verbose_name_plural = "audit entries"
+        indexes = [models.Index(fields=["workspace_id", "-timestamp"], name="audit_ws_time")]

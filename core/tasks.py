@@ -8,7 +8,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.utils import timezone
 
-from core.context import Actor, acting_as, current_workspace, workspace_scope
+from core.context import Actor, acting_as
 
 logger = logging.getLogger(__name__)
 
@@ -73,23 +73,3 @@ class UlakTask(DjangoTask):
         finally:
             if key is not None:
                 cache.delete(key)
-
-
-class WorkspaceTask(UlakTask):
-    """A task that works inside one workspace: call it with a `workspace_id` keyword argument."""
-
-    abstract = True
-
-    @property
-    def workspace(self):
-        return current_workspace()
-
-    def __call__(self, *args, **kwargs):
-        from accounts.models import Workspace
-
-        workspace_id = kwargs.get("workspace_id")
-        if workspace_id is None:
-            raise TypeError(f"{self.name} must be called with a workspace_id keyword argument")
-        workspace = Workspace.objects.get(pk=workspace_id)
-        with workspace_scope(workspace):
-            return super().__call__(*args, **kwargs)

@@ -16,7 +16,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from profiles.admin import PeopleAdmin, PrettyJSONFormField
-from profiles.ingest.errors import InvalidInput
+from core.errors import InvalidInput
 from profiles.models import Segment, SegmentKind, SegmentMembership
 
 PREVIEW_SAMPLE = 10

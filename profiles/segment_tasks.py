@@ -6,11 +6,12 @@ segment's current one does nothing (the newer version has its own run queued), a
 run of the current version finds nothing left to change, so redelivery is harmless.
 """
 
-from config.celery import app
-from core.tasks import UlakTask, WorkspaceTask
+from celery import shared_task
+from accounts.tasks import WorkspaceTask
+from core.tasks import UlakTask
 
 
-@app.task(base=WorkspaceTask, name="segments.recompute")
+@shared_task(base=WorkspaceTask, name="segments.recompute")
 def recompute_segment(*, workspace_id, segment_id, version):
     from profiles.models import Segment
     from profiles.segments import services
@@ -21,7 +22,7 @@ def recompute_segment(*, workspace_id, segment_id, version):
     return services.recompute(segment, version=version)
 
 
-@app.task(base=UlakTask, name="segments.refresh_time_based")
+@shared_task(base=UlakTask, name="segments.refresh_time_based")
 def refresh_time_based():
     """Beat job (every 15 minutes): fully recompute, in every workspace, each live data segment whose
     conditions change with time alone (event windows, relative dates). One segment failing (it is

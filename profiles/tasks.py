@@ -1,10 +1,11 @@
-from config.celery import app
+from celery import shared_task
 from profiles.segment_tasks import *  # noqa: F401,F403  (Celery finds segment tasks here)
-from core.tasks import UlakTask, WorkspaceTask
+from accounts.tasks import WorkspaceTask
+from core.tasks import UlakTask
 from profiles.ingest.processor import WorkspaceBusy, process_pending
 
 
-@app.task(base=WorkspaceTask, bind=True, name="ingest.process_inbound", max_retries=None)
+@shared_task(base=WorkspaceTask, bind=True, name="ingest.process_inbound", max_retries=None)
 def process_inbound(self, *, workspace_id):
     try:
         process_pending(self.workspace)
@@ -13,7 +14,7 @@ def process_inbound(self, *, workspace_id):
         raise self.retry(countdown=1) from None
 
 
-@app.task(base=UlakTask, name="ingest.sweep_inbound")
+@shared_task(base=UlakTask, name="ingest.sweep_inbound")
 def sweep_inbound():
     """Safety net: schedule every workspace that still has staged operations."""
     from profiles.ingest.store import schedule_processing

@@ -6,15 +6,17 @@ from django.contrib import admin
 from django.db import models
 
 from accounts.models import Workspace
-from compliance.audit import PROJECT_APPS, audited_models
+from core.audit import audited_models
 from core.admin import WorkspacePermissionAdminMixin, WorkspaceScopedAdmin
 from core.models import WorkspaceScopedManager, is_tenant_model
+
+PROJECT_APPS = ("accounts", "profiles", "campaigns", "channels", "compliance")
 
 # Models that point at Workspace but are deliberately not ordinary tenant tables.
 NOT_TENANT_TABLES = {
     # auditlog writes through its own default manager; reads use `AuditEntry.scoped`, and entries
     # outlive their workspace (no FK constraint).
-    "compliance.AuditEntry",
+    "core.AuditEntry",
 }
 # Admins for models that are not tenant tables, with the reason they are safe.
 GLOBAL_ADMINS = {
@@ -99,7 +101,7 @@ def test_every_registered_admin_is_scoped_or_declared_global():
 
 # Data-plane tables that opt out of per-row auditing (`audit_log = False`), with the reason.
 NOT_AUDITED = {
-    "compliance.AuditEntry": "the audit log itself",
+    "core.AuditEntry": "the audit log itself",
     "profiles.Event": "ingested facts at hundreds of millions of rows; not management changes",
     "profiles.InboundOperation": "transient ingest queue",
     "profiles.SegmentMembership": "follows the data; entries and exits are events, not management changes",
@@ -110,6 +112,10 @@ NOT_AUDITED = {
     "channels.SubscriptionPreference": "every change is a consent ledger row",
     "channels.ReportingWebhookCall": "outgoing queue of metric events",
 }
+
+
+def test_every_project_app_above_core_opts_in_to_the_audit_log():
+    assert {c.label for c in apps.get_app_configs() if getattr(c, "audited", False)} == set(PROJECT_APPS)
 
 
 def test_every_project_model_is_audited_unless_listed():

@@ -2,8 +2,8 @@ from django.conf import settings
 from rest_framework.response import Response
 
 from accounts.authentication import TrackApiAuthentication
-from core.api.permissions import IsKeyOfKind
-from core.api.views import WorkspaceAPIView
+from accounts.api.permissions import IsKeyOfKind
+from accounts.api.base import WorkspaceAPIView
 
 
 class AccountRegionView(WorkspaceAPIView):

@@ -12,7 +12,7 @@ from accounts.api.serializers import (
     WorkspaceSerializer,
 )
 from accounts.models import ApiKey
-from core.api.views import WorkspaceAPIView, WorkspaceViewSet
+from accounts.api.base import WorkspaceAPIView, WorkspaceViewSet
 
 
 class WorkspaceView(WorkspaceAPIView):

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 from campaigns.models import Layout, TransactionalMessage
 from channels.models import ChannelConfig, ChannelType, SubscriptionTopic
-from profiles.ingest.errors import InvalidInput
+from core.errors import InvalidInput
 
 READ_ONLY = {"id", "version", "created_at", "updated_at"}
 TM_STRINGS = {"name": "name", "description": "description", "subject": "subject", "body": "body",

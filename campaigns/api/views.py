@@ -20,34 +20,30 @@ from accounts.models import AppScope
 from campaigns import rendering, services
 from campaigns.api import serializers as s
 from campaigns.models import Layout, Snippet, TransactionalMessage
-from core.api.exceptions import error_body, error_response
-from core.api.views import WorkspaceAPIView, WorkspaceViewSet
+from accounts.api.base import WorkspaceAPIView, WorkspaceViewSet
 from profiles import selectors as people
-from profiles.ingest.errors import InvalidInput
+from core.errors import InvalidFields, InvalidInput
 
 
 class ContentErrors:
-    """InvalidInput, service ValidationErrors and render errors as the API's JSON errors."""
+    """Content services name model fields (`from_address`) and template fields; the API names them
+    as it accepts them (`from`). Translated here; the project's one exception handler answers."""
 
     envelope: str | None = None
 
     def handle_exception(self, exc):
-        if isinstance(exc, InvalidInput):
-            return error_response(exc.message, field=exc.field, status_code=exc.status)
-        if isinstance(exc, ValidationError):
-            return Response(error_body(validation_errors(exc)), status=status.HTTP_400_BAD_REQUEST)
-        if isinstance(exc, rendering.RenderError):
-            return error_response(exc.describe(with_field=False), field=s.api_field(exc.field))
-        if isinstance(exc, services.InUse):
-            return error_response(str(exc), status_code=status.HTTP_409_CONFLICT)
-        return super().handle_exception(exc)
+        return super().handle_exception(api_error(exc))
 
 
-def validation_errors(exc: ValidationError) -> list[dict]:
-    if not hasattr(exc, "error_dict"):
-        return [{"field": None, "message": message} for message in exc.messages]
-    return [{"field": s.api_field(name), "message": message}
-            for name, errors in exc.message_dict.items() for message in errors]
+def api_error(exc: Exception) -> Exception:
+    if isinstance(exc, ValidationError):
+        if not hasattr(exc, "error_dict"):
+            return InvalidFields([{"field": None, "message": message} for message in exc.messages])
+        return InvalidFields([{"field": s.api_field(name), "message": message}
+                              for name, errors in exc.message_dict.items() for message in errors])
+    if isinstance(exc, rendering.RenderError):
+        return InvalidInput(s.api_field(exc.field), exc.describe(with_field=False))
+    return exc
 
 
 # --- transactional messages ------------------------------------------------------------------------

@@ -27,10 +27,8 @@ from channels import selectors
 from channels.api.serializers import inbox_message_json
 from channels.feedback import record_delivery_event
 from channels.inbox_tokens import InvalidInboxToken, verify
-from core.api.exceptions import error_response
-from core.api.views import WorkspaceScopedViewMixin
+from accounts.api.base import WorkspaceScopedViewMixin
 from profiles.api.app_filters import clean_limit, decode_cursor, next_cursor
-from profiles.ingest.errors import InvalidInput
 from profiles.ingest.operations import clean_bool, clean_str, require_dict
 from profiles.models import Profile
 
@@ -80,10 +78,6 @@ class InboxView(WorkspaceScopedViewMixin, APIView):
     permission_classes = [IsInboxPerson]
     schema = None  # not part of the App API's OpenAPI document; see docs/messaging-api.md
 
-    def handle_exception(self, exc):
-        if isinstance(exc, InvalidInput):
-            return error_response(exc.message, field=exc.field, status_code=exc.status)
-        return super().handle_exception(exc)
 
     @property
     def profile(self) -> Profile:

@@ -13,7 +13,7 @@ from rest_framework.response import Response
 from channels import services
 from channels.api.reporting_serializers import ReportingWebhookInputSerializer, webhook_json
 from channels.models import ReportingWebhook
-from core.api.views import WorkspaceViewSet
+from accounts.api.base import WorkspaceViewSet
 
 
 class ReportingWebhookViewSet(WorkspaceViewSet):

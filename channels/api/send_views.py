@@ -36,7 +36,7 @@ from channels import services
 from channels.api.serializers import clean_recipient, unix
 from channels.api.views import MessagingView
 from channels.models import ChannelType
-from profiles.ingest.errors import InvalidInput
+from core.errors import InvalidInput
 from profiles.ingest.operations import (
     clean_bool, clean_email, clean_str, clean_timestamp, person_ref, require_dict,
 )

@@ -19,8 +19,8 @@ from channels.models import (
     ChannelConfig, ChannelType, Delivery, DeliveryStatus, ProviderKind, SubscriptionTopic, Suppression,
 )
 from channels.selectors import DeliveryFilters
-from compliance.exporting import FilterError, parse_instant
-from profiles.ingest.errors import InvalidInput
+from core.exporting import parse_instant
+from core.errors import InvalidInput
 from profiles.ingest.operations import clean_bool, clean_email, clean_phone, clean_str, require_dict
 
 SLUG = re.compile(r"^[-a-zA-Z0-9_]+$")
@@ -323,10 +323,7 @@ def _choice(params, name: str, choices) -> str | None:
 
 
 def _instant(params, name: str, *, end_of_day: bool) -> datetime | None:
-    try:
-        return parse_instant(name, params.get(name), end_of_day=end_of_day)
-    except FilterError as exc:
-        raise InvalidInput(exc.field, exc.message) from exc
+    return parse_instant(name, params.get(name), end_of_day=end_of_day)
 
 
 def clean_delivery_filters(params) -> DeliveryFilters:

@@ -20,13 +20,12 @@ from accounts.models import AppScope
 from channels import inbox_tokens, selectors, services
 from channels.api import serializers as s
 from channels.models import ChannelType
-from compliance.audit import record_action
-from compliance.exporting import FilterError, parse_format, streamed
-from core.api.exceptions import error_body, error_response
-from core.api.views import WorkspaceAPIView
+from core.audit import record_action
+from core.exporting import parse_format, streamed
+from accounts.api.base import WorkspaceAPIView
 from core.context import request_ip
 from profiles.api.app_filters import clean_id_type, clean_limit, decode_cursor, next_cursor
-from profiles.ingest.errors import InvalidInput
+from core.errors import InvalidInput
 from profiles.ingest.operations import require_dict
 
 MAX_PK = 2**63 - 1
@@ -43,15 +42,6 @@ def _row_pk(row) -> tuple:
 
 
 class MessagingView(WorkspaceAPIView):
-    def handle_exception(self, exc):
-        if isinstance(exc, InvalidInput):
-            return error_response(exc.message, field=exc.field, status_code=exc.status)
-        if isinstance(exc, services.InvalidFields):
-            return Response(error_body(exc.errors), status=status.HTTP_400_BAD_REQUEST)
-        if isinstance(exc, services.InUse):
-            return error_response(str(exc), status_code=status.HTTP_409_CONFLICT)
-        return super().handle_exception(exc)
-
     def paging(self) -> tuple[int, int | None]:
         params = self.request.query_params
         return clean_limit(params.get("limit")), decode_cursor(params.get("start"))
@@ -286,10 +276,7 @@ class ConsentExportView(MessagingView):
     @extend_schema(operation_id="consent_ledger_export", responses=OpenApiTypes.OBJECT)
     def get(self, request):
         params = request.query_params
-        try:
-            fmt = parse_format(params.get("format"))
-        except FilterError as exc:
-            raise InvalidInput(exc.field, exc.message) from None
+        fmt = parse_format(params.get("format"))
         filters = s.clean_ledger_filters(params)
         workspace = self.workspace
         # The export's own audit entry names the filters, never the person.

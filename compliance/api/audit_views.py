@@ -25,11 +25,10 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 
 from accounts.models import AppScope
-from compliance.audit import record_action
-from compliance.exporting import FORMATS, FilterError, parse_format, parse_instant, streamed
-from compliance.models import AuditEntry
-from core.api.exceptions import error_response
-from core.api.views import WorkspaceAPIView
+from core.audit import record_action
+from core.exporting import FORMATS, FilterError, parse_format, parse_instant, streamed
+from core.models import AuditEntry
+from accounts.api.base import WorkspaceAPIView
 
 CHUNK_SIZE = 2000  # rows per server-side cursor fetch
 COLUMNS = (
@@ -197,9 +196,6 @@ class AuditLogView(WorkspaceAPIView):
         responses={(200, "application/json"): OpenApiTypes.OBJECT, (200, "text/csv"): OpenApiTypes.STR},
     )
     def get(self, request):
-        try:
-            filters = parse_filters(request.query_params)
-        except FilterError as exc:
-            return error_response(exc.message, field=exc.field)
+        filters = parse_filters(request.query_params)
         entries = filters.apply(AuditEntry.scoped.all())
         return stream_export(entries, fmt=filters.format, workspace=self.workspace, details=filters.summary())

@@ -9,13 +9,11 @@ from rest_framework.response import Response
 from accounts.models import AppScope
 from compliance import deletion
 from compliance.subjects import clean_identifiers
-from compliance.audit import record_action
-from compliance.exporting import FilterError, parse_format, parse_instant, streamed
+from core.audit import record_action
+from core.exporting import parse_format, parse_instant, streamed
 from compliance.models import DeletionRecord, SuppressedIdentifier
-from core.api.exceptions import error_response
 from core.api.pagination import CursorPagination
-from core.api.views import WorkspaceAPIView
-from profiles.ingest.errors import InvalidInput
+from accounts.api.base import WorkspaceAPIView
 from profiles.ingest.operations import clean_str, require_dict
 
 COMPLIANCE = {"GET": AppScope.COMPLIANCE, "POST": AppScope.COMPLIANCE, "DELETE": AppScope.COMPLIANCE}
@@ -67,10 +65,6 @@ class ComplianceView(WorkspaceAPIView):
         # `?format=csv|json` selects the export format here, not a DRF renderer.
         return super().perform_content_negotiation(request, force=True)
 
-    def handle_exception(self, exc):
-        if isinstance(exc, InvalidInput):
-            return error_response(exc.message, field=exc.field, status_code=exc.status)
-        return super().handle_exception(exc)
 
 
 class DeletionsView(ComplianceView):
@@ -86,10 +80,7 @@ class DeletionsView(ComplianceView):
 
     def get(self, request):
         """All deletion records in the window, streamed (a year of them never loads at once)."""
-        try:
-            return export_records(self.workspace, request.query_params)
-        except FilterError as exc:
-            raise InvalidInput(exc.field, exc.message) from None
+        return export_records(self.workspace, request.query_params)
 
 
 class DeletionView(ComplianceView):

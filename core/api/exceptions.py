@@ -13,6 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from core.context import NoWorkspaceInScope
+from core.errors import ApiError
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +47,9 @@ def error_response(message: str, *, field: str | None = None, status_code: int =
 
 
 def json_exception_handler(exc, context):
+    """The one mapping of exceptions to the JSON error shape (settings: EXCEPTION_HANDLER)."""
+    if isinstance(exc, ApiError):
+        return Response(error_body(exc.errors()), status=exc.status)
     if isinstance(exc, DjangoValidationError):
         detail = exc.message_dict if hasattr(exc, "error_dict") else {"detail": exc.messages}
         exc = exceptions.ValidationError(detail)

@@ -7,7 +7,7 @@ document the envelopes; the views build those envelopes around the row serialize
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from profiles.ingest.errors import InvalidInput
+from core.errors import InvalidInput
 from profiles.ingest.operations import (
     relationship_list,
     require_dict,

@@ -13,7 +13,7 @@ from rest_framework.response import Response
 
 from accounts.models import AppScope
 from core.api.exceptions import error_response
-from core.api.views import WorkspaceAPIView
+from accounts.api.base import WorkspaceAPIView
 from profiles import selectors, services
 from profiles.api.app_filters import (
     clean_id_type,
@@ -45,7 +45,7 @@ from profiles.api.app_serializers import (
     PersonRelationshipsResponseSerializer,
     clean_relationships,
 )
-from profiles.ingest.errors import InvalidInput
+from core.errors import InvalidInput
 from profiles.ingest.operations import MAX_EVENT_NAME, clean_attributes, clean_str, require_dict
 from profiles.models import EventType
 
@@ -69,10 +69,6 @@ def _pk(row) -> tuple:
 
 
 class AppView(WorkspaceAPIView):
-    def handle_exception(self, exc):
-        if isinstance(exc, InvalidInput):
-            return error_response(exc.message, field=exc.field, status_code=exc.status)
-        return super().handle_exception(exc)
 
     def query(self, name: str):
         return self.request.query_params.get(name)

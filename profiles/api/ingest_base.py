@@ -5,12 +5,10 @@ import time
 from django.conf import settings
 from rest_framework.response import Response
 
-from core.api.exceptions import error_response
 from core.api.parsers import LenientJSONParser
-from core.api.permissions import IsKeyOfKind
+from accounts.api.permissions import IsKeyOfKind
 from core.api.throttles import ApiKeyRateThrottle
-from core.api.views import WorkspaceAPIView
-from profiles.ingest.errors import InvalidInput
+from accounts.api.base import WorkspaceAPIView
 from profiles.ingest.store import stage_operations
 
 
@@ -34,7 +32,3 @@ class IngestView(WorkspaceAPIView):
         self.stage(operations)
         return Response({} if body is None else body)
 
-    def handle_exception(self, exc):
-        if isinstance(exc, InvalidInput):
-            return error_response(exc.message, field=exc.field, status_code=exc.status)
-        return super().handle_exception(exc)

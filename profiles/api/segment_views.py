@@ -21,12 +21,11 @@ from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
 from accounts.models import AppScope
-from core.api.exceptions import error_response
-from core.api.views import WorkspaceAPIView, WorkspaceViewSet
+from accounts.api.base import WorkspaceAPIView, WorkspaceViewSet
 from profiles.api.app_filters import clean_id_type, clean_limit, decode_cursor, next_cursor
 from profiles.api.app_serializers import PersonIdentifiersSerializer
 from profiles.api.track_v1 import TrackV1View
-from profiles.ingest.errors import InvalidInput
+from core.errors import InvalidInput
 from profiles.models import Segment, SegmentKind
 from profiles.segments import services
 
@@ -78,13 +77,6 @@ def change_membership(segment: Segment, refs: list[dict], *, remove: bool) -> di
     return {"count": len(changed), "unknown_ids": [next(iter(ref.values())) for ref in result["unknown"]]}
 
 
-class InvalidInputAsJSON:
-    def handle_exception(self, exc):
-        if isinstance(exc, InvalidInput):
-            return error_response(exc.message, field=exc.field, status_code=exc.status)
-        return super().handle_exception(exc)
-
-
 def _definition(body) -> dict:
     if not isinstance(body, dict) or not isinstance(body.get("segment"), dict):
         raise InvalidInput("segment", "is required and must be an object")
@@ -98,7 +90,7 @@ def _prefixed(call):
         raise exc.prefixed("segment") from exc
 
 
-class SegmentViewSet(InvalidInputAsJSON, WorkspaceViewSet):
+class SegmentViewSet(WorkspaceViewSet):
     model = Segment
 
     def safely_get_queryset(self, queryset):
@@ -174,7 +166,7 @@ class SegmentViewSet(InvalidInputAsJSON, WorkspaceViewSet):
         return Response(change_membership(segment, refs, remove=remove))
 
 
-class SegmentPreviewView(InvalidInputAsJSON, WorkspaceAPIView):
+class SegmentPreviewView(WorkspaceAPIView):
     required_scopes = {"POST": AppScope.READ}  # evaluates, saves nothing
 
     @extend_schema(operation_id="segments_preview", request=OpenApiTypes.OBJECT, responses=OpenApiTypes.OBJECT)

@@ -9,7 +9,7 @@ import json
 
 from django.conf import settings
 
-from profiles.ingest.errors import InvalidInput
+from core.errors import InvalidInput
 from profiles.ingest.operations import (
     MAX_EVENT_NAME,
     MAX_ID_LENGTH,

@@ -8,7 +8,7 @@ see it (push opened on the device, a conversion on the website):
 The processor applies them with channels.feedback.apply_metric.
 """
 
-from profiles.ingest.errors import InvalidInput
+from core.errors import InvalidInput
 from profiles.ingest.operations import clean_str, clean_timestamp, require_dict
 
 # Customer.io metric names → Ulak delivery event kinds.

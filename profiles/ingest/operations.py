@@ -21,7 +21,7 @@ import math
 import re
 from datetime import datetime
 
-from profiles.ingest.errors import InvalidInput
+from core.errors import InvalidInput
 
 MAX_ATTRIBUTE_NAME_BYTES = 150
 MAX_ATTRIBUTE_VALUE_BYTES = 1000

@@ -1,6 +1,6 @@
 """Customer.io Track API v1 requests → operations."""
 
-from profiles.ingest.errors import InvalidInput
+from core.errors import InvalidInput
 from profiles.ingest.operations import (
     clean_attributes,
     clean_platform,

@@ -12,7 +12,7 @@ import json
 
 from django.conf import settings
 
-from profiles.ingest.errors import InvalidInput
+from core.errors import InvalidInput
 from profiles.ingest.operations import (
     clean_attributes,
     clean_data,

@@ -38,7 +38,7 @@ from django.utils import timezone
 
 from channels.models import ChannelType, Delivery, SubscriptionPreference, SubscriptionTopic
 from core.context import current_workspace_or_none
-from profiles.ingest.errors import InvalidInput
+from core.errors import InvalidInput
 from profiles.models import Device, Event, Profile, Relationship, SegmentMembership
 
 ATTRIBUTE_OPERATORS = {

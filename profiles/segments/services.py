@@ -19,7 +19,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from profiles.ingest.errors import InvalidInput
+from core.errors import InvalidInput
 from profiles.models import Profile, Segment, SegmentKind, SegmentMembership, SegmentState
 from profiles.segments.signals import segment_entered, segment_exited, send_on_commit
 from profiles.services import resolve_people

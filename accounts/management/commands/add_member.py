@@ -3,7 +3,7 @@ from django.core.management.base import CommandError
 
 from accounts import services
 from accounts.roles import Role
-from core.management.base import AuditedCommand, get_workspace
+from accounts.management.base import AuditedCommand, get_workspace
 
 
 class Command(AuditedCommand):

@@ -5,7 +5,7 @@ from django.core.management.base import CommandError
 
 from accounts import services
 from accounts.models import ApiKey, ApiKeyKind, AppScope
-from core.management.base import AuditedCommand, get_workspace
+from accounts.management.base import AuditedCommand, get_workspace
 
 
 class Command(AuditedCommand):

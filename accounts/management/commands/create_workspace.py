@@ -7,7 +7,7 @@ from django.db import transaction
 
 from accounts import services
 from accounts.models import ApiKeyKind, AppScope
-from core.management.base import AuditedCommand
+from accounts.management.base import AuditedCommand
 
 
 class Command(AuditedCommand):

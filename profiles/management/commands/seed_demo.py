@@ -1,4 +1,4 @@
-from core.management.base import AuditedCommand, get_workspace
+from accounts.management.base import AuditedCommand, get_workspace
 from profiles.demo import seed_demo_people
 
 

@@ -1,0 +1,67 @@
+"""The console's admin site: login for workspace members, the workspace switcher, and the pages
+of the layers below composed into one site (the top layer may import them all)."""
+
+from django.contrib import admin, messages
+from django.contrib.auth.forms import AuthenticationForm
+from django.core.exceptions import ValidationError
+from django.http import HttpResponseNotAllowed, HttpResponsePermanentRedirect, HttpResponseRedirect
+from django.urls import path, re_path, reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+
+from accounts.middleware import SESSION_KEY
+from accounts.models import Membership
+from compliance.admin_export import export_person_urls, with_export_link
+from core.audit import record_action
+
+
+class MemberAuthenticationForm(AuthenticationForm):
+    """Console login for workspace members (Django's admin form would demand `is_staff`)."""
+
+    def confirm_login_allowed(self, user):
+        super().confirm_login_allowed(user)
+        if not Membership.unscoped.filter(user=user).exists():
+            # Django sends no failure signal for a right password refused here; audit it ourselves.
+            record_action(target=type(user), action="login_failed", details={"reason": "no_workspace"})
+            raise ValidationError("This account is not a member of any workspace.", code="no_workspace")
+
+
+class UlakAdminSite(admin.AdminSite):
+    login_form = MemberAuthenticationForm
+    site_header = "Ulak"
+    site_title = "Ulak console"
+    index_title = "Workspace"
+
+    def has_permission(self, request):
+        # Any active user with a membership may enter; what they see is decided per workspace role.
+        return bool(request.user.is_active and getattr(request, "workspace", None) is not None)
+
+    def get_urls(self):
+        urls = [path("switch-workspace/", self.admin_view(self.switch_workspace), name="switch_workspace"),
+                # The audit log's pages moved with its model from compliance to core; old links still work.
+                re_path(r"^compliance/auditentry/(?P<rest>.*)$", self.moved_audit_page),
+                *export_person_urls(self)]
+        return urls + super().get_urls()
+
+    def get_app_list(self, request, app_label=None):
+        return with_export_link(request, super().get_app_list(request, app_label), app_label)
+
+    @staticmethod
+    def moved_audit_page(request, rest):
+        query = request.META.get("QUERY_STRING", "")
+        return HttpResponsePermanentRedirect(reverse("admin:index") + "core/auditentry/" + rest + (f"?{query}" if query else ""))
+
+    def switch_workspace(self, request):
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        wanted = request.POST.get("workspace")
+        for membership in request.memberships:
+            if str(membership.workspace_id) == wanted:
+                request.session[SESSION_KEY] = membership.workspace_id
+                messages.info(request, f"Now working in {membership.workspace.name}.")
+                break
+        else:
+            messages.error(request, "You are not a member of that workspace.")
+        target = request.POST.get("next") or reverse("admin:index")
+        if not url_has_allowed_host_and_scheme(target, {request.get_host()}):
+            target = reverse("admin:index")
+        return HttpResponseRedirect(target)
