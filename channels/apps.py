@@ -5,3 +5,10 @@ class ChannelsConfig(AppConfig):
     name = "channels"
     audited = True  # core.audit registers this app's models with the audit log
     label = "channels"  # our app; the Django Channels package is never installed
+
+    def ready(self):
+        from channels.feedback import apply_metric
+        from profiles.ingest.processor import register_operation_handler
+
+        # Track API delivery metrics are staged by ingest and applied here.
+        register_operation_handler("delivery_metric", apply_metric)

@@ -11,31 +11,24 @@ Every change of a preference goes through `record_consent`, which appends to the
 
 from __future__ import annotations
 
-import re
-
 from django.db import transaction
 
 from channels.models import (
     ChannelType, ConsentRecord, SubscriptionPreference, SubscriptionTopic, Suppression,
 )
+from profiles.addresses import normalize_email, normalize_phone
+from profiles.erasure import is_erased
 from profiles.models import Profile
 
-_PHONE_JUNK = re.compile(r"[\s\-().]")
 PHONE_CHANNELS = (ChannelType.SMS, ChannelType.WHATSAPP)
 
 
 def normalize_address(channel: str, address: str) -> str:
-    address = (address or "").strip()
     if channel == ChannelType.EMAIL:
-        return address.lower()
+        return normalize_email(address)
     if channel in PHONE_CHANNELS:
-        digits = _PHONE_JUNK.sub("", address)
-        if digits.startswith("00"):
-            digits = "+" + digits[2:]
-        if digits and not digits.startswith("+"):
-            digits = "+" + digits
-        return digits
-    return address
+        return normalize_phone(address)
+    return (address or "").strip()
 
 
 def suppression_for(workspace, channel: str, address: str) -> Suppression | None:
@@ -102,10 +95,8 @@ def topic_allows(topic: SubscriptionTopic | None, channel: str, prefs: dict) -> 
 
 
 def _erased(workspace, channel: str, address: str) -> bool:
-    from compliance.deletion import is_erased
-
     kind = "email" if channel == ChannelType.EMAIL else "phone"
-    return is_erased(workspace, kind, address)  # hashed in compliance.subjects.normalize form
+    return is_erased(workspace, kind, address)
 
 
 def block_reason(workspace, *, profile: Profile | None, channel: str, address: str,

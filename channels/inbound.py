@@ -33,6 +33,7 @@ from channels.feedback import record_delivery_event
 from channels.models import (
     ConsentSource, Delivery, DeliveryEvent, InboundMessage, KeywordRule, SubscriptionPreference, Suppression,
 )
+from profiles.erasure import SuppressionFilter
 from profiles.models import Profile
 
 Action = KeywordRule.Action
@@ -66,8 +67,6 @@ def _lock(workspace_id: int, address: str) -> None:
 def _deletion_suppressed(workspace, phone: str) -> bool:
     """Whether the number belonged to a deleted person: checked exactly as ingest checks it, and
     counted on the suppression like a dropped ingest operation."""
-    from compliance.deletion import SuppressionFilter
-
     operation = {"op": "identify", "phone": phone}
     guard = SuppressionFilter(workspace, [operation])
     if guard.allows(operation):

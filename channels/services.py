@@ -25,6 +25,7 @@ from channels.models import (
 )
 from core.crypto import encrypt
 from core.errors import Conflict, InvalidFields, InvalidInput
+from profiles.erasure import SuppressionFilter
 from profiles.models import Profile
 
 IDEMPOTENCY_PREFIX = "api:"
@@ -198,8 +199,6 @@ RECIPIENT_NAMES = {ChannelType.EMAIL: "email address", ChannelType.SMS: "phone n
 def refuse_forgotten(workspace, request: SendRequest) -> None:
     """A person deleted at their request stays deleted: a send naming one of their identifiers
     (or sending to their address) is refused, as ingest refuses it (compliance/deletion.py)."""
-    from compliance.deletion import SuppressionFilter
-
     by_person = {"op": "identify", "person": request.person_ref}
     by_address = {"op": "identify", "person": {}}
     if request.to and request.channel == ChannelType.EMAIL:

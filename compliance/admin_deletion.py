@@ -10,12 +10,14 @@ from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 
 from compliance import deletion
-from compliance.subjects import clean_identifiers
 from compliance.api.deletion_views import export_records
-from core.exporting import AdminExportMixin
-from compliance.models import DeletionRecord, IdentifierKind, SuppressedIdentifier
+from compliance.models import DeletionRecord, IdentifierKind
+from compliance.subjects import clean_identifiers
 from core.admin import WorkspaceScopedAdmin, has_perm
 from core.errors import InvalidInput
+from core.exporting import AdminExportMixin
+from profiles.admin import register_person_action
+from profiles.models import SuppressedIdentifier
 
 VIEWERS = ("view_audit_log", "manage_deletions")
 
@@ -110,6 +112,10 @@ class SuppressedIdentifierAdmin(_DeletionPermissions, WorkspaceScopedAdmin):
     def has_add_permission(self, request):
         return False
 
+    @admin.display(description="deletion")
+    def deletion(self, suppression):
+        return f"deletion #{suppression.deletion_id}" if suppression.deletion_id else "-"
+
     def has_lift_permission(self, request):
         return has_perm(request, "manage_deletions")
 
@@ -120,3 +126,15 @@ class SuppressedIdentifierAdmin(_DeletionPermissions, WorkspaceScopedAdmin):
             deletion.lift_suppression(suppression=suppression, user=request.user)
             lifted += 1
         self.message_user(request, f"Lifted {lifted} suppression(s).", messages.SUCCESS)
+
+
+@admin.action(description="Delete selected people (GDPR/KVKK deletion)")
+def request_deletion(modeladmin, request, queryset):
+    people = list(queryset.values_list("cio_id", flat=True))
+    for cio_id in people:
+        deletion.request_deletion(workspace=request.workspace, identifiers={"cio_id": cio_id}, source="admin",
+                                  user=request.user, reason="Requested in the console")
+    modeladmin.message_user(request, f"Deletion requested for {len(people)} person(s); see Deletion records.")
+
+
+register_person_action(request_deletion, permission="manage_deletions")

@@ -6,10 +6,7 @@ works from the profile pk through STEPS in a fixed order, each step (or chunk of
 transaction that also marks its progress, so a crash resumes at the first step not done.
 """
 
-import hashlib
-import hmac
 import logging
-import secrets
 from collections import Counter
 from datetime import timedelta
 
@@ -27,23 +24,17 @@ from channels.models import (
 )
 from django.contrib.admin.models import LogEntry
 from django.contrib.contenttypes.models import ContentType
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 from django.db.models import F, Q
 from django.db.models.functions import Greatest, Lower
 from django.db.models.lookups import In
 from django.utils import timezone
 
 from core.audit import MASK, record_action
-from compliance.subjects import normalize, people_named
-from compliance.models import (
-    DeletionRecord,
-    DeletionStatus,
-    IdentifierKind,
-    SuppressedIdentifier,
-    WorkspaceSecret,
-)
-from core.crypto import decrypt, encrypt
+from compliance.models import DeletionRecord, DeletionStatus, IdentifierKind
+from compliance.subjects import people_named
 from core.models import AuditEntry
+from profiles.erasure import SUPPRESSED_KINDS, identifier_hash, normalize, suppress_identifiers, workspace_key
 from profiles.models import (
     Device,
     Event,
@@ -53,38 +44,14 @@ from profiles.models import (
     Relationship,
     Segment,
     SegmentMembership,
+    SuppressedIdentifier,
 )
 
 logger = logging.getLogger(__name__)
 
-SUPPRESSED_KINDS = ("id", "email", "phone")
 EVENT_CHUNK = 5000
 DELIVERY_CHUNK = 1000  # deliveries per transaction, with their events and reporting calls
 STUCK_AFTER = timedelta(minutes=10)
-
-
-# --- keyed hashes ---------------------------------------------------------------------------------
-
-def _stored_key(workspace) -> bytes | None:
-    token = WorkspaceSecret.unscoped.filter(workspace=workspace).values_list("key_encrypted", flat=True).first()
-    return decrypt(token).encode() if token else None
-
-
-def workspace_key(workspace) -> bytes:
-    """The workspace's HMAC key, created on first use."""
-    key = _stored_key(workspace)
-    if key is not None:
-        return key
-    try:
-        with transaction.atomic():
-            WorkspaceSecret.unscoped.create(workspace=workspace, key_encrypted=encrypt(secrets.token_hex(32)))
-    except IntegrityError:  # created concurrently
-        pass
-    return _stored_key(workspace)
-
-
-def identifier_hash(key: bytes, kind: str, value) -> str:
-    return hmac.new(key, f"{kind}:{normalize(kind, value)}".encode(), hashlib.sha256).hexdigest()
 
 
 # --- requesting ----------------------------------------------------------------------------------
@@ -118,11 +85,7 @@ def request_deletion(*, workspace, identifiers: dict, reason: str = "", source: 
         profile_id=person.pk if person else None, requested_by=user, api_key=api_key, source=source,
         reason=reason,
     )
-    SuppressedIdentifier.unscoped.bulk_create(
-        [SuppressedIdentifier(workspace=workspace, kind=k, hash=identifier_hash(key, k, v), deletion=record)
-         for k, v in to_suppress.items()],
-        ignore_conflicts=True,  # already suppressed (and not lifted)
-    )
+    suppress_identifiers(workspace, to_suppress, deletion_id=record.pk)
     record_action(target=record, action="deletion_requested", workspace=workspace,
                   details={"identifier_type": kind, "source": source})
     transaction.on_commit(lambda: enqueue(record))
@@ -528,88 +491,3 @@ def lift_suppression(*, suppression: SuppressedIdentifier, user=None, api_key=No
         record_action(target=suppression, action="suppression_lifted", workspace=suppression.workspace,
                       details={"kind": suppression.kind})
     return suppression
-
-
-def is_erased(workspace, kind: str, value) -> bool:
-    """Whether the id, email or phone belongs to a person deleted from the workspace (an active
-    suppression). For the send path: a message to a bare address must not reach an erased person,
-    whose address suppressions went with them (docs/compliance.md)."""
-    key = _stored_key(workspace)
-    if key is None or kind not in SUPPRESSED_KINDS or not value:
-        return False
-    return SuppressedIdentifier.unscoped.filter(workspace=workspace, kind=kind, lifted_at__isnull=True,
-                                                hash=identifier_hash(key, kind, value)).exists()
-
-
-def _op_identifiers(op: dict):
-    for ref_key in ("person", "primary", "secondary"):
-        ref = op.get(ref_key)
-        if isinstance(ref, dict):
-            for kind in ("id", "email"):
-                if ref.get(kind):
-                    yield kind, ref[kind]
-    if op.get("op") == "identify":
-        for kind in ("email", "phone"):
-            if op.get(kind):
-                yield kind, op[kind]
-
-
-class SuppressionFilter:
-    """Drops a batch's ingest operations that name a suppressed identifier.
-
-    One query per batch: the hashes of every id/email/phone the batch names, against the active
-    suppressions. A `delete` in the batch suppresses its identifier for the operations after it.
-    `save()` adds the dropped counts to the suppressions.
-    """
-
-    def __init__(self, workspace, operations: list[dict]):
-        self.workspace = workspace
-        # No key yet means nothing was ever suppressed; a delete in the batch will suppress.
-        has_delete = any(op.get("op") == "delete" for op in operations)
-        self.key = workspace_key(workspace) if has_delete else _stored_key(workspace)
-        self.dropped = Counter()
-        self.active = set()
-        if self.key is not None:
-            hashes = {self._hash(k, v) for op in operations for k, v in _op_identifiers(op)}
-            hashes |= {self._hash(k, v) for op in operations for item in op.get("people") or ()
-                       for k, v in _op_identifiers(item)}
-            if hashes:
-                self.active = set(SuppressedIdentifier.unscoped.filter(
-                    workspace=workspace, lifted_at__isnull=True, hash__in=hashes).values_list("hash", flat=True))
-
-    def _hash(self, kind, value) -> str:
-        return identifier_hash(self.key, kind, value)
-
-    def _suppressed(self, op: dict) -> str | None:
-        if self.key is None:
-            return None
-        return next((h for h in (self._hash(k, v) for k, v in _op_identifiers(op)) if h in self.active), None)
-
-    def allows(self, op: dict) -> bool:
-        if op.get("op") == "delete":
-            if self.key is not None:
-                self.active |= {self._hash(k, v) for k, v in _op_identifiers(op)}
-            return True
-        hit = self._suppressed(op)
-        if hit is not None:
-            self.dropped[hit] += 1
-            return False
-        if op.get("people") and self.key is not None:
-            kept = []
-            for item in op["people"]:
-                item_hit = self._suppressed(item)
-                if item_hit is None:
-                    kept.append(item)
-                else:
-                    self.dropped[item_hit] += 1
-            op["people"] = kept
-        return True
-
-    def filter(self, operations: list[dict]) -> list[dict]:
-        return [op for op in operations if self.allows(op)]
-
-    def save(self) -> None:
-        for hash_, count in self.dropped.items():
-            SuppressedIdentifier.unscoped.filter(workspace=self.workspace, hash=hash_, lifted_at__isnull=True).update(
-                dropped=F("dropped") + count)
-

@@ -1,6 +1,5 @@
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
 from django.utils import timezone
 
 from core.models import WorkspaceScopedModel
@@ -27,21 +26,6 @@ class DeletionStatus(models.TextChoices):
     RUNNING = "running", "Running"
     COMPLETED = "completed", "Completed"
     FAILED = "failed", "Failed"
-
-
-class WorkspaceSecret(WorkspaceScopedModel):
-    """The workspace's key for hashing identifiers (HMAC-SHA256), Fernet-encrypted at rest."""
-
-    key_encrypted = models.TextField(editable=False)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    audit_exclude_fields = ("key_encrypted",)
-
-    class Meta:
-        constraints = [models.UniqueConstraint(fields=["workspace"], name="workspacesecret_unique_workspace")]
-
-    def __str__(self):
-        return f"secret of workspace #{self.workspace_id}"
 
 
 class DeletionRecord(WorkspaceScopedModel):
@@ -88,38 +72,3 @@ class DeletionRecord(WorkspaceScopedModel):
 
 
 DeletionRequest = DeletionRecord  # the issue's name for a record that is not completed yet
-
-
-class SuppressedIdentifier(WorkspaceScopedModel):
-    """A hashed id/email/phone whose ingest operations are dropped until the suppression is lifted."""
-
-    kind = models.CharField(max_length=10, choices=IdentifierKind.choices[:3])
-    hash = models.CharField(max_length=64)
-    deletion = models.ForeignKey(
-        DeletionRecord, null=True, blank=True, on_delete=models.SET_NULL, related_name="suppressions"
-    )
-    created_at = models.DateTimeField(default=timezone.now)
-    lifted_at = models.DateTimeField(null=True, blank=True)
-    lifted_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    lifted_by_api_key = models.ForeignKey(
-        "accounts.ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    dropped = models.PositiveBigIntegerField(default=0, help_text="Ingest operations dropped")
-
-    audit_str_is_safe = True
-    audit_exclude_fields = ("dropped",)
-
-    class Meta:
-        verbose_name = "suppressed identifier"
-        constraints = [
-            models.UniqueConstraint(
-                fields=["workspace", "kind", "hash"], condition=Q(lifted_at__isnull=True),
-                name="suppression_unique_active",
-            )
-        ]
-        indexes = [models.Index(fields=["workspace", "-created_at"], name="suppression_ws_created")]
-
-    def __str__(self):
-        return f"suppressed {self.kind} #{self.pk}"

@@ -3,21 +3,12 @@ same way by the deletion and the data subject export."""
 
 from core.errors import InvalidInput
 from profiles.ingest.operations import clean_email, clean_phone, clean_str, require_dict
+from profiles.erasure import normalize
 from profiles.models import Profile
 
 IDENTIFIER_TYPES = ("id", "email", "phone", "cio_id")
 COLUMNS = {"id": "external_id", "email": "email", "phone": "phone", "cio_id": "cio_id"}
 MAX_LENGTH = {"id": 150, "cio_id": 32}  # the columns' lengths
-
-
-def normalize(kind: str, value) -> str:
-    """The form identifiers are hashed and looked up in: an address as the channels write it."""
-    from channels.consent import normalize_address
-
-    value = str(value).strip()
-    if kind in ("email", "phone"):
-        return normalize_address("email" if kind == "email" else "sms", value)
-    return value
 
 
 def clean_identifiers(value, field: str = "identifiers") -> tuple[str, str]:

@@ -1,6 +1,8 @@
 """The console's admin site: login for workspace members, the workspace switcher, and the pages
 of the layers below composed into one site (the top layer may import them all)."""
 
+from functools import partial
+
 from django.contrib import admin, messages
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
@@ -12,6 +14,14 @@ from accounts.middleware import SESSION_KEY
 from accounts.models import Membership
 from compliance.admin_export import export_person_urls, with_export_link
 from core.audit import record_action
+
+
+# Models that moved to another app when the layers were made one-way (docs/architecture.md): the
+# admin pages of their old app label redirect, so bookmarks and links in mail keep working.
+MOVED_MODEL_PAGES = {
+    "compliance/auditentry": "core/auditentry",
+    "compliance/suppressedidentifier": "profiles/suppressedidentifier",
+}
 
 
 class MemberAuthenticationForm(AuthenticationForm):
@@ -37,8 +47,8 @@ class UlakAdminSite(admin.AdminSite):
 
     def get_urls(self):
         urls = [path("switch-workspace/", self.admin_view(self.switch_workspace), name="switch_workspace"),
-                # The audit log's pages moved with its model from compliance to core; old links still work.
-                re_path(r"^compliance/auditentry/(?P<rest>.*)$", self.moved_audit_page),
+                *[re_path(rf"^{old}/(?P<rest>.*)$", partial(self.moved_model_page, new=new))
+                  for old, new in MOVED_MODEL_PAGES.items()],
                 *export_person_urls(self)]
         return urls + super().get_urls()
 
@@ -46,9 +56,9 @@ class UlakAdminSite(admin.AdminSite):
         return with_export_link(request, super().get_app_list(request, app_label), app_label)
 
     @staticmethod
-    def moved_audit_page(request, rest):
+    def moved_model_page(request, rest, *, new):
         query = request.META.get("QUERY_STRING", "")
-        return HttpResponsePermanentRedirect(reverse("admin:index") + "core/auditentry/" + rest + (f"?{query}" if query else ""))
+        return HttpResponsePermanentRedirect(f"{reverse('admin:index')}{new}/{rest}" + (f"?{query}" if query else ""))
 
     def switch_workspace(self, request):
         if request.method != "POST":

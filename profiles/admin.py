@@ -171,6 +171,16 @@ def related_objects_of(profile) -> tuple[list[tuple[Relationship, str]], bool]:
     return [(row, compact_json(row.attributes)) for row in rows[:RELATED_ROWS]], len(rows) > RELATED_ROWS
 
 
+# Bulk actions on people offered by higher layers (compliance: the GDPR/KVKK deletion), each with
+# the workspace permission it needs; filled when their admin modules load.
+PERSON_ACTIONS: list[tuple] = []
+
+
+def register_person_action(action, *, permission: str) -> None:
+    if all(existing is not action for existing, _ in PERSON_ACTIONS):
+        PERSON_ACTIONS.append((action, permission))
+
+
 @admin.register(Profile)
 class ProfileAdmin(PeopleAdmin):
     form = ProfileForm
@@ -185,8 +195,6 @@ class ProfileAdmin(PeopleAdmin):
     ordering = ["-pk"]
     inlines = [IdentityInline, DeviceInline]
 
-    actions = ["request_deletion"]
-
     def has_delete_permission(self, request, obj=None):
         # People are deleted by the compliance deletion (the action below), which suppresses their
         # identifiers and leaves a deletion record; a plain delete would do neither.
@@ -198,18 +206,12 @@ class ProfileAdmin(PeopleAdmin):
         super().save_model(request, obj, form, change)
         keep_segments_live(request.workspace, [obj.pk], {"*"})  # an edit may change any condition
 
-    def has_request_deletion_permission(self, request):
-        return has_perm(request, "manage_deletions")
-
-    @admin.action(description="Delete selected people (GDPR/KVKK deletion)", permissions=["request_deletion"])
-    def request_deletion(self, request, queryset):
-        from compliance.deletion import request_deletion
-
-        people = list(queryset.values_list("cio_id", flat=True))
-        for cio_id in people:
-            request_deletion(workspace=request.workspace, identifiers={"cio_id": cio_id}, source="admin",
-                             user=request.user, reason="Requested in the console")
-        self.message_user(request, f"Deletion requested for {len(people)} person(s); see Deletion records.")
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        for action, permission in PERSON_ACTIONS:
+            if has_perm(request, permission):
+                actions[action.__name__] = (action, action.__name__, action.short_description)
+        return actions
 
     def get_fieldsets(self, request, obj=None):
         attributes = ["attributes"] if self.has_change_permission(request, obj) else []

@@ -2,8 +2,10 @@
 
 import secrets
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from core.models import WorkspaceScopedModel
 
@@ -266,3 +268,66 @@ class SegmentMembership(WorkspaceScopedModel):
             models.Index(fields=["workspace", "segment", "-entered_at"], name="membership_ws_segment_time"),
             models.Index(fields=["workspace", "profile"], name="membership_ws_profile"),
         ]
+
+
+# --- people deleted at their request: identifiers that must not come back --------------------------
+# Owned here because ingest (this app) and inbound messages (channels) refuse them; compliance
+# (the deletion job) creates and lifts them. Tables keep the names they had in compliance.
+
+class WorkspaceSecret(WorkspaceScopedModel):
+    """The workspace's key for hashing identifiers (HMAC-SHA256), Fernet-encrypted at rest."""
+
+    key_encrypted = models.TextField(editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    audit_exclude_fields = ("key_encrypted",)
+
+    class Meta:
+        db_table = "compliance_workspacesecret"
+        constraints = [models.UniqueConstraint(fields=["workspace"], name="workspacesecret_unique_workspace")]
+
+    def __str__(self):
+        return f"secret of workspace #{self.workspace_id}"
+
+
+class SuppressedKind(models.TextChoices):
+    ID = "id", "id"
+    EMAIL = "email", "email"
+    PHONE = "phone", "phone"
+
+
+class SuppressedIdentifier(WorkspaceScopedModel):
+    """A hashed id/email/phone whose ingest operations are dropped until the suppression is lifted.
+
+    `deletion_id` names the compliance deletion record that suppressed it (a plain id: the record
+    lives in a higher layer)."""
+
+    kind = models.CharField(max_length=10, choices=SuppressedKind.choices)
+    hash = models.CharField(max_length=64)
+    deletion_id = models.BigIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    lifted_at = models.DateTimeField(null=True, blank=True)
+    lifted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    lifted_by_api_key = models.ForeignKey(
+        "accounts.ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    dropped = models.PositiveBigIntegerField(default=0, help_text="Ingest operations dropped")
+
+    audit_str_is_safe = True
+    audit_exclude_fields = ("dropped",)
+
+    class Meta:
+        db_table = "compliance_suppressedidentifier"
+        verbose_name = "suppressed identifier"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace", "kind", "hash"], condition=Q(lifted_at__isnull=True),
+                name="suppression_unique_active",
+            )
+        ]
+        indexes = [models.Index(fields=["workspace", "-created_at"], name="suppression_ws_created")]
+
+    def __str__(self):
+        return f"suppressed {self.kind} #{self.pk}"

@@ -11,7 +11,8 @@ from compliance import deletion
 from compliance.subjects import clean_identifiers
 from core.audit import record_action
 from core.exporting import parse_format, parse_instant, streamed
-from compliance.models import DeletionRecord, SuppressedIdentifier
+from compliance.models import DeletionRecord
+from profiles.models import SuppressedIdentifier
 from core.api.pagination import CursorPagination
 from accounts.api.base import WorkspaceAPIView
 from profiles.ingest.operations import clean_str, require_dict

@@ -13,9 +13,8 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
 
-from channels.feedback import apply_metric
-from compliance.deletion import SuppressionFilter, request_from_ingest
 from profiles import services
+from profiles.erasure import SuppressionFilter
 from profiles.ingest.store import SCHEDULE_KEY
 from profiles.models import InboundOperation
 from profiles.segments.incremental import BatchTracker
@@ -28,22 +27,28 @@ class WorkspaceBusy(Exception):
     """Another processor holds this workspace."""
 
 
+# Operation kind -> handler(workspace, op). Kinds owned by higher layers are registered by their
+# AppConfig.ready(): "delete" (compliance: a deletion request) and "delivery_metric" (channels).
 HANDLERS = {
     "identify": services.identify,
     "add_device": services.add_device,
     "delete_device": services.delete_device,
     "suppress": lambda ws, op: services.set_suppressed(ws, op, True),
     "unsuppress": lambda ws, op: services.set_suppressed(ws, op, False),
-    # A person delete is a compliance deletion: suppress their identifiers, remove in the background.
-    "delete": lambda ws, op: request_from_ingest(ws, op),
     "merge": services.merge,
     "alias": services.alias,
     "object_identify": services.identify_object,
     "object_delete": services.delete_object,
     "add_relationships": lambda ws, op: services.change_relationships(ws, op, remove=False),
     "delete_relationships": lambda ws, op: services.change_relationships(ws, op, remove=True),
-    "delivery_metric": lambda ws, op: apply_metric(ws, op),
 }
+
+
+def register_operation_handler(kind: str, handler) -> None:
+    """Called from a higher layer's AppConfig.ready(): `handler(workspace, op)` applies `kind`."""
+    if HANDLERS.get(kind, handler) is not handler:
+        raise ValueError(f"an ingest handler for {kind!r} is already registered")
+    HANDLERS[kind] = handler
 
 
 def _lock(workspace_id: int) -> bool:

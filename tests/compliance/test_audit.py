@@ -435,12 +435,17 @@ def test_admin_shows_an_owner_only_their_workspaces_entries(two_tenants, client)
     assert client.get(f"/admin/core/auditentry/{an_entry(b).pk}/change/").status_code == 404
 
 
-def test_the_audit_logs_old_admin_address_redirects_to_where_it_moved(tenant_a, client):
-    # The audit entry model moved from compliance to core; bookmarks keep working, queries included.
+@pytest.mark.parametrize(("old", "new", "query"), [
+    ("/admin/compliance/auditentry/export/", "/admin/core/auditentry/export/", "format=csv"),
+    ("/admin/compliance/suppressedidentifier/", "/admin/profiles/suppressedidentifier/", "kind__exact=id"),
+])
+def test_admin_pages_of_moved_models_redirect_to_where_they_moved(tenant_a, client, old, new, query):
+    # Models moved between apps when the layers were made one-way; bookmarks keep working.
     client.force_login(tenant_a.owner)
-    response = client.get("/admin/compliance/auditentry/export/", {"format": "csv"})
+    response = client.get(f"{old}?{query}")
     assert response.status_code == 301
-    assert response["Location"] == "/admin/core/auditentry/export/?format=csv"
+    assert response["Location"] == f"{new}?{query}"
+    assert client.get(response["Location"]).status_code == 200
 
 
 # --- no write path -------------------------------------------------------------------------------

@@ -15,7 +15,9 @@ from channels.models import (
     Suppression,
 )
 from compliance import deletion
-from compliance.models import DeletionStatus, SuppressedIdentifier
+from profiles import erasure
+from compliance.models import DeletionStatus
+from profiles.models import SuppressedIdentifier
 from tests.compliance import test_deletion
 from tests.compliance.test_deletion import leftovers, request, unique
 from tests.support.factories import ChannelConfigFactory, ProfileFactory
@@ -143,16 +145,16 @@ def test_messaging_rows_that_arrive_during_the_job_go_with_the_profile(tenant_a,
 
 
 def test_an_erased_persons_address_is_recognised_for_the_send_path(tenant_a, tenant_b):
-    assert not deletion.is_erased(tenant_a.workspace, "email", "gone@example.test")  # no key yet
+    assert not erasure.is_erased(tenant_a.workspace, "email", "gone@example.test")  # no key yet
     gone = ProfileFactory(workspace=tenant_a.workspace, email="gone@example.test", phone="+905550009999")
     deletion.run_deletion(request(tenant_a, {"cio_id": gone.cio_id}))
-    assert deletion.is_erased(tenant_a.workspace, "email", " GONE@example.test")
-    assert deletion.is_erased(tenant_a.workspace, "phone", "+905550009999")
-    assert not deletion.is_erased(tenant_a.workspace, "email", "other@example.test")
-    assert not deletion.is_erased(tenant_b.workspace, "email", "gone@example.test")
+    assert erasure.is_erased(tenant_a.workspace, "email", " GONE@example.test")
+    assert erasure.is_erased(tenant_a.workspace, "phone", "+905550009999")
+    assert not erasure.is_erased(tenant_a.workspace, "email", "other@example.test")
+    assert not erasure.is_erased(tenant_b.workspace, "email", "gone@example.test")
     suppression = SuppressedIdentifier.unscoped.get(workspace=tenant_a.workspace, kind="email")
     deletion.lift_suppression(suppression=suppression)
-    assert not deletion.is_erased(tenant_a.workspace, "email", "gone@example.test")
+    assert not erasure.is_erased(tenant_a.workspace, "email", "gone@example.test")
 
 
 def test_old_queued_deliveries_of_the_person_are_not_sent_after_deletion(tenant_a, email_config):
