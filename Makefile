@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test bench bench-segments bench-messaging migrate clean
+.PHONY: install run lint test bench bench-segments bench-messaging migrate clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
@@ -19,7 +19,11 @@ install: $(STAMP)
 run: $(STAMP)
 	$(PY) scripts/run.py
 
-test: $(STAMP)
+lint: $(STAMP)
+	$(VENV)/bin/lint-imports
+	$(PY) manage.py makemigrations --check --dry-run
+
+test: lint
 	$(PY) -m pytest -n 2 --dist loadfile
 
 bench: $(STAMP)

@@ -53,7 +53,8 @@ def setup_django() -> None:
 def seed(workspace_id: int, people: int, smtp_port: int, twilio_url: str) -> dict:
     """People, channels and templates, through the ORM and Ulak's own services."""
     from accounts.models import Workspace
-    from campaigns.models import Layout, Snippet, TransactionalMessage
+    from campaigns.services import create_transactional_message
+    from channels.content.models import Layout, Snippet
     from channels.configs import write_secrets
     from channels.models import ChannelConfig
 
@@ -77,14 +78,14 @@ def seed(workspace_id: int, people: int, smtp_port: int, twilio_url: str) -> dic
     Snippet.unscoped.create(workspace=workspace, name="footer", value="Ulak Shop · {{ customer.plan }} plan")
     layout = Layout.unscoped.create(workspace=workspace, name="Base",
                                     body="<html><body><div class='c'>{{ content }}</div></body></html>")
-    email_message = TransactionalMessage.unscoped.create(
+    email_message = create_transactional_message(
         workspace=workspace, name="order-confirmation", channel="email", layout=layout,
         subject="Order {{ trigger.order_id }} confirmed",
         body=("<h1>Thanks {{ customer.first_name }}</h1><p>Order {{ trigger.order_id }}: "
               "{% for item in trigger.items %}{{ item.name }} × {{ item.qty }}{% unless forloop.last %}, "
               "{% endunless %}{% endfor %}</p><p><a href='https://shop.example.test/orders/{{ trigger.order_id }}'>"
               "Track it</a></p><p>{{ snippets.footer }}</p>"))
-    sms_message = TransactionalMessage.unscoped.create(
+    sms_message = create_transactional_message(
         workspace=workspace, name="otp", channel="sms",
         body="{{ customer.first_name }}, your code is {{ trigger.code }}. {{ snippets.footer }}")
     return {"email": email_message.pk, "sms": sms_message.pk}

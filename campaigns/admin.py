@@ -12,13 +12,15 @@ from django import forms
 from django.contrib import admin
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import models
 from django.http import Http404
 from django.template.response import TemplateResponse
 from django.urls import path
 
-from campaigns import rendering, services
-from campaigns.models import Layout, Snippet, TransactionalMessage
+from campaigns import services, transactional
+from channels.content import services as content_services
+from channels.content import rendering
+from campaigns.models import TransactionalMessage
+from channels.content.models import Layout, Snippet
 from core.admin import WorkspaceScopedAdmin
 from profiles import selectors as people
 
@@ -65,22 +67,51 @@ class ServiceValidatedForm(forms.ModelForm):
 
 class SnippetForm(ServiceValidatedForm):
     def service_validate(self, state):
-        services.validate_snippet(workspace_id=self.workspace.pk, exclude_pk=self.instance.pk,
+        content_services.validate_snippet(workspace_id=self.workspace.pk, exclude_pk=self.instance.pk,
                                   name=state.get("name") or "", value=state.get("value") or "")
 
 
 class LayoutForm(ServiceValidatedForm):
     def service_validate(self, state):
-        services.validate_layout(workspace_id=self.workspace.pk, exclude_pk=self.instance.pk,
+        content_services.validate_layout(workspace_id=self.workspace.pk, exclude_pk=self.instance.pk,
                                  name=state.get("name") or "", body=state.get("body") or "")
 
 
+def _text(rows: int) -> forms.Textarea:
+    return forms.Textarea(attrs={"rows": rows, "cols": 80, "class": "vLargeTextField"})
+
+
 class TransactionalMessageForm(ServiceValidatedForm):
+    """The message's settings are its own fields; its content (subject, body, layout, payload...)
+    lives in its MessageContent and is edited here as if it were the message's."""
+
+    subject = forms.CharField(required=False, strip=False, widget=_text(2))
+    preheader = forms.CharField(required=False, max_length=255, strip=False)
+    from_address = forms.CharField(required=False, max_length=255, help_text="Empty: the channel's sender")
+    reply_to = forms.CharField(required=False, max_length=255)
+    layout = forms.ModelChoiceField(queryset=Layout.unscoped.none(), required=False)  # set per workspace below
+    body = forms.CharField(required=False, strip=False, widget=_text(10),
+                           help_text="Email HTML, SMS/WhatsApp text, push or in-app message")
+    body_plain = forms.CharField(required=False, strip=False, widget=_text(6),
+                                 help_text="Email plain-text part; empty derives it from the HTML")
+    payload = PrettyJSONField(required=False)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["layout"].queryset = Layout.objects.for_workspace(self.workspace)
+        if self.instance.pk is not None:
+            for name, value in content_services.content_state(self.instance.content).items():
+                if name in self.fields:
+                    self.initial[name] = value
+
     def service_validate(self, state):
         state = {**state, "payload": state.get("payload") or {}}
         for name in services.TM_TEMPLATE_FIELDS + ("description",):
             state[name] = state.get(name) or ""
         services.validate_transactional(workspace_id=self.workspace.pk, state=state, exclude_pk=self.instance.pk)
+
+    def clean_payload(self):
+        return self.cleaned_data.get("payload") or {}
 
 
 class PreviewForm(forms.Form):
@@ -148,13 +179,13 @@ class SnippetAdmin(ContentAdmin):
     fields = ["name", "value", "version", "created_at", "updated_at"]
 
     def service_create(self, workspace, data):
-        return services.create_snippet(workspace=workspace, **data)
+        return content_services.create_snippet(workspace=workspace, **data)
 
     def service_update(self, obj, changes):
-        services.update_snippet(snippet=obj, **changes)
+        content_services.update_snippet(snippet=obj, **changes)
 
     def service_delete(self, obj):
-        services.delete_snippet(snippet=obj)
+        content_services.delete_snippet(snippet=obj)
 
 
 @admin.register(Layout)
@@ -165,13 +196,13 @@ class LayoutAdmin(ContentAdmin):
     fields = ["name", "body", "version", "created_at", "updated_at"]
 
     def service_create(self, workspace, data):
-        return services.create_layout(workspace=workspace, **data)
+        return content_services.create_layout(workspace=workspace, **data)
 
     def service_update(self, obj, changes):
-        services.update_layout(layout=obj, **changes)
+        content_services.update_layout(layout=obj, **changes)
 
     def service_delete(self, obj):
-        services.delete_layout(layout=obj)
+        content_services.delete_layout(layout=obj)
 
 
 @admin.register(TransactionalMessage)
@@ -179,9 +210,8 @@ class TransactionalMessageAdmin(ContentAdmin):
     form = TransactionalMessageForm
     list_display = ["name", "channel", "channel_config", "topic", "layout", "version", "updated_at"]
     list_filter = ["channel"]
-    list_select_related = ["channel_config", "topic", "layout"]
+    list_select_related = ["channel_config", "topic", "content__layout"]
     search_fields = ["^name"]
-    formfield_overrides = {models.JSONField: {"form_class": PrettyJSONField}}
     fieldsets = [
         (None, {"fields": ["name", "description", "channel", "channel_config", "topic",
                            "send_to_unsubscribed", "tracked"]}),
@@ -192,6 +222,10 @@ class TransactionalMessageAdmin(ContentAdmin):
                                     "See docs/templates.md."}),
         ("Record", {"fields": ["version", "created_at", "updated_at"]}),
     ]
+
+    @admin.display(description="layout")
+    def layout(self, message):
+        return message.content.layout
 
     def service_create(self, workspace, data):
         return services.create_transactional_message(workspace=workspace, **data)
@@ -236,7 +270,9 @@ class TransactionalMessageAdmin(ContentAdmin):
                 form.add_error("identifier", "No person of this workspace has this identifier.")
                 return None, None, 404
         try:
-            rendered = rendering.preview(workspace=request.workspace, transactional_message=message, profile=profile,
+            rendered = rendering.preview(workspace=request.workspace, channel=message.channel,
+                                         message_content=message.content, about=transactional.about(message),
+                                         profile=profile,
                                          event=form.cleaned_data["event"], trigger=form.cleaned_data["trigger"])
         except rendering.RenderError as exc:
             return None, str(exc), 400

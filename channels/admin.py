@@ -13,7 +13,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import Q
 from django.utils.html import format_html, format_html_join
 
-from channels import services
+from channels import selectors, services
 from channels.admin_forms import (
     KEYWORD_CHANNELS, ChannelConfigForm, KeywordRuleForm, ReportingWebhookForm, SubscriptionTopicForm,
     SuppressionAddForm, load_provider,
@@ -127,10 +127,7 @@ class ChannelConfigAdmin(ServiceBackedAdmin):
 
     @staticmethod
     def _in_use(config) -> bool:
-        from campaigns.models import TransactionalMessage
-
-        return any(model.objects.filter(channel_config=config).exists()
-                   for model in (Delivery, InboundMessage, TransactionalMessage))
+        return bool(selectors.channel_config_users(config))
 
     def save_model(self, request, obj, form, change):
         data = {name: form.cleaned_data[name] for name in form.fields if name in form.cleaned_data}
@@ -409,7 +406,7 @@ class DeliveryAdmin(ReadOnlyWorkspaceScopedAdmin):
     inlines = [DeliveryEventInline]
     fieldsets = [
         (None, {"fields": ["public_id", "channel", "status", "failure_reason", "source", "source_id",
-                           "transactional_message", "topic", "variant", "profile", "recipient", "channel_config",
+                           "message_content", "topic", "variant", "profile", "recipient", "channel_config",
                            "provider_message_id", "attempts"]}),
         ("Times", {"fields": ["created_at", "send_at", "send_started_at", "sent_at", "delivered_at", "opened_at",
                               "clicked_at", "converted_at", "failed_at"]}),

@@ -7,8 +7,12 @@ class ChannelsConfig(AppConfig):
     label = "channels"  # our app; the Django Channels package is never installed
 
     def ready(self):
+        from channels.conditions import CHANNEL
         from channels.feedback import apply_metric
         from profiles.ingest.processor import register_operation_handler
+        from profiles.segments.registry import register_condition_kind
 
         # Track API delivery metrics are staged by ingest and applied here.
         register_operation_handler("delivery_metric", apply_metric)
+        # The `channel` segment condition (channels/conditions.py).
+        register_condition_kind(CHANNEL)

@@ -17,8 +17,10 @@ from channels.models import (
     ChannelType, ConsentRecord, SubscriptionPreference, SubscriptionTopic, Suppression,
 )
 from profiles.addresses import normalize_email, normalize_phone
+from profiles.changefeed import recording as feed
 from profiles.erasure import is_erased
 from profiles.models import Profile
+from profiles.services import keep_segments_live
 
 PHONE_CHANNELS = (ChannelType.SMS, ChannelType.WHATSAPP)
 
@@ -62,17 +64,15 @@ def record_consent(workspace, profile: Profile, *, subscribed: bool, source: str
         source=source, evidence=evidence or {})
     if not channel and topic is None:
         if profile.unsubscribed == subscribed:
+            before = feed.snapshot(profile)
             profile.unsubscribed = not subscribed
             profile.save(update_fields=["unsubscribed", "updated_at"])
-            from profiles.services import keep_segments_live
-
+            feed.person_changed(profile, before)  # the change feed: `unsubscribed` changed
             keep_segments_live(workspace, [profile.pk], {"channels"})
         return record
     SubscriptionPreference.unscoped.update_or_create(
         workspace=workspace, profile=profile, channel=channel, topic=topic,
         defaults={"subscribed": subscribed, "source": source})
-    from profiles.services import keep_segments_live
-
     keep_segments_live(workspace, [profile.pk], {"channels"})
     return record
 

@@ -44,7 +44,7 @@ def enqueue_send(delivery: Delivery) -> None:
 
 
 def queue_delivery(workspace, *, channel: str, source: str, profile=None, recipient: str = "",
-                   source_id: str = "", transactional_message=None, channel_config=None, topic=None,
+                   source_id: str = "", message_content=None, channel_config=None, topic=None,
                    content: dict | None = None, message_data: dict | None = None,
                    idempotency_key: str | None = None, send_at: datetime | None = None,
                    retain_content: bool = True, send_to_unsubscribed: bool = False, tracked: bool = True,
@@ -59,7 +59,7 @@ def queue_delivery(workspace, *, channel: str, source: str, profile=None, recipi
     public_id = new_public_id()
     delivery = Delivery(
         workspace=workspace, public_id=public_id, profile=profile, channel=channel, source=source,
-        source_id=str(source_id or ""), transactional_message=transactional_message, topic=topic,
+        source_id=str(source_id or ""), message_content=message_content, topic=topic,
         variant=variant, recipient=recipient or default_recipient(channel, profile), content=content or {},
         message_data=message_data or {}, retain_content=retain_content, tracked=tracked,
         send_to_unsubscribed=send_to_unsubscribed and source in (Delivery.Source.TRANSACTIONAL, Delivery.Source.TEST),

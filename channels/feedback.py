@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from channels.models import STATUS_RANK, Delivery, DeliveryEvent, DeliveryStatus
 from channels.reporting import fan_out
+from profiles.services import keep_segments_live, record_person_event
 
 # Event kinds that are also delivery statuses, and the timestamp column each one sets.
 STATUS_FOR_KIND = {
@@ -74,11 +75,7 @@ def record_delivery_event(delivery: Delivery, kind: str, *, at: datetime | None 
 
 
 def _record_person_event(delivery: Delivery, kind: str, at: datetime, data: dict) -> None:
-    """One row straight into the events table: the person is known, there is nothing to resolve or
-    deduplicate, so the ingest path (COPY through a staging table) would only add round trips."""
-    from profiles.models import Event
-    from profiles.services import keep_segments_live
-
+    """The person's event (`email_opened`...), with its change feed row, in this transaction."""
     name = f"{delivery.channel}_{kind}"
     event_data = {"delivery_id": delivery.public_id, "channel": delivery.channel, "source": delivery.source}
     if delivery.source_id:
@@ -88,8 +85,8 @@ def _record_person_event(delivery: Delivery, kind: str, at: datetime, data: dict
     for key in ("href", "reason"):
         if data.get(key):
             event_data[key] = data[key]
-    Event.unscoped.create(workspace_id=delivery.workspace_id, profile_id=delivery.profile_id, name=name,
-                          data=event_data, timestamp=at)
+    record_person_event(workspace_id=delivery.workspace_id, profile_id=delivery.profile_id, name=name,
+                        data=event_data, timestamp=at)
     keep_segments_live(delivery.workspace, [delivery.profile_id], {f"events:{name}", "messages"})
 
 

@@ -13,7 +13,9 @@ An inbound message:
    number. The opt-out confirmation is queued once, when the suppression is created, and marked
    `opt_out_confirmation` so the send pipeline lets that one message through the new suppression;
 4. becomes the person event `sms_received`/`whatsapp_received` {keyword, text, from}, plus the
-   keyword rule's own event if it names one.
+   keyword rule's own event if it names one;
+5. is recorded in the change feed (`inbound_message`, in the same transaction; docs/change-feed.md),
+   as is the person it created.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from channels.feedback import record_delivery_event
 from channels.models import (
     ConsentSource, Delivery, DeliveryEvent, InboundMessage, KeywordRule, SubscriptionPreference, Suppression,
 )
+from profiles.changefeed import recording as feed
 from profiles.erasure import SuppressionFilter
 from profiles.models import Profile
 
@@ -83,7 +86,9 @@ def person_for_phone(workspace, phone: str) -> tuple[Profile | None, bool]:
         return person, False
     if not phone or _deletion_suppressed(workspace, phone):
         return None, False
-    return Profile.unscoped.create(workspace=workspace, phone=phone), True
+    person = Profile.unscoped.create(workspace=workspace, phone=phone)
+    feed.person_changed(person, None)
+    return person, True
 
 
 @transaction.atomic
@@ -108,6 +113,7 @@ def receive_message(config, *, from_address: str, provider_message_id: str, body
             workspace=workspace, channel_config=config, channel=channel, profile=profile, from_address=phone,
             to_address=normalize_address(channel, to_address)[:64], body=body, media=media or [],
             provider_message_id=provider_message_id, keyword=match.keyword if match else "")
+        feed.inbound_message(message)
     replies = apply_keyword(config, match, phone=phone, profile=profile, text=body,
                             message_id=provider_message_id) if match else []
     if profile is not None:

@@ -6,6 +6,7 @@ import secrets
 from django.db import models
 from django.db.models import Q
 
+from channels.content.models import Layout, MessageContent, Snippet, VersionedContent  # noqa: F401  (models of this app)
 from core.models import WorkspaceScopedModel
 
 
@@ -243,8 +244,9 @@ class Delivery(WorkspaceScopedModel):
     source = models.CharField(max_length=20, choices=Source.choices)
     source_id = models.CharField(max_length=64, blank=True,
                                  help_text="Transactional message, campaign or broadcast id")
-    transactional_message = models.ForeignKey("campaigns.TransactionalMessage", null=True, blank=True,
-                                              on_delete=models.SET_NULL, related_name="+", db_index=False)
+    message_content = models.ForeignKey(MessageContent, null=True, blank=True, on_delete=models.SET_NULL,
+                                        related_name="+", db_index=False,
+                                        help_text="The content rendered; `content` overrides its fields")
     topic = models.ForeignKey(SubscriptionTopic, null=True, blank=True, on_delete=models.SET_NULL,
                               related_name="+", db_index=False)
     variant = models.CharField(max_length=50, blank=True)
@@ -304,6 +306,13 @@ class Delivery(WorkspaceScopedModel):
 
     def __str__(self):
         return f"{self.channel} delivery {self.public_id}"
+
+    @property
+    def transactional_message_id(self) -> int | None:
+        """The transactional message this delivery was sent for (its source), if any."""
+        if self.source == self.Source.TRANSACTIONAL and self.source_id.isdigit():
+            return int(self.source_id)
+        return None
 
 
 class DeliveryEvent(WorkspaceScopedModel):

@@ -12,11 +12,11 @@ from datetime import datetime
 
 from django.db.models import Exists, OuterRef, Prefetch
 
-from campaigns.models import TransactionalMessage
 from channels.models import (
     ChannelConfig, ChannelType, ConsentRecord, Delivery, DeliveryEvent, DeliveryStatus, InboundMessage,
     SubscriptionPreference, SubscriptionTopic, Suppression,
 )
+from channels.usage import registered_users
 from profiles.models import Profile
 
 # In-app deliveries a person's inbox shows: handed over, whatever happened after.
@@ -41,8 +41,7 @@ def channel_config_users(config: ChannelConfig) -> dict[str, int]:
         "deliveries": Delivery.objects.filter(workspace_id=config.workspace_id, channel_config=config).count(),
         "inbound messages": InboundMessage.objects.filter(workspace_id=config.workspace_id,
                                                           channel_config=config).count(),
-        "transactional messages": TransactionalMessage.objects.filter(workspace_id=config.workspace_id,
-                                                                      channel_config=config).count(),
+        **registered_users(config),  # e.g. transactional messages (campaigns)
     }
     return {name: count for name, count in uses.items() if count}
 
@@ -74,18 +73,6 @@ def preference_rows(workspace, profile: Profile) -> list[SubscriptionPreference]
                 .select_related("topic").order_by("channel", "topic_id"))
 
 
-# --- transactional messages ----------------------------------------------------------------------
-
-def find_transactional_message(workspace, ref) -> TransactionalMessage | None:
-    """By numeric id, else by name (Customer.io accepts either as transactional_message_id)."""
-    messages = TransactionalMessage.objects.filter(workspace=workspace).select_related("channel_config", "topic")
-    if isinstance(ref, int) or (isinstance(ref, str) and ref.isascii() and ref.isdigit()):
-        found = messages.filter(pk=int(ref)).first() if int(ref) < 2**63 else None
-        if found is not None:
-            return found
-    return messages.filter(name=str(ref)).first()
-
-
 # --- deliveries ----------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -99,9 +86,11 @@ class DeliveryFilters:
     created_before: datetime | None = None
 
     def apply(self, queryset):
-        for name in ("status", "channel", "source", "transactional_message_id"):
+        for name in ("status", "channel", "source"):
             if getattr(self, name) is not None:
                 queryset = queryset.filter(**{name: getattr(self, name)})
+        if self.transactional_message_id is not None:
+            queryset = queryset.filter(source=Delivery.Source.TRANSACTIONAL, source_id=str(self.transactional_message_id))
         if self.person is not None:
             id_type, value = self.person
             value = value.strip().lower() if id_type == "email" else value

@@ -52,8 +52,8 @@ def _claim(delivery_id: int, token: str) -> tuple[Delivery | None, str]:
     expired = now - timedelta(seconds=settings.ULAK_DELIVERY_CLAIM_TIMEOUT_SECONDS)
     with transaction.atomic():
         delivery = (Delivery.objects.select_for_update(of=("self",))
-                    .select_related("workspace", "profile", "channel_config", "topic", "transactional_message",
-                                    "transactional_message__layout")
+                    .select_related("workspace", "profile", "channel_config", "topic", "message_content",
+                                    "message_content__layout")
                     .filter(pk=delivery_id).first())
         if delivery is None:
             return None, "missing"
@@ -137,7 +137,7 @@ def backoff(attempts: int) -> int:
 
 def deliver(delivery_id: int, *, token: str | None = None) -> Outcome:
     """Run the pipeline for one delivery, in the workspace scope of the caller (a WorkspaceTask)."""
-    from campaigns.rendering import RenderError, render_delivery
+    from channels.content.rendering import RenderError, render_delivery
     from channels.inbound import apply_early_statuses
     from channels.outgoing import after_send, build_outgoing
 

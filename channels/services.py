@@ -1,5 +1,6 @@
 """Writes behind the messaging App API: channel configurations and their test sends,
-transactional sends, subscription topics, subscription preferences and manual suppressions.
+subscription topics, subscription preferences and manual suppressions (transactional sends are
+campaigns/transactional.py).
 
 Consent and suppression themselves go through channels.consent (the ledger is written there);
 deliveries through channels.deliveries.queue_delivery. Bad input raises `InvalidInput` (one
@@ -9,26 +10,24 @@ field) or `InvalidFields` (several); something that still uses a row raises `InU
 from __future__ import annotations
 
 import secrets as secrets_module
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import ProtectedError
 
 from channels import consent, selectors
-from channels.configs import NoChannelConfig, config_for, make_default, provider_allowed, read_secrets, write_secrets
-from channels.deliveries import default_recipient, queue_delivery
+from channels.configs import make_default, provider_allowed, read_secrets, write_secrets
+from channels.deliveries import queue_delivery
+from channels.usage import registered_users
 from channels.models import (
     PROVIDERS_BY_CHANNEL, ChannelConfig, ChannelType, ConsentRecord, Delivery, ReportingWebhook, SubscriptionTopic,
     Suppression,
 )
 from core.crypto import encrypt
 from core.errors import Conflict, InvalidFields, InvalidInput
-from profiles.erasure import SuppressionFilter
 from profiles.models import Profile
 
-IDEMPOTENCY_PREFIX = "api:"
 
 
 class InUse(Conflict):
@@ -153,7 +152,7 @@ def delete_channel_config(*, config: ChannelConfig) -> None:
 
 
 def content_for_test_send(config: ChannelConfig, *, to: str, subject: str, body: str) -> dict:
-    """Inline content (campaigns/rendering.py: message fields, any other key a payload key)."""
+    """Inline content (channels/content/rendering.py: message fields, any other key a payload key)."""
     if config.type == ChannelType.EMAIL:
         return {"subject": subject, "body": body}
     if config.type in (ChannelType.PUSH, ChannelType.IN_APP):
@@ -171,116 +170,6 @@ def queue_test_send(*, config: ChannelConfig, to: str, subject: str, body: str,
         recipient=to, source_id=str(config.pk), channel_config=config,
         content=content_for_test_send(config, to=to, subject=subject, body=body), send_to_unsubscribed=True)
     return delivery
-
-
-# --- transactional sends ------------------------------------------------------------------------
-
-@dataclass
-class SendRequest:
-    """A cleaned `POST /v1/send/<channel>` (channels/api/send_views.py)."""
-
-    channel: str
-    person_ref: dict
-    message_ref: int | str | None = None
-    to: str = ""
-    content: dict = field(default_factory=dict)
-    message_data: dict = field(default_factory=dict)
-    send_at: datetime | None = None
-    retain_content: bool = True
-    send_to_unsubscribed: bool | None = None
-    tracked: bool | None = None
-    idempotency_key: str = ""
-
-
-RECIPIENT_NAMES = {ChannelType.EMAIL: "email address", ChannelType.SMS: "phone number",
-                   ChannelType.WHATSAPP: "phone number"}
-
-
-def refuse_forgotten(workspace, request: SendRequest) -> None:
-    """A person deleted at their request stays deleted: a send naming one of their identifiers
-    (or sending to their address) is refused, as ingest refuses it (compliance/deletion.py)."""
-    by_person = {"op": "identify", "person": request.person_ref}
-    by_address = {"op": "identify", "person": {}}
-    if request.to and request.channel == ChannelType.EMAIL:
-        by_address["email"] = request.to
-    elif request.to and request.channel in consent.PHONE_CHANNELS:
-        by_address["phone"] = request.to
-    suppressed = SuppressionFilter(workspace, [by_person, by_address])
-    message = ("was deleted at the person's request (GDPR/KVKK) and may not be used again; "
-               "lift the suppression at /v1/compliance/suppressions first if this is wrong")
-    if not suppressed.allows(by_person):
-        raise InvalidInput("identifiers", message)
-    if not suppressed.allows(by_address):
-        raise InvalidInput("to", message)
-
-
-def _person(workspace, ref: dict) -> Profile:
-    from profiles.services import find_person, get_or_create_person, keep_segments_live
-
-    person = find_person(workspace, ref)
-    if person is not None:
-        return person
-    if "cio_id" in ref:
-        raise InvalidInput("identifiers.cio_id", "no person has this cio_id")
-    person = get_or_create_person(workspace, ref)
-    keep_segments_live(workspace, [person.pk], {"*"})
-    return person
-
-
-def _channel_config(workspace, request: SendRequest, message) -> ChannelConfig:
-    if message is not None and message.channel_config_id:
-        if not message.channel_config.active:
-            raise InvalidInput("transactional_message_id",
-                               f"its channel configuration {message.channel_config.name!r} is not active")
-        return message.channel_config
-    try:
-        return config_for(workspace, request.channel)
-    except NoChannelConfig as exc:
-        raise InvalidInput(None, str(exc)) from exc
-
-
-def _message(workspace, request: SendRequest):
-    if request.message_ref is None:
-        return None
-    message = selectors.find_transactional_message(workspace, request.message_ref)
-    if message is None:
-        raise InvalidInput("transactional_message_id", "no transactional message has this id or name")
-    if message.channel != request.channel:
-        raise InvalidInput("transactional_message_id",
-                           f"is a {message.channel} message; send it with POST /v1/send/{message.channel}")
-    return message
-
-
-@transaction.atomic
-def send_transactional(*, workspace, request: SendRequest) -> tuple[Delivery, bool]:
-    """Queue a transactional message; the person is created when missing (by id or email, as
-    Customer.io does). Returns (delivery, created); a repeated idempotency key returns the first
-    delivery and sends nothing."""
-    key = IDEMPOTENCY_PREFIX + request.idempotency_key if request.idempotency_key else None
-    if key:
-        existing = Delivery.objects.filter(workspace=workspace, idempotency_key=key).first()
-        if existing is not None:
-            return existing, False
-    message = _message(workspace, request)
-    refuse_forgotten(workspace, request)
-    config = _channel_config(workspace, request, message)
-    person = _person(workspace, request.person_ref)
-    recipient = request.to or default_recipient(request.channel, person)
-    if not recipient:
-        raise InvalidInput("to", f"is required: the person has no {RECIPIENT_NAMES[request.channel]}")
-    send_to_unsubscribed = request.send_to_unsubscribed
-    if send_to_unsubscribed is None:
-        send_to_unsubscribed = message.send_to_unsubscribed if message else True
-    tracked = request.tracked
-    if tracked is None:
-        tracked = message.tracked if message else True
-    return queue_delivery(
-        workspace, channel=request.channel, source=Delivery.Source.TRANSACTIONAL, profile=person,
-        recipient=recipient, source_id=str(message.pk) if message else "", transactional_message=message,
-        channel_config=config, topic=message.topic if message else None, content=request.content,
-        message_data={"trigger": request.message_data} if request.message_data else {},
-        idempotency_key=key, send_at=request.send_at, retain_content=request.retain_content,
-        send_to_unsubscribed=send_to_unsubscribed, tracked=tracked)
 
 
 # --- topics --------------------------------------------------------------------------------------
@@ -323,11 +212,10 @@ def update_topic(*, topic: SubscriptionTopic, data: dict) -> SubscriptionTopic:
 
 
 def delete_topic(*, topic: SubscriptionTopic) -> None:
-    from campaigns.models import TransactionalMessage
-
-    used = TransactionalMessage.objects.filter(workspace_id=topic.workspace_id, topic=topic).count()
-    if used:
-        raise InUse(f"the topic is used by {used} transactional messages")
+    users = registered_users(topic)  # e.g. transactional messages (campaigns)
+    if users:
+        what = ", ".join(f"{count} {name}" for name, count in users.items())
+        raise InUse(f"the topic is used by {what}")
     _delete_unless_protected(topic, "the topic is still used")
     _topic_changed(topic)
 

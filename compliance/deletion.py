@@ -36,6 +36,8 @@ from compliance.subjects import people_named
 from core.models import AuditEntry
 from profiles.erasure import SUPPRESSED_KINDS, identifier_hash, normalize, suppress_identifiers, workspace_key
 from profiles.models import (
+    Change,
+    ChangeKind,
     Device,
     Event,
     Identity,
@@ -155,6 +157,36 @@ def delete_events(record):
     return {"profiles.Event": removed}, removed < EVENT_CHUNK
 
 
+def _merged_into(record) -> list[int]:
+    """The person's profile id and those of people merged into them (their change feed rows still
+    name the secondary), following merges of merges."""
+    ids, frontier = {record.profile_id}, {record.profile_id}
+    while frontier:
+        secondaries = set(Change.objects.for_workspace(record.workspace_id).filter(
+            kind=ChangeKind.PERSON_MERGED, profile_id__in=frontier).values_list("data__secondary_id", flat=True))
+        frontier = {pk for pk in secondaries if isinstance(pk, int)} - ids
+        ids |= frontier
+    return sorted(ids)
+
+
+def delete_changes(record):
+    """The person's change feed rows (profiles/changefeed), those of people merged into them, and
+    rows of anonymous events of their anonymous ids; in chunks, through the workspace-led partial
+    indexes on person and anonymous id. The merge rows go in the last chunk: until then they
+    still name the merged people."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"DELETE FROM {Change._meta.db_table} WHERE id IN (SELECT id FROM {Change._meta.db_table}"
+            " WHERE workspace_id = %s AND (profile_id = ANY(%s::bigint[])"
+            " OR (profile_id IS NULL AND anonymous_id = ANY(%s::text[])))"
+            " ORDER BY kind = %s LIMIT %s)",
+            [record.workspace_id, _merged_into(record), _anonymous_ids(record), ChangeKind.PERSON_MERGED.value,
+             EVENT_CHUNK],
+        )
+        removed = cursor.rowcount
+    return {Change._meta.label: removed}, removed < EVENT_CHUNK
+
+
 def _rows_step(model):
     def step(record):
         rows = model.unscoped.filter(workspace_id=record.workspace_id, profile_id=record.profile_id)
@@ -180,7 +212,7 @@ def delete_profile(record):
     """The profile row. Its dependants are gone by now; any that arrived since go with it, each
     through its workspace-led index (never an unfiltered cascade over events)."""
     counts = _late_messaging_rows(record)
-    for model in (Event, Relationship, Device, Identity, SegmentMembership):
+    for model in (Event, Relationship, Device, Identity, SegmentMembership, Change):
         removed, _ = model.unscoped.filter(workspace_id=record.workspace_id, profile_id=record.profile_id).delete()
         if removed:
             counts[model._meta.label] = removed
@@ -391,6 +423,7 @@ STEPS = (
     ("consent", delete_consent_records),
     ("subscription_preferences", delete_preferences),
     ("suppressions", delete_suppressions),  # before devices: push suppressions are found by token
+    ("change_feed", delete_changes),  # before identities: anonymous ids find anonymous events' rows
     ("relationships", _rows_step(Relationship)),
     ("devices", _rows_step(Device)),
     ("identities", _rows_step(Identity)),
@@ -408,6 +441,7 @@ STEP_FOR_MODEL = {
     "profiles.Device": "devices",
     "profiles.Identity": "identities",
     "profiles.SegmentMembership": "segment_memberships",
+    "profiles.Change": "change_feed",
     "profiles.Profile": "profile",
     "core.AuditEntry": "audit",
     "channels.Delivery": "deliveries",

@@ -21,6 +21,8 @@ from core.audit import record_action
 MOVED_MODEL_PAGES = {
     "compliance/auditentry": "core/auditentry",
     "compliance/suppressedidentifier": "profiles/suppressedidentifier",
+    "campaigns/snippet": "channels/snippet",
+    "campaigns/layout": "channels/layout",
 }
 
 

@@ -37,9 +37,11 @@ INSTALLED_APPS = [
     "auditlog",
     "core",
     "accounts",
+    # Project apps in layer order (docs/architecture.md): each AppConfig.ready() runs after the
+    # ones of the layers below it, so registries fill in a stable order.
     "profiles",
-    "campaigns",
     "channels",
+    "campaigns",
     "compliance",
 ]
 
@@ -187,6 +189,8 @@ CELERY_BEAT_SCHEDULE = {
     "segments-time-based": {"task": "segments.refresh_time_based", "schedule": 900.0},
     "deliveries-sweep": {"task": "default.sweep_deliveries", "schedule": 30.0},
     "reporting-webhooks": {"task": "webhooks.send_due_reporting_calls", "schedule": 15.0},
+    "change-feed-drive": {"task": "default.drive_change_feed", "schedule": 5.0},
+    "change-feed-prune": {"task": "default.prune_change_feed", "schedule": 900.0},
 }
 CELERY_TIMEZONE = "UTC"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
@@ -216,6 +220,8 @@ ULAK_PUBLIC_URL = env_str("ULAK_PUBLIC_URL", "http://127.0.0.1:8000")
 ULAK_INGEST_RATE_LIMIT = env_int("ULAK_INGEST_RATE_LIMIT", 2000)  # requests per second per key
 ULAK_INGEST_BATCH_SIZE = env_int("ULAK_INGEST_BATCH_SIZE", 1000)  # operations applied per transaction
 ULAK_ANONYMOUS_MERGE_DAYS = env_int("ULAK_ANONYMOUS_MERGE_DAYS", 30)
+# Change feed rows every registered consumer has passed are deleted once older than this (docs/change-feed.md).
+ULAK_CHANGE_FEED_RETENTION_HOURS = env_int("ULAK_CHANGE_FEED_RETENTION_HOURS", 72)
 ULAK_MAX_MESSAGE_BYTES = 32 * 1024
 ULAK_MAX_BATCH_BYTES = 500 * 1024
 

@@ -201,9 +201,13 @@ class ProfileAdmin(PeopleAdmin):
         return False
 
     def save_model(self, request, obj, form, change):
+        from profiles.changefeed import recording as feed
         from profiles.services import keep_segments_live
 
+        stored = Profile.objects.for_workspace(request.workspace).filter(pk=obj.pk).first() if change else None
+        before = feed.snapshot(stored) if stored is not None else None
         super().save_model(request, obj, form, change)
+        feed.person_changed(obj, before)  # the change feed, in the admin's transaction
         keep_segments_live(request.workspace, [obj.pk], {"*"})  # an edit may change any condition
 
     def get_actions(self, request):
@@ -341,6 +345,18 @@ class ObjectTypeAdmin(PeopleAdmin):
         # Clients address objects by type_id: changing it would orphan their references.
         return [] if obj is None else ["type_id", "created_at"]
 
+    # Deleting goes through the service: the change feed records the objects and relationships removed.
+    def delete_model(self, request, obj):
+        from profiles.services import delete_object_type
+
+        delete_object_type(object_type=obj)
+
+    def delete_queryset(self, request, queryset):
+        from profiles.services import delete_object_type
+
+        for object_type in queryset:
+            delete_object_type(object_type=object_type)
+
 
 class FirstRowsFormSet(BaseInlineFormSet):
     """Only the first RELATED_ROWS rows, so a popular object's page stays small."""
@@ -396,6 +412,26 @@ class CustomObjectAdmin(PeopleAdmin):
     @admin.display(description="attributes")
     def attributes_display(self, obj):
         return pretty_json(obj.attributes)
+
+    def save_model(self, request, obj, form, change):
+        from profiles.changefeed import recording as feed
+
+        stored = CustomObject.objects.for_workspace(request.workspace).filter(pk=obj.pk).first() if change else None
+        before = dict(stored.attributes) if stored is not None else {}
+        super().save_model(request, obj, form, change)
+        feed.object_changed(obj, obj.object_type.type_id, "updated" if change else "created", before=before)
+
+    # Deleting goes through the service: the change feed records the object and relationships removed.
+    def delete_model(self, request, obj):
+        from profiles.services import delete_custom_object
+
+        delete_custom_object(obj=obj)
+
+    def delete_queryset(self, request, queryset):
+        from profiles.services import delete_custom_object
+
+        for obj in queryset.select_related("object_type"):
+            delete_custom_object(obj=obj)
 
     @admin.display(description="related people")
     def people(self, obj):

@@ -4,7 +4,8 @@ import secrets
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import Func, Q
+from django.db.models.functions import Cast, Now
 from django.utils import timezone
 
 from core.models import WorkspaceScopedModel
@@ -331,3 +332,82 @@ class SuppressedIdentifier(WorkspaceScopedModel):
 
     def __str__(self):
         return f"suppressed {self.kind} #{self.pk}"
+
+
+# --- the change feed: what changed, for consumers in higher layers (docs/change-feed.md) ------------
+
+# The writing transaction's id (xid8, 64 bits, never wraps) as a bigint, evaluated by PostgreSQL at
+# INSERT time: every row a transaction writes carries the same value.
+CURRENT_TXID = Cast(Cast(Func(function="pg_current_xact_id", output_field=models.TextField()),
+                         output_field=models.TextField()), output_field=models.BigIntegerField())
+
+
+class ChangeKind(models.TextChoices):
+    EVENT = "event", "event stored"
+    ATTRIBUTES = "attributes", "person created or changed"
+    PERSON_MERGED = "person_merged", "person merged into another"
+    SEGMENT_ENTERED = "segment_entered", "segment entered"
+    SEGMENT_EXITED = "segment_exited", "segment exited"
+    OBJECT = "object", "object created, changed or deleted"
+    RELATIONSHIP = "relationship", "relationship added, changed or removed"
+    INBOUND_MESSAGE = "inbound_message", "SMS/WhatsApp message received"
+
+
+class Change(WorkspaceScopedModel):
+    """One thing that changed, written in the transaction that changed it (profiles/changefeed).
+
+    Consumers read a workspace's rows in (txid, id) order, only below the oldest transaction still
+    running, so rows committed out of id order are never skipped. The shape of `data` per kind is
+    in docs/change-feed.md. Rows are pruned once every registered consumer has passed them and
+    they are older than ULAK_CHANGE_FEED_RETENTION_HOURS.
+    """
+
+    txid = models.BigIntegerField(db_default=CURRENT_TXID, editable=False)
+    kind = models.CharField(max_length=20, choices=ChangeKind.choices)
+    # Who it is about; a plain reference (no constraint, no cascade): the person may be merged away
+    # or deleted after the row was written. compliance.deletion removes a deleted person's rows.
+    profile = models.ForeignKey(
+        Profile, null=True, blank=True, on_delete=models.DO_NOTHING, related_name="+", db_index=False,
+        db_constraint=False,
+    )
+    anonymous_id = models.CharField(max_length=200, null=True, blank=True)  # events of anonymous visitors
+    data = models.JSONField(default=dict)
+    created_at = models.DateTimeField(db_default=Now(), editable=False)
+
+    personal_data_fields = ("anonymous_id", "data")
+    audit_log = False  # a transient feed written with the data it describes; not management changes
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["workspace", "txid", "id"], name="change_ws_txid_id"),
+            models.Index(fields=["workspace", "profile"], condition=Q(profile__isnull=False),
+                         name="change_ws_profile"),
+            models.Index(fields=["workspace", "anonymous_id"], condition=Q(profile__isnull=True,
+                                                                           anonymous_id__isnull=False),
+                         name="change_ws_anonymous"),
+        ]
+
+    def __str__(self):
+        return f"{self.kind} #{self.pk}"
+
+
+class ChangeFeedCursor(WorkspaceScopedModel):
+    """How far one consumer has read one workspace's change feed: every row at or before
+    (txid, change_id) has been applied. Locked FOR UPDATE while a batch is applied, and moved in the
+    same transaction as the consumer's effects."""
+
+    consumer = models.CharField(max_length=100)
+    txid = models.BigIntegerField(default=0)
+    change_id = models.BigIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    audit_log = False  # bookkeeping that moves with every batch a consumer applies
+    audit_str_is_safe = True
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "consumer"], name="changefeedcursor_unique_consumer")
+        ]
+
+    def __str__(self):
+        return f"{self.consumer} at ({self.txid}, {self.change_id})"

@@ -13,7 +13,8 @@ from datetime import UTC, datetime, timedelta
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 
-from profiles.models import CustomObject, Device, Event, Identity, ObjectType, Profile, Relationship
+from profiles.changefeed import recording as feed
+from profiles.models import CustomObject, Device, Event, EventType, Identity, ObjectType, Profile, Relationship
 from profiles.ingest.operations import MAX_ATTRIBUTES
 
 logger = logging.getLogger(__name__)
@@ -56,7 +57,8 @@ def get_or_create_person(workspace, ref: dict, *, create: bool = True) -> Profil
             else:
                 person = Profile.unscoped.create(workspace=workspace, external_id=value)
     except IntegrityError:  # created concurrently (e.g. from the App API)
-        person = find_person(workspace, ref)
+        return find_person(workspace, ref)
+    feed.person_changed(person, None)
     return person
 
 
@@ -90,10 +92,13 @@ def identify(workspace, op: dict) -> Profile | None:
         if "id" in ref and op.get("email"):
             person = Profile.unscoped.filter(workspace=workspace, email=op["email"], external_id__isnull=True).first()
             if person is not None:
+                before = feed.snapshot(person)
                 person.external_id = ref["id"]
                 fields.add("external_id")
         if person is None:
             person = get_or_create_person(workspace, ref)
+    if not fields:
+        before = feed.snapshot(person)
     if op.get("set_id") and not person.external_id and not Profile.unscoped.filter(
         workspace=workspace, external_id=op["set_id"]
     ).exists():
@@ -105,6 +110,7 @@ def identify(workspace, op: dict) -> Profile | None:
         fields |= {"attributes", "attribute_timestamps"}
     if fields:
         person.save(update_fields=sorted(fields | {"updated_at"}))
+        feed.person_changed(person, before)
     if op.get("anonymous_id"):
         link_anonymous_id(workspace, person, op["anonymous_id"])
     if op.get("relationships"):
@@ -158,6 +164,7 @@ def merge_people(workspace, *, primary: Profile, secondary: Profile) -> Profile:
     """Fold `secondary` into `primary`: events, identities, devices, relationships, attributes."""
     if primary.pk == secondary.pk:
         return primary
+    before, secondary_id = feed.snapshot(primary), secondary.pk
     Event.unscoped.filter(workspace=workspace, profile=secondary).update(profile=primary)
     Identity.unscoped.filter(workspace=workspace, profile=secondary).update(profile=primary)
     Device.unscoped.filter(workspace=workspace, profile=secondary).update(profile=primary)
@@ -179,6 +186,8 @@ def merge_people(workspace, *, primary: Profile, secondary: Profile) -> Profile:
     primary.suppressed = primary.suppressed or secondary.suppressed
     primary.save(update_fields=["attributes", "attribute_timestamps", "email", "phone", "unsubscribed",
                                 "suppressed", "updated_at"])
+    feed.person_merged(primary, secondary_id)
+    feed.person_changed(primary, before)
     return primary
 
 
@@ -206,7 +215,11 @@ def alias(workspace, op: dict) -> None:
 # --- events ---------------------------------------------------------------------------------------
 
 def resolve_people(workspace, refs: Iterable[dict], *, create: bool = True) -> dict[tuple, Profile]:
-    """Many person references at once: one query per kind of identifier, missing ones created."""
+    """Many person references at once: one query per kind of identifier, missing ones created.
+
+    People found by id, email or cio_id come with only their primary key and that identifier loaded
+    (callers need the key; other fields load on first access): decoding a thousand people's
+    attributes would cost an ingest batch more than storing its events."""
     wanted: dict[str, set] = {}
     for ref in refs:
         key, value = next(iter(ref.items()))
@@ -218,7 +231,8 @@ def resolve_people(workspace, refs: Iterable[dict], *, create: bool = True) -> d
             identities = Identity.unscoped.filter(workspace=workspace, anonymous_id__in=values).select_related("profile")
             found.update({(key, i.anonymous_id): i.profile for i in identities})
         else:
-            people = Profile.unscoped.filter(workspace=workspace, **{f"{column[key]}__in": values})
+            people = Profile.unscoped.filter(workspace=workspace, **{f"{column[key]}__in": values}).only(
+                "pk", "workspace_id", column[key])
             found.update({(key, getattr(p, column[key])): p for p in people})
     if create:
         for key, values in wanted.items():
@@ -237,16 +251,40 @@ _EVENT_STAGE = """CREATE TEMP TABLE IF NOT EXISTS ulak_event_stage (
 
 def insert_events(rows: list[tuple]) -> None:
     """COPY rows (in EVENT_COLUMNS order) into a session temp table, then into the events table;
-    a dedupe id already stored, or repeated among the rows, is stored once."""
+    a dedupe id already stored, or repeated among the rows, is stored once. The same statement
+    writes a change feed row for each event stored (docs/change-feed.md)."""
     columns = ", ".join(EVENT_COLUMNS)
+    feed.flush()  # what was noted before these events goes first
     with connection.cursor() as cursor:
         cursor.execute(_EVENT_STAGE)
         with cursor.cursor.copy(f"COPY ulak_event_stage ({columns}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
-        cursor.execute(f"INSERT INTO {Event._meta.db_table} ({columns}) SELECT {columns} FROM ulak_event_stage"
-                       " ON CONFLICT DO NOTHING")
+        cursor.execute(
+            f"""WITH stored AS (
+                    INSERT INTO {Event._meta.db_table} ({columns}) SELECT {columns} FROM ulak_event_stage
+                    ON CONFLICT DO NOTHING
+                    RETURNING id, workspace_id, profile_id, anonymous_id, name, type, data, timestamp, dedupe_id)
+                INSERT INTO {feed.CHANGE_TABLE} (workspace_id, kind, profile_id, anonymous_id, data)
+                SELECT workspace_id, 'event', profile_id, anonymous_id, {feed.EVENT_DATA_SQL}
+                FROM stored ORDER BY id""")
         cursor.execute("TRUNCATE ulak_event_stage")
+
+
+def record_person_event(*, workspace_id: int, profile_id: int, name: str, data: dict, timestamp: datetime) -> None:
+    """One event of a known person (delivery feedback: `email_opened`...), stored with its change
+    feed row in one statement; nothing to resolve or deduplicate, so no staging table."""
+    columns = ", ".join(EVENT_COLUMNS)
+    feed.flush()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""WITH stored AS (
+                    INSERT INTO {Event._meta.db_table} ({columns})
+                    VALUES (%s, %s, NULL, %s, %s, %s::jsonb, %s, %s, NULL)
+                    RETURNING id, workspace_id, profile_id, anonymous_id, name, type, data, timestamp, dedupe_id)
+                INSERT INTO {feed.CHANGE_TABLE} (workspace_id, kind, profile_id, anonymous_id, data)
+                SELECT workspace_id, 'event', profile_id, anonymous_id, {feed.EVENT_DATA_SQL} FROM stored""",
+            [workspace_id, profile_id, name, EventType.EVENT, json.dumps(data), timestamp, datetime.now(UTC)])
 
 
 def record_events(workspace, ops: list[dict]) -> int:
@@ -298,32 +336,47 @@ def delete_device(workspace, op: dict) -> None:
 def set_suppressed(workspace, op: dict, suppressed: bool) -> None:
     person = find_person(workspace, op["person"])
     if person is not None and person.suppressed != suppressed:
+        before = feed.snapshot(person)
         person.suppressed = suppressed
         person.save(update_fields=["suppressed", "updated_at"])
+        feed.person_changed(person, before)
 
 
 # --- objects and relationships --------------------------------------------------------------------
 
-def get_object(workspace, ref: dict, *, create: bool = True) -> CustomObject | None:
+def _get_object(workspace, ref: dict, *, create: bool = True) -> tuple[CustomObject | None, bool]:
+    """(the object, whether it was created); its object_type is loaded."""
     object_type = ObjectType.unscoped.filter(workspace=workspace, type_id=ref["type_id"]).first()
     if object_type is None:
         if not create:
-            return None
+            return None, False
         object_type, _ = ObjectType.unscoped.get_or_create(
             workspace=workspace, type_id=ref["type_id"], defaults={"name": f"Object type {ref['type_id']}"}
         )
     if not create:
-        return CustomObject.unscoped.filter(workspace=workspace, object_type=object_type,
-                                            object_id=ref["object_id"]).first()
-    obj, _ = CustomObject.unscoped.get_or_create(workspace=workspace, object_type=object_type,
-                                                 object_id=ref["object_id"])
+        obj, created = CustomObject.unscoped.filter(workspace=workspace, object_type=object_type,
+                                                    object_id=ref["object_id"]).first(), False
+    else:
+        obj, created = CustomObject.unscoped.get_or_create(workspace=workspace, object_type=object_type,
+                                                           object_id=ref["object_id"])
+    if obj is not None:
+        obj.object_type = object_type
+    return obj, created
+
+
+def get_object(workspace, ref: dict, *, create: bool = True) -> CustomObject | None:
+    obj, created = _get_object(workspace, ref, create=create)
+    if created:
+        feed.object_changed(obj, obj.object_type.type_id, "created")
     return obj
 
 
 def identify_object(workspace, op: dict) -> CustomObject:
-    obj = get_object(workspace, op["object"])
+    obj, created = _get_object(workspace, op["object"])
+    before = dict(obj.attributes)
     if merge_attributes(obj.attributes, obj.attribute_timestamps, op.get("attributes", {}), op["ts"]):
         obj.save(update_fields=["attributes", "attribute_timestamps", "updated_at"])
+    feed.object_changed(obj, obj.object_type.type_id, "created" if created else "updated", before=before)
     for item in op.get("people", []):
         person = get_or_create_person(workspace, item["person"])
         if person is not None:
@@ -331,9 +384,18 @@ def identify_object(workspace, op: dict) -> CustomObject:
     return obj
 
 
+def _object_deleted(obj: CustomObject, people: Iterable[int]) -> None:
+    """Feed rows for an object about to be deleted: its relationships removed, then the object."""
+    type_id = obj.object_type.type_id
+    for profile_id in people:
+        feed.relationship_changed(obj.workspace_id, profile_id, type_id, obj.object_id, "removed")
+    feed.object_changed(obj, type_id, "deleted")
+
+
 def delete_object(workspace, op: dict) -> None:
     obj = get_object(workspace, op["object"], create=False)
     if obj is not None:
+        _object_deleted(obj, _related_people(obj))
         obj.delete()
 
 
@@ -341,14 +403,23 @@ def _relate(workspace, person: Profile, obj: CustomObject, attributes: dict) -> 
     relationship, created = Relationship.unscoped.get_or_create(
         workspace=workspace, profile=person, object=obj, defaults={"attributes": attributes}
     )
-    if not created and attributes:
+    if created:
+        feed.relationship_changed(workspace.pk, person.pk, obj.object_type.type_id, obj.object_id, "added",
+                                  relationship.attributes)
+    elif attributes:
+        before = dict(relationship.attributes)
         relationship.attributes.update(attributes)
         relationship.save(update_fields=["attributes", "updated_at"])
+        if feed.differs(before, relationship.attributes):
+            feed.relationship_changed(workspace.pk, person.pk, obj.object_type.type_id, obj.object_id, "updated",
+                                      relationship.attributes)
 
 
 def _set_relationship(workspace, person: Profile, obj: CustomObject, attributes: dict, *, remove: bool) -> None:
     if remove:
-        Relationship.unscoped.filter(workspace=workspace, profile=person, object=obj).delete()
+        removed, _ = Relationship.unscoped.filter(workspace=workspace, profile=person, object=obj).delete()
+        if removed:
+            feed.relationship_changed(workspace.pk, person.pk, obj.object_type.type_id, obj.object_id, "removed")
     else:
         _relate(workspace, person, obj, attributes or {})
 
@@ -402,6 +473,7 @@ def rename_object_type(*, object_type: ObjectType, name: str) -> ObjectType:
 def delete_object_type(*, object_type: ObjectType) -> None:
     """Its objects and their relationships go too, each through a workspace-led filter."""
     workspace_id = object_type.workspace_id
+    feed.object_type_deleted(object_type)
     Relationship.unscoped.filter(workspace_id=workspace_id, object__object_type=object_type).delete()
     CustomObject.unscoped.filter(workspace_id=workspace_id, object_type=object_type).delete()
     object_type.delete()
@@ -419,11 +491,13 @@ def replace_object_attributes(*, workspace, object_type: ObjectType, object_id: 
         workspace=workspace, object_type=object_type, object_id=object_id
     )
     now = datetime.now(UTC).timestamp()
+    before = dict(obj.attributes)
     kept = {name: value for name, value in attributes.items() if value is not None and value != ""}
     for name in set(obj.attributes) | set(attributes):
         obj.attribute_timestamps[name] = now
     obj.attributes = kept
     obj.save(update_fields=["attributes", "attribute_timestamps", "updated_at"])
+    feed.object_changed(obj, object_type.type_id, "created" if created else "updated", before=before)
     keep_segments_live(workspace, _related_people(obj), {"objects"})
     return obj, created
 
@@ -431,6 +505,7 @@ def replace_object_attributes(*, workspace, object_type: ObjectType, object_id: 
 @transaction.atomic
 def delete_custom_object(*, obj: CustomObject) -> None:
     people = _related_people(obj)
+    _object_deleted(obj, people)
     Relationship.unscoped.filter(workspace_id=obj.workspace_id, object=obj).delete()
     obj.delete()
     keep_segments_live(obj.workspace, people, {"objects"})

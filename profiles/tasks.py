@@ -1,6 +1,7 @@
 from celery import shared_task
 from profiles.segment_tasks import *  # noqa: F401,F403  (Celery finds segment tasks here)
 from accounts.tasks import WorkspaceTask
+from core.context import current_workspace
 from core.tasks import UlakTask
 from profiles.ingest.processor import WorkspaceBusy, process_pending
 
@@ -22,3 +23,31 @@ def sweep_inbound():
 
     for workspace_id in InboundOperation.unscoped.values_list("workspace_id", flat=True).distinct():
         schedule_processing(workspace_id)
+
+
+# --- the change feed (profiles/changefeed, docs/change-feed.md) -------------------------------------
+
+@shared_task(base=UlakTask, name="default.drive_change_feed")
+def drive_change_feed():
+    """Beat job (every 5 s): a consume task for each registered consumer and workspace with rows."""
+    from profiles.changefeed.consumers import drive
+
+    return drive()
+
+
+@shared_task(base=WorkspaceTask, name="default.consume_change_feed")
+def consume_change_feed(*, workspace_id, consumer):
+    """Apply one consumer to one workspace's rows. Sent to the consumer's own queue (its
+    registration says which); running it twice, or concurrently, applies each row once."""
+    from profiles.changefeed.consumers import consume
+
+    result = consume(current_workspace(), consumer)
+    return {"delivered": result.delivered, "batches": result.batches, "busy": result.busy, "more": result.more}
+
+
+@shared_task(base=UlakTask, name="default.prune_change_feed")
+def prune_change_feed():
+    """Beat job (every 15 minutes): delete rows every consumer has passed, once past retention."""
+    from profiles.changefeed.consumers import prune
+
+    return prune()

@@ -105,6 +105,8 @@ NOT_AUDITED = {
     "profiles.Event": "ingested facts at hundreds of millions of rows; not management changes",
     "profiles.InboundOperation": "transient ingest queue",
     "profiles.SegmentMembership": "follows the data; entries and exits are events, not management changes",
+    "profiles.Change": "the change feed: transient rows written with the data they describe, pruned after consumers",
+    "profiles.ChangeFeedCursor": "consumer read positions, moved by every batch a consumer applies",
     "channels.Delivery": "data plane; its history is DeliveryEvent",
     "channels.DeliveryEvent": "provider feedback at message volume",
     "channels.InboundMessage": "messages people send; data, not management changes",

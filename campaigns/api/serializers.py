@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from campaigns.models import Layout, TransactionalMessage
+from campaigns.models import TransactionalMessage
+from channels.content.models import Layout
 from channels.models import ChannelConfig, ChannelType, SubscriptionTopic
 from core.errors import InvalidInput
 
@@ -41,13 +42,15 @@ def layout_json(layout) -> dict:
 
 
 def transactional_json(message: TransactionalMessage) -> dict:
+    """The message with its content's fields, as one object (Customer.io's shape)."""
     topic = {"id": message.topic.pk, "key": message.topic.key} if message.topic_id else None
+    content = message.content
     return {
         "id": message.pk, "name": message.name, "description": message.description, "channel": message.channel,
-        "channel_config": message.channel_config_id, "topic": topic, "layout": message.layout_id,
-        "subject": message.subject, "body": message.body, "body_plain": message.body_plain,
-        "from": message.from_address, "reply_to": message.reply_to, "preheader": message.preheader,
-        "payload": message.payload, "send_to_unsubscribed": message.send_to_unsubscribed,
+        "channel_config": message.channel_config_id, "topic": topic, "layout": content.layout_id,
+        "subject": content.subject, "body": content.body, "body_plain": content.body_plain,
+        "from": content.from_address, "reply_to": content.reply_to, "preheader": content.preheader,
+        "payload": content.payload, "send_to_unsubscribed": message.send_to_unsubscribed,
         "tracked": message.tracked, "version": message.version,
         "created_at": unix(message.created_at), "updated_at": unix(message.updated_at),
     }

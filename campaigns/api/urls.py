@@ -1,10 +1,11 @@
-"""App API paths for message content (/v1/...), with or without a trailing slash.
+"""App API paths for message content and transactional sends (/v1/...), with or without a trailing slash.
 
 Included by config/urls.py as `path("v1/", include("campaigns.api.urls"))`.
 """
 
 from django.urls import re_path
 
+from campaigns.api import send_views as send
 from campaigns.api import views as v
 
 TRANSACTIONAL = r"^transactional/(?P<pk>\d+)"
@@ -16,6 +17,12 @@ def _actions(viewset, **mapping):
 
 
 urlpatterns = [
+    re_path(r"^send/email/?$", send.SendEmailView.as_view(), name="app-send-email"),
+    re_path(r"^send/sms/?$", send.SendSmsView.as_view(), name="app-send-sms"),
+    re_path(r"^send/whatsapp/?$", send.SendWhatsAppView.as_view(), name="app-send-whatsapp"),
+    re_path(r"^send/push/?$", send.SendPushView.as_view(), name="app-send-push"),
+    re_path(r"^send/in_app/?$", send.SendInAppView.as_view(), name="app-send-in-app"),
+    re_path(r"^send/inbox_message/?$", send.SendInAppView.as_view(), name="app-send-inbox-message"),
     re_path(r"^transactional/?$", _actions(v.TransactionalViewSet, get="list", post="create"),
             name="app-transactional"),
     re_path(TRANSACTIONAL + r"/?$", _actions(v.TransactionalViewSet, get="retrieve", put="partial_update",

@@ -17,9 +17,12 @@ from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
 from accounts.models import AppScope
-from campaigns import rendering, services
+from campaigns import services, transactional
+from channels.content import services as content_services
+from channels.content import rendering
 from campaigns.api import serializers as s
-from campaigns.models import Layout, Snippet, TransactionalMessage
+from campaigns.models import TransactionalMessage
+from channels.content.models import Layout, Snippet
 from accounts.api.base import WorkspaceAPIView, WorkspaceViewSet
 from profiles import selectors as people
 from core.errors import InvalidFields, InvalidInput
@@ -52,7 +55,7 @@ class TransactionalViewSet(ContentErrors, WorkspaceViewSet):
     model = TransactionalMessage
 
     def safely_get_queryset(self, queryset):
-        return queryset.select_related("topic").order_by("pk")
+        return queryset.select_related("topic", "content").order_by("pk")
 
     @extend_schema(operation_id="transactional_list", responses=OpenApiTypes.OBJECT)
     def list(self, request):
@@ -100,11 +103,13 @@ class TransactionalPreviewView(ContentErrors, WorkspaceAPIView):
     @extend_schema(operation_id="transactional_preview", request=OpenApiTypes.OBJECT, responses=OpenApiTypes.OBJECT)
     def post(self, request, pk):
         """Render the saved message for a person of the workspace with sample `event`/`trigger` data."""
-        message = TransactionalMessage.objects.filter(workspace=self.workspace, pk=pk).first()
+        message = TransactionalMessage.objects.filter(workspace=self.workspace, pk=pk).select_related(
+            "content__layout").first()
         if message is None:
             raise NotFound("Transactional message not found.")
         data = s.unwrap(request.data, "preview")
-        rendered = rendering.preview(workspace=self.workspace, transactional_message=message,
+        rendered = rendering.preview(workspace=self.workspace, channel=message.channel,
+                                     message_content=message.content, about=transactional.about(message),
                                      **preview_context(self.workspace, data))
         return Response(s.rendered_json(rendered))
 
@@ -139,7 +144,7 @@ class SnippetViewSet(ContentErrors, WorkspaceViewSet):
     def upsert(self, request):
         """Create the snippet `name`, or replace its value (Customer.io's PUT /v1/snippets)."""
         fields = s.clean_snippet(request.data)
-        snippet, created = services.upsert_snippet(workspace=self.workspace, **fields)
+        snippet, created = content_services.upsert_snippet(workspace=self.workspace, **fields)
         return Response({"snippet": s.snippet_json(snippet)},
                         status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
@@ -149,7 +154,7 @@ class SnippetViewSet(ContentErrors, WorkspaceViewSet):
 
     @extend_schema(operation_id="snippets_delete", responses={204: None})
     def destroy(self, request, name):
-        services.delete_snippet(snippet=self.get_object())
+        content_services.delete_snippet(snippet=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -167,7 +172,7 @@ class LayoutViewSet(ContentErrors, WorkspaceViewSet):
 
     @extend_schema(operation_id="layouts_create", request=OpenApiTypes.OBJECT, responses=OpenApiTypes.OBJECT)
     def create(self, request):
-        layout = services.create_layout(workspace=self.workspace, **s.clean_layout(request.data, partial=False))
+        layout = content_services.create_layout(workspace=self.workspace, **s.clean_layout(request.data, partial=False))
         return Response({"layout": s.layout_json(layout)}, status=status.HTTP_201_CREATED)
 
     @extend_schema(operation_id="layouts_get", responses=OpenApiTypes.OBJECT)
@@ -177,10 +182,10 @@ class LayoutViewSet(ContentErrors, WorkspaceViewSet):
     @extend_schema(operation_id="layouts_update", request=OpenApiTypes.OBJECT, responses=OpenApiTypes.OBJECT)
     def partial_update(self, request, pk):
         layout = self.get_object()
-        layout = services.update_layout(layout=layout, **s.clean_layout(request.data, partial=True))
+        layout = content_services.update_layout(layout=layout, **s.clean_layout(request.data, partial=True))
         return Response({"layout": s.layout_json(layout)})
 
     @extend_schema(operation_id="layouts_delete", responses={204: None})
     def destroy(self, request, pk):
-        services.delete_layout(layout=self.get_object())
+        content_services.delete_layout(layout=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)

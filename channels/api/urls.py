@@ -6,7 +6,6 @@ so they match `.+` and the fixed suffixes anchor the end (as profiles/api/app_ur
 
 from django.urls import re_path
 
-from channels.api import send_views as send
 from channels.api import views as v
 
 PERSON = r"^customers/(?P<identifier>.+)"
@@ -15,12 +14,6 @@ urlpatterns = [
     re_path(r"^channels/?$", v.ChannelsView.as_view(), name="app-channels"),
     re_path(r"^channels/(?P<pk>\d+)/?$", v.ChannelView.as_view(), name="app-channel"),
     re_path(r"^channels/(?P<pk>\d+)/test/?$", v.ChannelTestView.as_view(), name="app-channel-test"),
-    re_path(r"^send/email/?$", send.SendEmailView.as_view(), name="app-send-email"),
-    re_path(r"^send/sms/?$", send.SendSmsView.as_view(), name="app-send-sms"),
-    re_path(r"^send/whatsapp/?$", send.SendWhatsAppView.as_view(), name="app-send-whatsapp"),
-    re_path(r"^send/push/?$", send.SendPushView.as_view(), name="app-send-push"),
-    re_path(r"^send/in_app/?$", send.SendInAppView.as_view(), name="app-send-in-app"),
-    re_path(r"^send/inbox_message/?$", send.SendInAppView.as_view(), name="app-send-inbox-message"),
     re_path(r"^deliveries/?$", v.DeliveriesView.as_view(), name="app-deliveries"),
     re_path(r"^deliveries/(?P<delivery_id>[-\w]+)/?$", v.DeliveryView.as_view(), name="app-delivery"),
     re_path(r"^messages/?$", v.MessagesView.as_view(), name="app-messages"),

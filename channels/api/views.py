@@ -4,7 +4,7 @@ deliveries (and Customer.io's /v1/messages view of them), and inbox tokens.
 
 Reads need the `read` scope, writes `write`, the consent ledger export `compliance`. Another
 workspace's row is a 404. Bad input is a 400 naming the field; deleting a row still in use a 409.
-Transactional sends are in send_views.py, the person-facing inbox API in inbox.py.
+Transactional sends are campaigns/api/send_views.py, the person-facing inbox API inbox.py.
 """
 
 from __future__ import annotations

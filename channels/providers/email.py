@@ -51,7 +51,7 @@ def build_email(message: OutgoingMessage, *, connection=None, message_id: str | 
     if message.body_plain or not html:
         plain = message.body_plain or message.body
     else:
-        from campaigns.rendering import html_to_text
+        from channels.content.rendering import html_to_text
 
         plain = html_to_text(html)
     # Bcc goes to the envelope (SMTP) or the ESP's bcc field, never into a header.

@@ -2,7 +2,8 @@
 
 A PostgreSQL advisory lock lets one processor work on a workspace at a time. Each batch is one
 transaction that applies its operations and deletes their rows, so a crash rolls the batch back
-whole and the next run applies it again; nothing is lost and nothing is applied twice.
+whole and the next run applies it again; nothing is lost and nothing is applied twice. What a
+batch changes is recorded in the change feed in the same transaction (docs/change-feed.md).
 """
 
 import logging
@@ -14,6 +15,7 @@ from django.core.cache import cache
 from django.db import connection, transaction
 
 from profiles import services
+from profiles.changefeed import recording as feed
 from profiles.erasure import SuppressionFilter
 from profiles.ingest.store import SCHEDULE_KEY
 from profiles.models import InboundOperation
@@ -59,7 +61,7 @@ def _lock(workspace_id: int) -> bool:
 
 def _apply_one(workspace, op: dict) -> None:
     try:
-        with transaction.atomic():
+        with feed.atomic():  # a savepoint that also drops the feed rows noted inside it on failure
             HANDLERS[op["op"]](workspace, op)
     except Exception:
         # One bad operation must not hold up the workspace's queue; it is logged and skipped.
@@ -68,7 +70,7 @@ def _apply_one(workspace, op: dict) -> None:
 
 def _apply_events(workspace, ops: list[dict]) -> None:
     try:
-        with transaction.atomic():
+        with feed.atomic():
             services.record_events(workspace, ops)
     except Exception:
         if len(ops) == 1:
@@ -92,6 +94,14 @@ def apply_operations(workspace, operations: list[dict]) -> None:
     suppression.save()
 
 
+def _delete_applied(workspace_id: int, ids: list[int]) -> None:
+    """One DELETE with the ids as a single array parameter (an IN list of a thousand placeholders
+    costs more to build and send than the delete itself)."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {InboundOperation._meta.db_table} WHERE workspace_id = %s AND id = ANY(%s)",
+                       [workspace_id, ids])
+
+
 def process_batch(workspace) -> int:
     with transaction.atomic():
         if not _lock(workspace.pk):
@@ -104,10 +114,12 @@ def process_batch(workspace) -> int:
         if rows:
             operations = [payload for _, payload in rows]
             upkeep = BatchTracker(workspace, operations)  # live segment membership (segments/incremental.py)
-            with disable_auditlog():  # ingested data is not audited row by row (compliance/audit.py)
+            # Ingested data is not audited row by row (compliance/audit.py); what it changes goes to
+            # the change feed, buffered and written before the segment upkeep adds its own rows.
+            with disable_auditlog(), feed.recording():
                 apply_operations(workspace, operations)
             upkeep.finish()
-            InboundOperation.unscoped.filter(workspace=workspace, id__in=[pk for pk, _ in rows]).delete()
+            _delete_applied(workspace.pk, [pk for pk, _ in rows])
         return len(rows)
 
 

@@ -1,1 +1,2 @@
-"""Segments: the condition language (conditions.py) and live membership (services.py)."""
+"""Segments: the condition language (conditions.py; its leaf kinds are registered in registry.py) and
+live membership (services.py)."""

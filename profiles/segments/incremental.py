@@ -24,6 +24,7 @@ from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from profiles.changefeed.recording import segment_changes
 from profiles.models import Identity, Profile, Relationship, Segment, SegmentKind, SegmentMembership, SegmentState
 from profiles.segments import conditions
 from profiles.segments.signals import segment_entered, segment_exited, send_on_commit
@@ -136,6 +137,7 @@ def _refresh_segment(segment: _Live, ids: set[int], now, result: dict) -> set[in
         return set()
     delta = len(entered) - len(exited)
     Segment.unscoped.filter(pk=segment.pk).update(member_count=F("member_count") + delta, computed_at=now)
+    segment_changes(segment.workspace_id, segment.pk, entered, exited)  # the change feed, same transaction
     send_on_commit(segment_entered, segment=segment, profile_ids=entered)
     send_on_commit(segment_exited, segment=segment, profile_ids=exited)
     before = result.get(segment.pk, ([], []))

@@ -11,7 +11,8 @@
 - `add_people` / `remove_people` change a manual segment's membership by person references
   (`{"id"|"email"|"cio_id": value}`); unknown people are reported back, never created.
 
-Every entry and exit sends `segment_entered` / `segment_exited` after commit (see `signals`).
+Every entry and exit sends `segment_entered` / `segment_exited` after commit (see `signals`), and
+is recorded in the change feed in the same transaction (docs/change-feed.md).
 The workspace is always the segment's own; nothing here reads the scope.
 """
 
@@ -20,6 +21,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from core.errors import InvalidInput
+from profiles.changefeed.recording import segment_changes
 from profiles.models import Profile, Segment, SegmentKind, SegmentMembership, SegmentState
 from profiles.segments.signals import segment_entered, segment_exited, send_on_commit
 from profiles.services import resolve_people
@@ -204,6 +206,7 @@ def recompute(segment: Segment, *, version: int | None = None) -> dict:
             locked.member_count = _current_count(locked)
             locked.state, locked.progress, locked.computed_at = SegmentState.READY, 100, now
             locked.save(update_fields=["member_count", "state", "progress", "computed_at", "updated_at"])
+            segment_changes(locked.workspace_id, locked.pk, entered, exited)  # the change feed, same transaction
             send_on_commit(segment_entered, segment=locked, profile_ids=entered)
             send_on_commit(segment_exited, segment=locked, profile_ids=exited)
     except Exception:
@@ -266,6 +269,7 @@ def add_people(*, segment: Segment, people) -> dict:
             )
             entered = [row[0] for row in cursor.fetchall()]
         _bump_count(segment, len(entered))
+        segment_changes(segment.workspace_id, segment.pk, entered, [])
         send_on_commit(segment_entered, segment=segment, profile_ids=entered)
         _refresh_dependents(segment, entered)
     return {"entered": entered, "unknown": unknown}
@@ -287,6 +291,7 @@ def remove_people(*, segment: Segment, people) -> dict:
             )
             exited = [row[0] for row in cursor.fetchall()]
         _bump_count(segment, -len(exited))
+        segment_changes(segment.workspace_id, segment.pk, [], exited)
         send_on_commit(segment_exited, segment=segment, profile_ids=exited)
         _refresh_dependents(segment, exited)
     return {"exited": exited, "unknown": unknown}

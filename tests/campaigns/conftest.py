@@ -1,6 +1,7 @@
 import pytest
 
-from campaigns import services, templating
+from campaigns import services
+from channels.content import templating
 from channels.models import ChannelConfig, SubscriptionTopic
 from tests.support.factories import ProfileFactory
 

@@ -6,8 +6,9 @@ from django.contrib.contenttypes.models import ContentType
 from django.urls import reverse
 
 from accounts.roles import Role
-from campaigns import services
-from campaigns.models import Layout, Snippet, TransactionalMessage
+from channels.content import services as content_services
+from campaigns.models import TransactionalMessage
+from channels.content.models import Layout, Snippet
 from tests.campaigns.conftest import make_config, make_message, make_topic
 from core.models import AuditEntry
 from tests.support.factories import ProfileFactory, make_member
@@ -18,7 +19,7 @@ MAX_CHANGELIST_QUERIES = 15
 
 
 def url(model, view="changelist", *args):
-    return reverse(f"admin:campaigns_{model._meta.model_name}_{view}", args=args)
+    return reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_{view}", args=args)
 
 
 def preview_url(message):
@@ -59,7 +60,7 @@ def test_add_a_transactional_message(client, tenant_a):
     message = TransactionalMessage.unscoped.get()
     assert (message.workspace_id, message.name, message.version, message.channel_config_id, message.topic_id) == \
         (tenant_a.workspace.pk, "Receipt", 1, config.pk, topic.pk)
-    assert message.payload == {"headers": {"X-A": "{{ customer.id }}"}}
+    assert message.content.payload == {"headers": {"X-A": "{{ customer.id }}"}}
     entry = AuditEntry.objects.filter(content_type=ContentType.objects.get_for_model(TransactionalMessage),
                                       object_pk=str(message.pk), action=AuditEntry.Action.CREATE).get()
     assert entry.source == "admin" and entry.actor_email == tenant_a.owner.email
@@ -79,7 +80,7 @@ def test_template_errors_show_on_their_fields(client, tenant_a):
 def test_relations_must_fit(client, two_tenants):
     a, b = two_tenants
     sms = make_config(a.workspace, "sms", "twilio")
-    layout = services.create_layout(workspace=a.workspace, name="L", body="{{ content }}")
+    layout = content_services.create_layout(workspace=a.workspace, name="L", body="{{ content }}")
     foreign = make_config(b.workspace)
     as_owner(client, a)
     response = client.post(url(TransactionalMessage, "add"), message_form(channel_config=sms.pk))
@@ -97,12 +98,12 @@ def test_change_bumps_the_version_through_the_service(client, tenant_a):
     message = make_message(tenant_a.workspace)
     as_owner(client, tenant_a)
     response = client.post(url(TransactionalMessage, "change", message.pk),
-                           message_form(name="Welcome", subject=message.subject, body="<p>Changed</p>"))
+                           message_form(name="Welcome", subject=message.content.subject, body="<p>Changed</p>"))
     assert response.status_code == 302
     message.refresh_from_db()
-    assert (message.body, message.version) == ("<p>Changed</p>", 2)
+    assert (message.content.body, message.version) == ("<p>Changed</p>", 2)
     response = client.post(url(TransactionalMessage, "change", message.pk),
-                           message_form(name="Welcome", subject=message.subject, body="<p>Changed</p>",
+                           message_form(name="Welcome", subject=message.content.subject, body="<p>Changed</p>",
                                         description="note"))
     message.refresh_from_db()
     assert (message.description, message.version) == ("note", 2)
@@ -113,8 +114,8 @@ def test_change_bumps_the_version_through_the_service(client, tenant_a):
 def test_another_workspaces_rows_are_not_found(client, two_tenants):
     a, b = two_tenants
     message = make_message(b.workspace, name="Globex message")
-    snippet = services.create_snippet(workspace=b.workspace, name="globex", value="x")
-    layout = services.create_layout(workspace=b.workspace, name="Globex layout", body="{{ content }}")
+    snippet = content_services.create_snippet(workspace=b.workspace, name="globex", value="x")
+    layout = content_services.create_layout(workspace=b.workspace, name="Globex layout", body="{{ content }}")
     as_owner(client, a)
     for model, obj in ((TransactionalMessage, message), (Snippet, snippet), (Layout, layout)):
         assert client.get(url(model, "change", obj.pk)).status_code == 404
@@ -128,12 +129,12 @@ def test_another_workspaces_rows_are_not_found(client, two_tenants):
 
 
 def test_changelist_queries_are_bounded(client, tenant_a, django_assert_max_num_queries):
-    layout = services.create_layout(workspace=tenant_a.workspace, name="L", body="{{ content }}")
+    layout = content_services.create_layout(workspace=tenant_a.workspace, name="L", body="{{ content }}")
     config = make_config(tenant_a.workspace)
     for i in range(20):
         make_message(tenant_a.workspace, name=f"M{i}", layout=layout, channel_config=config,
                      topic=make_topic(tenant_a.workspace, f"t{i}"))
-        services.create_snippet(workspace=tenant_a.workspace, name=f"s{i}", value="x")
+        content_services.create_snippet(workspace=tenant_a.workspace, name=f"s{i}", value="x")
     as_owner(client, tenant_a)
     for model in (TransactionalMessage, Snippet, Layout):
         with django_assert_max_num_queries(MAX_CHANGELIST_QUERIES):

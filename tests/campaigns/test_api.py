@@ -4,8 +4,10 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from channels.content import services as content_services
 from campaigns import services
-from campaigns.models import Layout, Snippet, TransactionalMessage
+from campaigns.models import TransactionalMessage
+from channels.content.models import Layout, Snippet
 from tests.campaigns.conftest import make_config, make_message, make_topic
 from tests.support.factories import ProfileFactory
 from tests.helpers import app_client_with_scopes, warm
@@ -48,7 +50,7 @@ def test_create_and_read_a_transactional_message(tenant_a):
     ws = tenant_a.workspace
     config = make_config(ws)
     topic = make_topic(ws, "receipts")
-    layout = services.create_layout(workspace=ws, name="Brand", body="{{ content }}")
+    layout = content_services.create_layout(workspace=ws, name="Brand", body="{{ content }}")
     client = tenant_a.app_client()
     response = client.post("/v1/transactional", {
         "name": "Receipt", "description": "after checkout", "channel": "email", "channel_config": config.pk,
@@ -60,7 +62,7 @@ def test_create_and_read_a_transactional_message(tenant_a):
     assert response.status_code == 201, response.content
     message = response.json()["message"]
     row = TransactionalMessage.unscoped.get(pk=message["id"])
-    assert row.workspace_id == ws.pk and row.from_address == "Shop <shop@acme.test>" and row.topic_id == topic.pk
+    assert row.workspace_id == ws.pk and row.content.from_address == "Shop <shop@acme.test>" and row.topic_id == topic.pk
     assert {k: v for k, v in message.items() if k not in ("id", "created_at", "updated_at")} == {
         "name": "Receipt", "description": "after checkout", "channel": "email", "channel_config": config.pk,
         "topic": {"id": topic.pk, "key": "receipts"}, "layout": layout.pk, "subject": "Order {{ trigger.order_id }}",
@@ -104,7 +106,7 @@ def test_bad_input_names_the_field_and_changes_nothing(tenant_a, body, field, me
 def test_another_workspaces_relations_are_unknown(two_tenants):
     a, b = two_tenants
     foreign_config = make_config(b.workspace)
-    foreign_layout = services.create_layout(workspace=b.workspace, name="L", body="{{ content }}")
+    foreign_layout = content_services.create_layout(workspace=b.workspace, name="L", body="{{ content }}")
     make_topic(b.workspace, "globex")
     client = a.app_client()
     for key, value, reason in [("channel_config", foreign_config.pk, "no channel configuration of this workspace has this id"),
@@ -143,7 +145,7 @@ def test_bad_update_changes_nothing(tenant_a):
     response = client.patch(f"/v1/transactional/{message.pk}", {"name": "Taken"}, format="json")
     assert fields_of(response) == {"name": "another transactional message in this workspace has this name"}
     row = TransactionalMessage.unscoped.get(pk=message.pk)
-    assert (row.name, row.subject, row.version) == ("Welcome", "Hi {{ customer.first_name }}", 1)
+    assert (row.name, row.content.subject, row.version) == ("Welcome", "Hi {{ customer.first_name }}", 1)
 
 
 def test_delete(tenant_a):
@@ -165,7 +167,7 @@ def test_another_workspaces_message_is_not_found(two_tenants):
         assert response.status_code == 404, response.content
         assert "Globex" not in response.content.decode()
     row = TransactionalMessage.unscoped.get(pk=theirs.pk)
-    assert row.subject == "Hi {{ customer.first_name }}" and row.version == 1
+    assert row.content.subject == "Hi {{ customer.first_name }}" and row.version == 1
     assert client.get("/v1/transactional").json() == {"messages": []}
 
 
@@ -203,7 +205,7 @@ def test_scopes(tenant_a, person):
 # --- previews --------------------------------------------------------------------------------------
 
 def test_preview_a_transactional_message_for_a_person(tenant_a, person):
-    layout = services.create_layout(workspace=tenant_a.workspace, name="L", body="<body>{{ content }}</body>")
+    layout = content_services.create_layout(workspace=tenant_a.workspace, name="L", body="<body>{{ content }}</body>")
     message = make_message(tenant_a.workspace, layout=layout, subject="Order {{ trigger.order_id }}",
                            body="<p>{{ customer.first_name }} spent {{ event.total }}</p>{% unsubscribe_url %}")
     client = tenant_a.app_client()
@@ -256,7 +258,7 @@ def test_preview_for_another_workspaces_person_is_not_found(two_tenants):
 
 
 def test_preview_inline_content(tenant_a, person):
-    layout = services.create_layout(workspace=tenant_a.workspace, name="L", body="[{{ content }}]")
+    layout = content_services.create_layout(workspace=tenant_a.workspace, name="L", body="[{{ content }}]")
     client = tenant_a.app_client()
     response = client.post("/v1/templates/preview", {
         "customer_id": "ada-1", "subject": "Hi {{ customer.first_name }}", "body": "{{ trigger.x }}",
@@ -284,14 +286,14 @@ def test_preview_inline_content(tenant_a, person):
 ])
 def test_inline_preview_bad_input(tenant_a, body, field, message):
     if "layout" in body:
-        body["layout"] = services.create_layout(workspace=tenant_a.workspace, name="L", body="{{ content }}").pk
+        body["layout"] = content_services.create_layout(workspace=tenant_a.workspace, name="L", body="{{ content }}").pk
     response = tenant_a.app_client().post("/v1/templates/preview", body, format="json")
     assert_bad_input(response, field, message)
 
 
 def test_inline_preview_with_another_workspaces_layout(two_tenants):
     a, b = two_tenants
-    layout = services.create_layout(workspace=b.workspace, name="L", body="{{ content }}")
+    layout = content_services.create_layout(workspace=b.workspace, name="L", body="{{ content }}")
     response = a.app_client().post("/v1/templates/preview", {"body": "x", "layout": layout.pk}, format="json")
     assert_bad_input(response, "layout", "no layout of this workspace has this id")
 
@@ -331,7 +333,7 @@ def test_snippet_bad_input(tenant_a, body, field, message):
 
 def test_another_workspaces_snippet(two_tenants):
     a, b = two_tenants
-    services.create_snippet(workspace=b.workspace, name="secret", value="globex")
+    content_services.create_snippet(workspace=b.workspace, name="secret", value="globex")
     client = a.app_client()
     assert client.get("/v1/snippets/secret").status_code == 404
     assert client.delete("/v1/snippets/secret").status_code == 404
@@ -341,7 +343,7 @@ def test_another_workspaces_snippet(two_tenants):
 
 
 def test_snippet_list_queries(tenant_a):
-    assert_list_queries_constant(tenant_a, "/v1/snippets", lambda i: services.create_snippet(
+    assert_list_queries_constant(tenant_a, "/v1/snippets", lambda i: content_services.create_snippet(
         workspace=tenant_a.workspace, name=f"s{i}", value=""))
 
 
@@ -363,7 +365,8 @@ def test_layouts_crud(tenant_a):
     in_use = client.delete(f"/v1/layouts/{layout_id}")
     assert in_use.status_code == 409
     assert "used by 1 transactional message" in in_use.json()["meta"]["error"]
-    TransactionalMessage.unscoped.all().delete()
+    for message in TransactionalMessage.unscoped.all():
+        services.delete_transactional_message(message=message)  # its content goes with it
     assert client.delete(f"/v1/layouts/{layout_id}").status_code == 204
 
 
@@ -381,7 +384,7 @@ def test_layout_bad_input(tenant_a, body, field, message):
 
 def test_another_workspaces_layout(two_tenants):
     a, b = two_tenants
-    layout = services.create_layout(workspace=b.workspace, name="Globex", body="{{ content }}")
+    layout = content_services.create_layout(workspace=b.workspace, name="Globex", body="{{ content }}")
     client = a.app_client()
     url = f"/v1/layouts/{layout.pk}"
     for response in (client.get(url), client.patch(url, {"name": "x"}, format="json"), client.delete(url)):
@@ -391,5 +394,5 @@ def test_another_workspaces_layout(two_tenants):
 
 
 def test_layout_list_queries(tenant_a):
-    assert_list_queries_constant(tenant_a, "/v1/layouts", lambda i: services.create_layout(
+    assert_list_queries_constant(tenant_a, "/v1/layouts", lambda i: content_services.create_layout(
         workspace=tenant_a.workspace, name=f"L{i}", body="{{ content }}"))

@@ -3,8 +3,10 @@
 import pytest
 from django.core import signing
 
-from campaigns import rendering, services
-from campaigns.rendering import RenderError, html_to_text, preview, render_delivery
+from campaigns import services, transactional
+from channels.content import services as content_services
+from channels.content import rendering
+from channels.content.rendering import RenderError, html_to_text, preview, render_delivery
 from tests.campaigns.conftest import make_config, make_message
 from channels import links
 from channels.deliveries import queue_delivery
@@ -23,7 +25,9 @@ def deliver_to(person, message=None, channel="email", content=None, message_data
     workspace = person.workspace
     config = config or make_config(workspace, channel, "smtp" if channel == "email" else "inbox")
     delivery, created = queue_delivery(workspace, channel=channel, source="transactional", profile=person,
-                                       transactional_message=message, channel_config=config, content=content,
+                                       source_id=str(message.pk) if message else "",
+                                       message_content=message.content if message else None,
+                                       channel_config=config, content=content,
                                        message_data=message_data, send_to_unsubscribed=True)
     assert created
     return Delivery.unscoped.select_related("profile").get(pk=delivery.pk)
@@ -148,7 +152,7 @@ def test_nothing_to_send_is_an_error(tenant_a, person):
 # --- email: layout, preheader, plain text ----------------------------------------------------------
 
 def test_layout_wraps_the_body_and_the_preheader_leads_the_html(tenant_a, person):
-    layout = services.create_layout(
+    layout = content_services.create_layout(
         workspace=tenant_a.workspace, name="Brand",
         body="<html><head><style>p{}</style></head><body class='x'><img alt='Acme'>{{ content }}"
              "<footer>{{ customer.first_name }} · <a href=\"{% unsubscribe_url %}\">Unsubscribe</a></footer></body></html>")
@@ -175,8 +179,8 @@ def test_an_explicit_plain_part_is_kept(tenant_a, person):
 
 
 def test_layouts_apply_to_email_only(tenant_a, person):
-    layout = services.create_layout(workspace=tenant_a.workspace, name="Brand", body="[{{ content }}]")
-    sources = rendering.collect_sources(channel="sms", message=None, content={"body": "x"}, layout=layout)
+    layout = content_services.create_layout(workspace=tenant_a.workspace, name="Brand", body="[{{ content }}]")
+    sources = rendering.collect_sources(channel="sms", message_content=None, content={"body": "x"}, layout=layout)
     assert sources.layout is None
 
 
@@ -194,8 +198,8 @@ def test_html_to_text():
 # --- snippets --------------------------------------------------------------------------------------
 
 def test_snippets_render_with_the_same_scopes(tenant_a, person):
-    services.create_snippet(workspace=tenant_a.workspace, name="greeting", value="Hi {{ customer.first_name }}")
-    services.create_snippet(workspace=tenant_a.workspace, name="footer",
+    content_services.create_snippet(workspace=tenant_a.workspace, name="greeting", value="Hi {{ customer.first_name }}")
+    content_services.create_snippet(workspace=tenant_a.workspace, name="footer",
                             value="{{ snippets.greeting }} / order {{ trigger.order_id }} / {% unsubscribe_url %}")
     message = make_message(tenant_a.workspace, body="{{ snippets.footer }}|{{ snippets.greeting }}")
     delivery = deliver_to(person, message)
@@ -203,9 +207,9 @@ def test_snippets_render_with_the_same_scopes(tenant_a, person):
 
 
 def test_snippet_errors_and_guards(tenant_a, person):
-    services.create_snippet(workspace=tenant_a.workspace, name="broken", value="{{ customer.nickname }}")
-    services.create_snippet(workspace=tenant_a.workspace, name="loop-a", value="{{ snippets.loop-b }}")
-    services.create_snippet(workspace=tenant_a.workspace, name="loop-b", value="{{ snippets.loop-a }}")
+    content_services.create_snippet(workspace=tenant_a.workspace, name="broken", value="{{ customer.nickname }}")
+    content_services.create_snippet(workspace=tenant_a.workspace, name="loop-a", value="{{ snippets.loop-b }}")
+    content_services.create_snippet(workspace=tenant_a.workspace, name="loop-b", value="{{ snippets.loop-a }}")
     render = lambda body: preview(workspace=tenant_a.workspace, profile=person, content={"body": body}).body  # noqa: E731
     assert render("[{{ snippets.missing | default: 'none' }}]") == "[none]"
     with pytest.raises(RenderError, match="snippets.missing is undefined"):
@@ -219,7 +223,7 @@ def test_snippet_errors_and_guards(tenant_a, person):
 
 def test_snippets_are_the_workspaces_own(two_tenants):
     a, b = two_tenants
-    services.create_snippet(workspace=b.workspace, name="secret", value="globex only")
+    content_services.create_snippet(workspace=b.workspace, name="secret", value="globex only")
     with pytest.raises(RenderError, match="snippets.secret is undefined"):
         preview(workspace=a.workspace, content={"body": "{{ snippets.secret }}"})
 
@@ -244,7 +248,8 @@ def test_link_tags_print_the_deliverys_signed_links(tenant_a, person):
 
 def test_link_tags_in_a_preview_are_placeholders(tenant_a, person):
     message = make_message(tenant_a.workspace, body="{% unsubscribe_url %} {% manage_subscription_preferences_url %}")
-    assert preview(workspace=tenant_a.workspace, transactional_message=message, profile=person).body == \
+    assert preview(workspace=tenant_a.workspace, channel=message.channel, message_content=message.content,
+                   about=transactional.about(message), profile=person).body == \
         "#preview #preview"
 
 
@@ -257,12 +262,12 @@ def test_an_edit_is_rendered_at_once(tenant_a, person):
     assert message.version == 2
     assert render_delivery(deliver_to(person, message)).body == "version two"
 
-    snippet = services.create_snippet(workspace=tenant_a.workspace, name="s", value="snippet one")
-    layout = services.create_layout(workspace=tenant_a.workspace, name="L", body="<b>{{ content }}</b>")
+    snippet = content_services.create_snippet(workspace=tenant_a.workspace, name="s", value="snippet one")
+    layout = content_services.create_layout(workspace=tenant_a.workspace, name="L", body="<b>{{ content }}</b>")
     services.update_transactional_message(message=message, body="{{ snippets.s }}", layout=layout)
     assert render_delivery(deliver_to(person, message)).body == "<b>snippet one</b>"
-    services.update_snippet(snippet=snippet, value="snippet two")
-    services.update_layout(layout=layout, body="<i>{{ content }}</i>")
+    content_services.update_snippet(snippet=snippet, value="snippet two")
+    content_services.update_layout(layout=layout, body="<i>{{ content }}</i>")
     assert render_delivery(deliver_to(person, message)).body == "<i>snippet two</i>"
 
 
@@ -270,7 +275,8 @@ def test_an_edit_is_rendered_at_once(tenant_a, person):
 
 def test_preview_renders_sample_data_without_a_delivery(tenant_a, person):
     message = make_message(tenant_a.workspace, subject="{{ trigger.order_id }}", body="{{ event.total }} {{ message.id }}")
-    rendered = preview(workspace=tenant_a.workspace, transactional_message=message, profile=person,
+    rendered = preview(workspace=tenant_a.workspace, channel=message.channel, message_content=message.content,
+                       about=transactional.about(message), profile=person,
                        event={"total": 3}, trigger={"order_id": "P-1"})
     assert (rendered.subject, rendered.body, rendered.body_plain) == ("P-1", "3 preview", "3 preview")
 

@@ -5,7 +5,9 @@ from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
 
 from campaigns import services
-from campaigns.models import Layout, Snippet, TransactionalMessage
+from channels.content import services as content_services
+from campaigns.models import TransactionalMessage
+from channels.content.models import Layout, Snippet
 from tests.campaigns.conftest import make_config, make_message, make_topic
 from core.models import AuditEntry
 from core.context import Actor, acting_as
@@ -27,39 +29,39 @@ def audit_of(obj):
 # --- snippets --------------------------------------------------------------------------------------
 
 def test_snippet_create_update_delete(tenant_a):
-    snippet = services.create_snippet(workspace=tenant_a.workspace, name="footer", value="Bye {{ customer.first_name }}")
+    snippet = content_services.create_snippet(workspace=tenant_a.workspace, name="footer", value="Bye {{ customer.first_name }}")
     assert (snippet.version, snippet.workspace_id) == (1, tenant_a.workspace.pk)
-    services.update_snippet(snippet=snippet, value="Ciao")
+    content_services.update_snippet(snippet=snippet, value="Ciao")
     assert snippet.version == 2 and Snippet.unscoped.get(pk=snippet.pk).version == 2
-    services.update_snippet(snippet=snippet, value="Ciao")  # no change, no new version
+    content_services.update_snippet(snippet=snippet, value="Ciao")  # no change, no new version
     assert Snippet.unscoped.get(pk=snippet.pk).version == 2
-    services.update_snippet(snippet=snippet, name="sign-off")  # renaming does not change what renders
+    content_services.update_snippet(snippet=snippet, name="sign-off")  # renaming does not change what renders
     assert Snippet.unscoped.get(pk=snippet.pk).version == 2
-    services.delete_snippet(snippet=snippet)
+    content_services.delete_snippet(snippet=snippet)
     assert not Snippet.unscoped.filter(pk=snippet.pk).exists()
 
 
 def test_snippet_validation(two_tenants):
     a, b = two_tenants
-    services.create_snippet(workspace=a.workspace, name="taken", value="")
-    services.create_snippet(workspace=b.workspace, name="mine", value="")
+    content_services.create_snippet(workspace=a.workspace, name="taken", value="")
+    content_services.create_snippet(workspace=b.workspace, name="mine", value="")
     ws = a.workspace
-    assert errors_of(lambda: services.create_snippet(workspace=ws, name="taken", value="x")) == \
+    assert errors_of(lambda: content_services.create_snippet(workspace=ws, name="taken", value="x")) == \
         {"name": "another snippet in this workspace has this name"}
-    assert errors_of(lambda: services.create_snippet(workspace=ws, name="has space", value="x")) == \
+    assert errors_of(lambda: content_services.create_snippet(workspace=ws, name="has space", value="x")) == \
         {"name": "must be 1 to 100 letters, digits, _ or -"}
-    assert errors_of(lambda: services.create_snippet(workspace=ws, name="ok", value="{% if x %}")) == \
+    assert errors_of(lambda: content_services.create_snippet(workspace=ws, name="ok", value="{% if x %}")) == \
         {"value": "expected tag endif, found end of expression"}
-    assert errors_of(lambda: services.create_snippet(workspace=ws, name="ok", value="a\n{{ x | shout }}")) == \
+    assert errors_of(lambda: content_services.create_snippet(workspace=ws, name="ok", value="a\n{{ x | shout }}")) == \
         {"value": "line 2: unknown filter 'shout'"}
-    services.create_snippet(workspace=ws, name="mine", value="")  # names are per workspace
+    content_services.create_snippet(workspace=ws, name="mine", value="")  # names are per workspace
     assert Snippet.unscoped.filter(workspace=ws).count() == 2
 
 
 def test_snippet_upsert(tenant_a):
-    snippet, created = services.upsert_snippet(workspace=tenant_a.workspace, name="s", value="one")
+    snippet, created = content_services.upsert_snippet(workspace=tenant_a.workspace, name="s", value="one")
     assert created and snippet.version == 1
-    again, created = services.upsert_snippet(workspace=tenant_a.workspace, name="s", value="two")
+    again, created = content_services.upsert_snippet(workspace=tenant_a.workspace, name="s", value="two")
     assert not created and again.pk == snippet.pk and again.version == 2 and again.value == "two"
 
 
@@ -67,26 +69,26 @@ def test_snippet_upsert(tenant_a):
 
 def test_layout_needs_content_and_valid_liquid(tenant_a):
     ws = tenant_a.workspace
-    assert errors_of(lambda: services.create_layout(workspace=ws, name="L", body="<html></html>")) == \
+    assert errors_of(lambda: content_services.create_layout(workspace=ws, name="L", body="<html></html>")) == \
         {"body": "must contain {{ content }} where the message goes"}
-    assert errors_of(lambda: services.create_layout(workspace=ws, name="", body="{{ content }}{% endif %}")) == \
+    assert errors_of(lambda: content_services.create_layout(workspace=ws, name="", body="{{ content }}{% endif %}")) == \
         {"name": "is required", "body": "line 1: unexpected tag 'endif'"}
-    layout = services.create_layout(workspace=ws, name=" Brand ", body="<div>{{content}}</div>")
+    layout = content_services.create_layout(workspace=ws, name=" Brand ", body="<div>{{content}}</div>")
     assert layout.name == "Brand"
-    services.create_layout(workspace=ws, name="Other", body="{{- content | strip -}}")
-    assert errors_of(lambda: services.update_layout(layout=layout, name="Other")) == \
+    content_services.create_layout(workspace=ws, name="Other", body="{{- content | strip -}}")
+    assert errors_of(lambda: content_services.update_layout(layout=layout, name="Other")) == \
         {"name": "another layout in this workspace has this name"}
-    services.update_layout(layout=layout, body="<section>{{ content }}</section>")
+    content_services.update_layout(layout=layout, body="<section>{{ content }}</section>")
     assert Layout.unscoped.get(pk=layout.pk).version == 2
 
 
 def test_a_layout_in_use_cannot_be_deleted(tenant_a):
-    layout = services.create_layout(workspace=tenant_a.workspace, name="Brand", body="{{ content }}")
+    layout = content_services.create_layout(workspace=tenant_a.workspace, name="Brand", body="{{ content }}")
     message = make_message(tenant_a.workspace, layout=layout)
-    with pytest.raises(services.InUse, match="used by 1 transactional message"):
-        services.delete_layout(layout=layout)
+    with pytest.raises(content_services.InUse, match="used by 1 transactional message"):
+        content_services.delete_layout(layout=layout)
     services.update_transactional_message(message=message, layout=None)
-    services.delete_layout(layout=layout)
+    content_services.delete_layout(layout=layout)
     assert not Layout.unscoped.filter(pk=layout.pk).exists()
 
 
@@ -116,8 +118,8 @@ def test_relations_must_fit_the_channel_and_the_workspace(two_tenants):
     ws = a.workspace
     sms_config = make_config(ws, "sms", "twilio", is_default=False)
     email_config = make_config(ws, "email", "smtp")
-    layout = services.create_layout(workspace=ws, name="L", body="{{ content }}")
-    foreign_layout = services.create_layout(workspace=b.workspace, name="L", body="{{ content }}")
+    layout = content_services.create_layout(workspace=ws, name="L", body="{{ content }}")
+    foreign_layout = content_services.create_layout(workspace=b.workspace, name="L", body="{{ content }}")
     foreign_topic = make_topic(b.workspace)
     foreign_config = make_config(b.workspace, "email", "smtp")
     assert errors_of(lambda: services.create_transactional_message(
@@ -170,8 +172,12 @@ def test_changes_are_audited_with_their_actor(tenant_a):
     created, updated = audit_of(message)
     assert created.action == AuditEntry.Action.CREATE and updated.action == AuditEntry.Action.UPDATE
     assert updated.actor_email == tenant_a.owner.email and updated.workspace_id == tenant_a.workspace.pk
-    assert updated.changes["body"] == ["<p>Hello {{ customer.first_name }}</p>", "<p>v2</p>"]
     assert updated.changes["version"] == [1, 2]
+    # The template itself is the message's content: its entry records the old and new body.
+    content_created, content_updated = audit_of(message.content)
+    assert content_updated.actor_email == tenant_a.owner.email
+    assert content_updated.changes["body"] == ["<p>Hello {{ customer.first_name }}</p>", "<p>v2</p>"]
+    assert content_updated.changes["version"] == [1, 2]
     pk = message.pk
     services.delete_transactional_message(message=message)
     message.pk = pk

@@ -5,8 +5,8 @@ from collections.abc import Mapping
 
 import pytest
 
-from campaigns import templating
-from campaigns.templating import RenderError, TemplateError
+from channels.content import templating
+from channels.content.templating import RenderError, TemplateError
 
 DATA = {
     "customer": {"first_name": "Ada", "plan": "pro", "tags": ["vip", "beta"], "address": {"city": "Izmir"},

@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.roles import Role
-from campaigns.models import TransactionalMessage
+from campaigns.services import create_transactional_message
 from channels import consent
 from channels.configs import read_secrets
 from channels.models import (
@@ -440,7 +440,7 @@ def test_topic_crud_through_the_services(client, tenant_a):
         "newsletter", "News", "weekly", False)
 
     # A topic a transactional message uses is not deleted; the page names what keeps it.
-    message = TransactionalMessage.unscoped.create(workspace=tenant_a.workspace, name="receipt", channel="email",
+    message = create_transactional_message(workspace=tenant_a.workspace, name="receipt", channel="email",
                                                    topic=topic)
     response = client.post(admin_url(SubscriptionTopic, "delete", topic.pk), {"post": "yes"})
     assert response.status_code == 200 and "receipt" in response.content.decode()

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from accounts.models import ApiKey
-from campaigns.models import TransactionalMessage
+from campaigns.services import create_transactional_message
 from channels.consent import block_reason, record_consent
 from channels.models import ConsentRecord, SubscriptionPreference, SubscriptionTopic, Suppression
 from core.models import AuditEntry
@@ -87,7 +87,7 @@ def test_topic_key_is_fixed_and_a_used_topic_stays(tenant_a, topics):
     response = client.patch(f"{T}/{news.pk}", {"key": "newsletter"}, format="json")
     assert response.status_code == 400 and fields(response) == ["key"]
     assert client.patch(f"{T}/{news.pk}", {"name": ""}, format="json").status_code == 400
-    TransactionalMessage.unscoped.create(workspace=tenant_a.workspace, name="m", channel="email", topic=news)
+    create_transactional_message(workspace=tenant_a.workspace, name="m", channel="email", topic=news)
     response = client.delete(f"{T}/{news.pk}")
     assert response.status_code == 409 and "transactional" in response.json()["meta"]["error"]
     news.refresh_from_db()

@@ -6,7 +6,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from campaigns.models import TransactionalMessage
+from campaigns.services import create_transactional_message
 from channels.deliveries import queue_delivery
 from channels.feedback import record_delivery_event
 from channels.models import Delivery
@@ -25,7 +25,7 @@ def setup(tenant_a):
     ChannelConfigFactory(workspace=ws, type="in_app", provider="inbox", name="Inbox")
     ada = ProfileFactory(workspace=ws, external_id="ada", email="ada@example.com")
     bob = ProfileFactory(workspace=ws, external_id="bob", email="bob@example.com")
-    message = TransactionalMessage.unscoped.create(workspace=ws, name="receipt", channel="email", subject="s", body="b")
+    message = create_transactional_message(workspace=ws, name="receipt", channel="email", subject="s", body="b")
     return {"ada": ada, "bob": bob, "message": message}
 
 
@@ -36,7 +36,7 @@ def queue(tenant, person, channel="email", source="transactional", **kwargs):
 
 
 def test_one_delivery_with_its_events(tenant_a, setup):
-    delivery = queue(tenant_a, setup["ada"], transactional_message=setup["message"], source_id=str(setup["message"].pk))
+    delivery = queue(tenant_a, setup["ada"], message_content=setup["message"].content, source_id=str(setup["message"].pk))
     delivery.subject, delivery.body = "Receipt", "<p>Thanks</p>"
     delivery.save(update_fields=["subject", "body"])
     record_delivery_event(delivery, "sent", data={"message_id": "<m1>"})
@@ -72,7 +72,7 @@ def test_unknown_and_another_workspace_delivery_is_not_found(two_tenants, setup)
 
 def test_filters(tenant_a, setup):
     ada, bob, message = setup["ada"], setup["bob"], setup["message"]
-    receipt = queue(tenant_a, ada, transactional_message=message)
+    receipt = queue(tenant_a, ada, message_content=message.content, source_id=str(message.pk))
     campaign = queue(tenant_a, bob, source="campaign", source_id="9")
     in_app = queue(tenant_a, ada, channel="in_app", source="campaign")
     record_delivery_event(campaign, "sent")
@@ -138,7 +138,7 @@ def test_paging_in_constant_queries(tenant_a, setup, django_assert_max_num_queri
 
 
 def test_customerio_messages_view(tenant_a, setup):
-    delivery = queue(tenant_a, setup["ada"], transactional_message=setup["message"])
+    delivery = queue(tenant_a, setup["ada"], message_content=setup["message"].content, source_id=str(setup["message"].pk))
     delivery.subject = "Receipt"
     delivery.save(update_fields=["subject"])
     record_delivery_event(delivery, "sent")

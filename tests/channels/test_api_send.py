@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from campaigns.models import TransactionalMessage
+from campaigns.services import create_transactional_message
 from channels.models import Delivery, SubscriptionTopic
 from compliance.deletion import request_deletion
 from tests.support.factories import ChannelConfigFactory, ProfileFactory
@@ -35,7 +35,7 @@ def configs(tenant_a):
 @pytest.fixture
 def welcome(tenant_a, configs):
     topic = SubscriptionTopic.unscoped.create(workspace=tenant_a.workspace, key="account", name="Account")
-    return TransactionalMessage.unscoped.create(
+    return create_transactional_message(
         workspace=tenant_a.workspace, name="welcome", channel="email", subject="Hi {{ customer.id }}",
         body="<p>Welcome {{ trigger.plan }}</p>", topic=topic, send_to_unsubscribed=False, tracked=False)
 
@@ -97,7 +97,7 @@ def test_inline_email_creates_the_person_as_customerio_does(tenant_a, configs):
     assert delivery.content == {"subject": "Hello", "body": "<p>Hi</p>", "body_plain": "Hi",
                                 "from": "Acme <team@acme.test>", "reply_to": "help@acme.test", "preheader": "pre",
                                 "headers": {"X-Campaign": "spring"}}
-    assert delivery.send_to_unsubscribed is True and delivery.transactional_message is None  # transactional default
+    assert delivery.send_to_unsubscribed is True and delivery.transactional_message_id is None  # transactional default
 
     by_id = ok(send(client, "email", {"identifiers": {"id": 42}, "to": "x@example.com", "subject": "S", "body": "B",
                                       "body_plain": "plain"}))
@@ -316,7 +316,7 @@ def test_no_configuration_or_an_inactive_one_is_a_clear_error(tenant_a, ada):
     response = send(client, "email", {"identifiers": {"id": "ada"}, "subject": "S", "body": "B"})
     assert response.status_code == 400 and "no active email channel configuration" in response.json()["meta"]["error"]
     config = ChannelConfigFactory(workspace=tenant_a.workspace, type="email", provider="smtp", active=False)
-    message = TransactionalMessage.unscoped.create(workspace=tenant_a.workspace, name="m", channel="email",
+    message = create_transactional_message(workspace=tenant_a.workspace, name="m", channel="email",
                                                    subject="s", body="b", channel_config=config)
     response = send(client, "email", {"transactional_message_id": message.pk, "identifiers": {"id": "ada"}})
     assert response.status_code == 400 and error_fields(response) == ["transactional_message_id"]

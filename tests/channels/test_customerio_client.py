@@ -10,7 +10,7 @@ from customerio import (
     SendSMSRequest,
 )
 
-from campaigns.models import TransactionalMessage
+from campaigns.services import create_transactional_message
 from channels.models import Delivery
 from channels.sending import deliver
 from core.context import workspace_scope
@@ -49,7 +49,7 @@ def run(tenant, delivery_id: str):
 
 
 def test_send_email_with_a_template_reaches_the_smtp_server(api, tenant_a, mail, smtp):
-    TransactionalMessage.unscoped.create(
+    create_transactional_message(
         workspace=tenant_a.workspace, name="welcome", channel="email", subject="Welcome, {{ trigger.name }}",
         body="<p>Your plan: {{ trigger.plan }}</p>")
     answer = api.send_email(SendEmailRequest(
@@ -108,7 +108,7 @@ def test_other_send_methods_of_the_client(api, tenant_a):
     for kind, provider in (("sms", "twilio"), ("push", "fcm"), ("in_app", "inbox")):
         ChannelConfigFactory(workspace=ws, type=kind, provider=provider, name=kind)
     for kind, body in (("sms", "Code {{ trigger.code }}"), ("push", "Push"), ("in_app", "Inbox")):
-        TransactionalMessage.unscoped.create(workspace=ws, name=f"{kind}-message", channel=kind, body=body)
+        create_transactional_message(workspace=ws, name=f"{kind}-message", channel=kind, body=body)
     answers = {
         "sms": api.send_sms(SendSMSRequest(transactional_message_id="sms-message", identifiers={"id": "ada"},
                                            message_data={"code": 7})),

@@ -251,7 +251,7 @@ def test_an_interrupted_deletion_resumes_and_completes(tenant_a, person):
     assert record.status == DeletionStatus.FAILED
     assert set(k for k, v in record.progress.items() if v is True) == {
         "inbound", "events", "deliveries", "inbound_messages", "consent", "subscription_preferences",
-        "suppressions", "relationships"}
+        "suppressions", "change_feed", "relationships"}
     assert not Event.unscoped.filter(profile=person["profile"]).exists()
     assert Device.unscoped.filter(profile=person["profile"]).exists()
 
@@ -342,3 +342,32 @@ def test_deletion_lowers_the_member_count_of_current_segments(tenant_a):
     vip.refresh_from_db()
     assert vip.member_count == 1
     assert list(SegmentMembership.unscoped.values_list("profile_id", flat=True)) == [other.pk]
+
+
+def test_the_change_feed_of_a_deleted_person_goes_with_them(tenant_a, track, process):
+    """Their rows, rows of people merged into them, and rows of anonymous events of their anonymous
+    ids; not other people's."""
+    from profiles.models import Change
+
+    s = {"anon": unique("anon"), "anon_data": unique("anondata"), "plan": unique("plan"),
+         "merged": unique("merged"), "merged_email": f"{unique('m')}@example.com"}
+    other = unique("other")
+    track.post("/api/v1/events", {"name": "viewed", "anonymous_id": s["anon"], "data": {"v": s["anon_data"]}},
+               format="json")
+    track.put(f"{P}/secondary", {"email": s["merged_email"], "merged": s["merged"]}, format="json")
+    track.put(f"{P}/someone-else", {"plan": other}, format="json")
+    process(tenant_a)
+    track.put(f"{P}/main", {"anonymous_id": s["anon"], "plan": s["plan"]}, format="json")
+    track.post("/api/v1/merge_customers", {"primary": {"id": "main"}, "secondary": {"id": "secondary"}},
+               format="json")
+    process(tenant_a)
+    main = Profile.unscoped.get(workspace=tenant_a.workspace, external_id="main")
+    someone = Profile.unscoped.get(workspace=tenant_a.workspace, external_id="someone-else")
+    feed_dump = "\n".join(str(row) for row in Change.unscoped.values_list("anonymous_id", "data"))
+    assert all(value in feed_dump for value in s.values()) and other in feed_dump
+
+    record = deletion.run_deletion(request(tenant_a, {"id": "main"}))
+    assert leftovers(s) == {}
+    assert record.counts["profiles.Change"] == 4  # anonymous event, secondary created, main created, merge
+    assert Change.unscoped.filter(profile_id=someone.pk).exists() and other in database_dump()
+    assert not Change.unscoped.filter(profile_id=main.pk).exists()

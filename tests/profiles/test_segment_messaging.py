@@ -10,7 +10,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from campaigns.models import TransactionalMessage
+from campaigns.services import create_transactional_message
 from channels.consent import record_consent
 from channels.deliveries import queue_delivery
 from channels.feedback import record_delivery_event
@@ -56,7 +56,7 @@ def snapshot(ws, profile):
         "topic_preferences": {p.topic.key: p.subscribed for p in prefs.select_related("topic")},
     }
     deliveries = list(Delivery.unscoped.filter(workspace=ws, profile=profile).values(
-        "channel", "source", "source_id", "transactional_message_id", "status", *TIMES))
+        "channel", "source", "source_id", "status", *TIMES))
     topics = dict(SubscriptionTopic.unscoped.filter(workspace=ws).values_list("key", "default_subscribed"))
     return (person, [], [], set()), {"deliveries": deliveries, "topics": topics}
 
@@ -129,7 +129,7 @@ def test_another_workspaces_topic_and_preferences_never_count(ws):
 
 @pytest.fixture
 def welcome(ws):
-    return TransactionalMessage.unscoped.create(workspace=ws, name="welcome", channel="email", subject="Hi")
+    return create_transactional_message(workspace=ws, name="welcome", channel="email", subject="Hi")
 
 
 def delivery(profile, *, channel="email", source="transactional", source_id="", status="sent", **fields):
@@ -169,9 +169,9 @@ def test_each_action_is_its_timestamp(ws):
 
 def test_which_message(ws, welcome):
     at = NOW - timedelta(hours=2)
-    other_message = TransactionalMessage.unscoped.create(workspace=ws, name="reset", channel="email")
-    got_welcome = delivery(ProfileFactory(workspace=ws), transactional_message=welcome, sent_at=at)
-    got_reset = delivery(ProfileFactory(workspace=ws), transactional_message=other_message, sent_at=at)
+    other_message = create_transactional_message(workspace=ws, name="reset", channel="email")
+    got_welcome = delivery(ProfileFactory(workspace=ws), source_id=str(welcome.pk), sent_at=at)
+    got_reset = delivery(ProfileFactory(workspace=ws), source_id=str(other_message.pk), sent_at=at)
     campaign_7 = delivery(ProfileFactory(workspace=ws), source="campaign", source_id="7", sent_at=at)
     broadcast_7 = delivery(ProfileFactory(workspace=ws), source="broadcast", source_id="7", sent_at=at)
     rows = (got_welcome, got_reset, campaign_7, broadcast_7)
@@ -185,6 +185,10 @@ def test_which_message(ws, welcome):
     assert who(msg("sent", broadcast_id="7")) == [broadcast_7]
     assert who(msg("sent", campaign_id="8")) == []
     assert who(msg("sent")) == list(rows)                             # any message
+    # A transactional message is the delivery's source and source_id: a campaign with the same id is not it.
+    same_id = delivery(ProfileFactory(workspace=ws), source="campaign", source_id=str(welcome.pk), sent_at=at)
+    assert not matches(ws, msg("sent", transactional_message_id=welcome.pk), same_id.profile)
+    assert matches(ws, msg("sent", campaign_id=welcome.pk), same_id.profile)
 
 
 def test_channel_and_window(ws):
@@ -221,7 +225,7 @@ def test_deliveries_of_no_one_or_of_another_workspace_never_count(ws):
 
 def test_messages_topics_and_everything_else_are_one_query(ws, welcome):
     reader = ProfileFactory(workspace=ws, attributes={"plan": "pro"})
-    delivery(reader, transactional_message=welcome, status="opened", sent_at=NOW, opened_at=NOW)
+    delivery(reader, source_id=str(welcome.pk), status="opened", sent_at=NOW, opened_at=NOW)
     tree = {"and": [{"attribute": {"field": "plan", "operator": "eq", "value": "pro"}},
                     msg("opened", transactional_message_id=welcome.pk, within={"value": 1, "unit": "days"}),
                     {"not": msg("clicked")}, subscribed_to("news"), {"not": subscribed_to("promo")}]}
@@ -263,7 +267,7 @@ def test_validation_errors_name_the_path(tree, path):
 
 def test_topics_and_transactional_messages_must_exist_in_the_workspace(ws, welcome):
     other = WorkspaceFactory()
-    foreign = TransactionalMessage.unscoped.create(workspace=other, name="theirs", channel="email")
+    foreign = create_transactional_message(workspace=other, name="theirs", channel="email")
     SubscriptionTopic.unscoped.create(workspace=other, key="local", name="Local")
     cases = [
         ({"or": [subscribed_to("news"), subscribed_to("nope")]}, "conditions.or.1.channel.subscribed_to_topic"),
@@ -343,7 +347,7 @@ def test_consent_and_delivery_feedback_keep_segments_live_as_a_full_recompute_wo
     assert members(news) == members(promo) == set()
     check()
 
-    sent, _ = queue_delivery(ws, channel="email", source="transactional", profile=ann, transactional_message=welcome)
+    sent, _ = queue_delivery(ws, channel="email", source="transactional", profile=ann, source_id=welcome.pk)
     assert members(unclicked) == set()  # queued is not sent
     record_delivery_event(sent, "sent")
     assert members(unclicked) == {ann.pk} and members(opened_welcome) == set()

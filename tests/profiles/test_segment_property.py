@@ -12,7 +12,7 @@ from django.db import transaction
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from campaigns.models import TransactionalMessage
+from campaigns.services import create_transactional_message
 from channels.models import Delivery, SubscriptionPreference, SubscriptionTopic
 from tests.support.factories import WorkspaceFactory
 from profiles.models import CustomObject, Device, Event, ObjectType, Profile, Relationship, Segment, SegmentMembership
@@ -124,7 +124,8 @@ def people(min_deliveries=0):
         "preferences": st.lists(st.tuples(st.sampled_from(["news", "promo"]), st.sampled_from(["", "email"]),
                                           st.booleans()), max_size=3, unique_by=lambda t: t[:2]),
         "deliveries": st.lists(st.tuples(st.sampled_from(["email", "sms"]),
-                                         st.sampled_from([("transactional", ""), ("campaign", "7"), ("campaign", "8"),
+                                         st.sampled_from([("transactional", "TM"), ("transactional", ""),
+                                                          ("campaign", "7"), ("campaign", "8"), ("campaign", "TM"),
                                                           ("broadcast", "7")]),
                                          st.sampled_from(sorted(DELIVERY_STATES))),
                                min_size=min_deliveries, max_size=3),
@@ -148,7 +149,7 @@ def world(db):
               for key, default in (("news", True), ("promo", False))}
     # The other workspace has a "gone" topic; this one does not.
     SubscriptionTopic.unscoped.create(workspace=other, key="gone", name="gone", default_subscribed=True)
-    message = TransactionalMessage.unscoped.create(workspace=ws, name="welcome", channel="email")
+    message = create_transactional_message(workspace=ws, name="welcome", channel="email")
     return ws, other, objects, segment, topics, message
 
 
@@ -193,8 +194,8 @@ def populate(ws, other, objects, segment, topics, message, data):
         for n, (channel, (source, source_id), state) in enumerate(row["deliveries"]):
             times = {column: NOW - offset for column, offset in DELIVERY_STATES[state].items()}
             deliveries.append(Delivery.unscoped.create(
-                workspace=ws, profile=profile, channel=channel, source=source, source_id=source_id, status=state,
-                transactional_message=message if source == "transactional" else None, recipient="x",
+                workspace=ws, profile=profile, channel=channel, source=source,
+                source_id=str(message.pk) if source_id == "TM" else source_id, status=state, recipient="x",
                 idempotency_key=f"p{i}-{n}", **times))
         # A delivery of the other workspace wrongly pointing at this person, sent just now.
         Delivery.unscoped.create(workspace=other, profile=profile, channel="email", source="campaign", source_id="7",
@@ -208,8 +209,7 @@ def populate(ws, other, objects, segment, topics, message, data):
             [{"name": e.name, "data": e.data, "timestamp": e.timestamp} for e in events],
             links,
             {segment.pk} if row["membership"] == "open" else set(),
-            [{"channel": d.channel, "source": d.source, "source_id": d.source_id,
-              "transactional_message_id": d.transactional_message_id, "status": d.status,
+            [{"channel": d.channel, "source": d.source, "source_id": d.source_id, "status": d.status,
               **{column: getattr(d, column) for column in DELIVERY_TIMES}} for d in deliveries],
         )
     return snapshots

@@ -3,8 +3,8 @@
 The send pipeline (channels/sending.py) calls `render_delivery(delivery)`; the preview surfaces
 (App API, admin) call `preview(...)`. Both raise RenderError with a readable reason.
 
-Sources: the delivery's transactional message (subject, body, body_plain, from_address,
-reply_to, preheader, layout, payload), overridden key by key by the delivery's inline `content`
+Sources: the delivery's message content (subject, body, body_plain, from_address, reply_to,
+preheader, layout, payload; channels/content/models.py), overridden key by key by the delivery's inline `content`
 (subject, body, body_plain, from, reply_to, preheader; any other key is a channel payload key:
 push title/link/image_url/sound/custom_data, WhatsApp template/media_url, webhook
 method/url/headers/body...). Every string in the payload, however nested, is a template too,
@@ -22,14 +22,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 
-from campaigns import templating
-from campaigns.models import Layout, Snippet, TransactionalMessage
-from campaigns.templating import RenderError, TemplateError
+from channels import links
+from channels.content import templating
+from channels.content.models import Layout, MessageContent, Snippet
+from channels.content.templating import RenderError, TemplateError
 
 __all__ = ["RenderedContent", "RenderError", "html_to_text", "preview", "render_delivery"]
 
 MESSAGE_FIELDS = ("subject", "preheader", "from", "reply_to", "body", "body_plain")
-TM_FIELDS = {"subject": "subject", "preheader": "preheader", "from": "from_address", "reply_to": "reply_to",
+CONTENT_FIELDS = {"subject": "subject", "preheader": "preheader", "from": "from_address", "reply_to": "reply_to",
              "body": "body", "body_plain": "body_plain"}
 # Email content kept as it is, never rendered: file contents (base64) and the bcc addresses.
 UNRENDERED_EMAIL_KEYS = ("attachments", "bcc")
@@ -153,21 +154,21 @@ def _payload_sources(value, key_base: tuple | None, path: str):
     return templating.plain(value)
 
 
-def collect_sources(*, channel: str, message: TransactionalMessage | None, content: Mapping | None,
+def collect_sources(*, channel: str, message_content: MessageContent | None, content: Mapping | None,
                     layout: Layout | None = None) -> Sources:
-    """The templates of a message: the transactional message's fields, overridden by `content`."""
+    """The templates of a message: the message content's fields, overridden by inline `content`."""
     fields: dict[str, Source] = {}
     payload: dict = {}
-    if message is not None:
-        base = ("transactional", message.pk, message.version)
-        for name, attribute in TM_FIELDS.items():
-            fields[name] = Source(getattr(message, attribute) or "", (*base, attribute))
-        if isinstance(message.payload, Mapping):
-            payload = {str(k): _payload_sources(v, base, f"payload.{k}") for k, v in message.payload.items()}
-        if layout is None and message.layout_id and channel == "email":
-            layout = message.layout
+    if message_content is not None:
+        base = ("content", message_content.pk, message_content.version)
+        for name, attribute in CONTENT_FIELDS.items():
+            fields[name] = Source(getattr(message_content, attribute) or "", (*base, attribute))
+        if isinstance(message_content.payload, Mapping):
+            payload = {str(k): _payload_sources(v, base, f"payload.{k}") for k, v in message_content.payload.items()}
+        if layout is None and message_content.layout_id and channel == "email":
+            layout = message_content.layout
     for name, value in (content or {}).items():
-        if name in TM_FIELDS and channel != "webhook":
+        if name in CONTENT_FIELDS and channel != "webhook":
             fields[name] = Source("" if value is None else value if isinstance(value, str) else str(value))
         elif name in UNRENDERED_EMAIL_KEYS and channel == "email":
             payload[str(name)] = templating.plain(value)
@@ -245,12 +246,10 @@ def _render_sources(sources: Sources, data: dict) -> RenderedContent:
 
 def render_delivery(delivery) -> RenderedContent:
     """Render a delivery for its provider; raises RenderError (the pipeline fails the delivery)."""
-    from channels import links
-
-    message = delivery.transactional_message if delivery.transactional_message_id else None
-    if message is not None and message.workspace_id != delivery.workspace_id:
-        raise RenderError("the transactional message belongs to another workspace")
-    sources = collect_sources(channel=delivery.channel, message=message, content=delivery.content)
+    message_content = delivery.message_content if delivery.message_content_id else None
+    if message_content is not None and message_content.workspace_id != delivery.workspace_id:
+        raise RenderError("the message content belongs to another workspace")
+    sources = collect_sources(channel=delivery.channel, message_content=message_content, content=delivery.content)
     if sources.layout is not None and sources.layout.workspace_id != delivery.workspace_id:
         raise RenderError("the layout belongs to another workspace")
     link_urls = templating.links_scope(
@@ -258,34 +257,52 @@ def render_delivery(delivery) -> RenderedContent:
         preferences=links.preferences_url(delivery))
     data = build_scopes(workspace_id=delivery.workspace_id, profile=delivery.profile,
                         message_data=delivery.message_data,
-                        message=_message_scope(delivery.public_id, delivery.channel, message), links=link_urls)
+                        message=message_scope(delivery.public_id, delivery.channel, describe_source(delivery)),
+                        links=link_urls)
     return render_sources(sources, data)
 
 
-def _message_scope(public_id: str, channel: str, message: TransactionalMessage | None) -> dict:
-    scope = {"id": public_id, "channel": channel, "subject": ""}
-    if message is not None:
-        scope.update({"transactional_message_id": message.pk, "name": message.name, "version": message.version})
-    return scope
+# Delivery source -> describer(workspace_id, source_id) -> dict seen as `message.*`, registered by the
+# layer that owns the source (campaigns: a transactional message's id, name and version).
+SOURCE_DESCRIBERS: dict = {}
 
 
-def preview(*, workspace, profile=None, transactional_message: TransactionalMessage | None = None,
-            content: Mapping | None = None, channel: str | None = None, layout: Layout | None = None,
+def register_source_describer(source: str, describer) -> None:
+    if SOURCE_DESCRIBERS.get(source, describer) is not describer:
+        raise ValueError(f"a describer for {source!r} deliveries is already registered")
+    SOURCE_DESCRIBERS[source] = describer
+
+
+def describe_source(delivery) -> dict:
+    describer = SOURCE_DESCRIBERS.get(delivery.source)
+    if describer is None or not delivery.source_id:
+        return {}
+    return describer(delivery.workspace_id, delivery.source_id) or {}
+
+
+def message_scope(public_id: str, channel: str, about: Mapping | None) -> dict:
+    """`message.*` in templates: the delivery's id and channel, the subject once rendered, and what
+    the layer that sent it says about the message (`about`, e.g. a transactional message's id,
+    name and version)."""
+    return {**templating.plain(about or {}), "id": public_id, "channel": channel, "subject": ""}
+
+
+def preview(*, workspace, channel: str = "email", profile=None, message_content: MessageContent | None = None,
+            content: Mapping | None = None, layout: Layout | None = None, about: Mapping | None = None,
             event: Mapping | None = None, trigger: Mapping | None = None,
             campaign: Mapping | None = None) -> RenderedContent:
     """Render as a send would, without a delivery: links print "#preview". Raises RenderError.
 
-    `content` overrides the transactional message's fields as a delivery's inline content does;
-    without a message it is the whole message (then `channel` says which kind, email by default).
+    `content` overrides the message content's fields as a delivery's inline content does; without
+    a message content it is the whole message. `about` is seen as `message.*` (see message_scope).
     """
-    for row in (profile, transactional_message, layout):
+    for row in (profile, message_content, layout):
         if row is not None and row.workspace_id != workspace.pk:
             raise ValueError(f"the {row._meta.verbose_name} belongs to another workspace")
-    channel = transactional_message.channel if transactional_message is not None else (channel or "email")
-    sources = collect_sources(channel=channel, message=transactional_message, content=content, layout=layout)
+    sources = collect_sources(channel=channel, message_content=message_content, content=content, layout=layout)
     message_data = {"event": event or {}, "trigger": trigger or {}, "campaign": campaign or {}}
     data = build_scopes(workspace_id=workspace.pk, profile=profile, message_data=message_data,
-                        message=_message_scope(PREVIEW_MESSAGE_ID, channel, transactional_message), links={})
+                        message=message_scope(PREVIEW_MESSAGE_ID, channel, about), links={})
     return render_sources(sources, data)
 
 

@@ -32,7 +32,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 
-from channels import services
+from campaigns import transactional
 from channels.api.serializers import clean_recipient, unix
 from channels.api.views import MessagingView
 from channels.models import ChannelType
@@ -282,7 +282,7 @@ def _push_recipient(body: dict) -> str:
     return clean_recipient(ChannelType.PUSH, body.get("to"), "to")
 
 
-def clean_send(channel: str, body, idempotency_key: str) -> services.SendRequest:
+def clean_send(channel: str, body, idempotency_key: str) -> transactional.SendRequest:
     body = require_dict(body, None)
     unknown = sorted(set(body) - set(FIELDS[channel]))
     if unknown:
@@ -295,7 +295,7 @@ def clean_send(channel: str, body, idempotency_key: str) -> services.SendRequest
         for names in REQUIRED_INLINE[channel]:
             if all(body.get(name) in (None, "", {}) for name in names):
                 raise InvalidInput(names[0], "is required without a transactional_message_id")
-    request = services.SendRequest(
+    request = transactional.SendRequest(
         channel=channel, person_ref=person_ref(body["identifiers"], "identifiers"), message_ref=message_ref,
         content=_compact(CONTENT[channel](body)),
         message_data=require_dict(body["message_data"], "message_data") if body.get("message_data") is not None else {},
@@ -331,7 +331,7 @@ class SendView(MessagingView):
     def post(self, request):
         key = clean_idempotency_key(request.headers.get("Idempotency-Key"))
         send = clean_send(self.channel, request.data, key)
-        delivery, created = services.send_transactional(workspace=self.workspace, request=send)
+        delivery, created = transactional.send_transactional(workspace=self.workspace, request=send)
         headers = {} if created else {"Idempotent-Replayed": "true"}
         return Response({"delivery_id": delivery.public_id, "queued_at": unix(delivery.created_at)},
                         status=status.HTTP_200_OK, headers=headers)

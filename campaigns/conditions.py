@@ -1,0 +1,125 @@
+"""The `message` segment condition, registered by CampaignsConfig.ready():
+
+    {"message": {"action": "sent"|"delivered"|"opened"|"clicked"|"converted"|"bounced"|"failed",
+                 "transactional_message_id": N | "campaign_id": "…" | "broadcast_id": "…",
+                 "channel": "email"|"sms"|…, "within": {"value": N, "unit": "minutes"|"hours"|"days"}}}
+
+EXISTS over the person's deliveries whose time for the action (sent_at, opened_at...) is set (in
+the window). The message is the delivery's source and `source_id`: a transactional message N is
+source "transactional", source_id "N". See docs/segments.md ("Messages").
+"""
+
+from django.db.models import Exists, OuterRef, Q
+
+from campaigns.models import TransactionalMessage
+from channels.models import ChannelType, Delivery
+from core.errors import InvalidInput
+from profiles.segments.base import ConditionKind, require, within, window_start
+
+# A message action → the delivery column that records when it happened (and, for failures, the
+# statuses that tell them apart: failed_at is set by bounces, failures and undeliverable alike).
+MESSAGE_ACTIONS = {"sent": "sent_at", "delivered": "delivered_at", "opened": "opened_at",
+                   "clicked": "clicked_at", "converted": "converted_at", "bounced": "failed_at",
+                   "failed": "failed_at"}
+MESSAGE_ACTION_STATUSES = {"bounced": ("bounced",), "failed": ("failed", "undeliverable")}
+# Which messages: at most one selector (the delivery's source; its id is `source_id`); none means
+# any message.
+MESSAGE_SELECTORS = {"transactional_message_id": Delivery.Source.TRANSACTIONAL,
+                     "campaign_id": Delivery.Source.CAMPAIGN, "broadcast_id": Delivery.Source.BROADCAST}
+# Old spellings of message conditions: each is answered with the `message` form to use.
+OLD_NAMES = frozenset({"campaign", "sent", "opened", "clicked", "delivery", "delivered"})
+
+
+def _validate(body, path, context):
+    action = require(body, "action", path)
+    if action not in MESSAGE_ACTIONS:
+        raise InvalidInput(f"{path}.action", f"must be one of {', '.join(MESSAGE_ACTIONS)}")
+    out = {"action": action}
+    for key in body:
+        if key not in ("action", "channel", "within", *MESSAGE_SELECTORS):
+            raise InvalidInput(f"{path}.{key}", "unknown key; use action, transactional_message_id, campaign_id, "
+                                                "broadcast_id, channel and within")
+    selectors = [key for key in MESSAGE_SELECTORS if key in body]
+    if len(selectors) > 1:
+        raise InvalidInput(f"{path}.{selectors[1]}", f"give at most one of {', '.join(MESSAGE_SELECTORS)}")
+    if selectors == ["transactional_message_id"]:
+        out["transactional_message_id"] = _transactional_message_id(
+            body["transactional_message_id"], f"{path}.transactional_message_id", context)
+    elif selectors:
+        key = selectors[0]
+        value = body[key]
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        if not isinstance(value, str) or not value or len(value) > 64:
+            raise InvalidInput(f"{path}.{key}", "must be an id (a string of at most 64 characters or a number)")
+        out[key] = value
+    if "channel" in body:
+        if body["channel"] not in ChannelType.values:
+            raise InvalidInput(f"{path}.channel", f"must be one of {', '.join(ChannelType.values)}")
+        out["channel"] = body["channel"]
+    if "within" in body:
+        out["within"] = within(body["within"], f"{path}.within")
+    return out
+
+
+def _transactional_message_id(value, path, context):
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise InvalidInput(path, "must be a transactional message id")
+    workspace = context.workspace
+    if workspace is not None and not TransactionalMessage.unscoped.filter(workspace=workspace, pk=value).exists():
+        raise InvalidInput(path, "no transactional message of this workspace has this id")
+    return value
+
+
+def _compile(workspace, spec, now):
+    """The person has a delivery of the message whose action happened (within the window)."""
+    action = spec["action"]
+    column = MESSAGE_ACTIONS[action]
+    deliveries = Delivery.unscoped.filter(workspace=workspace, profile=OuterRef("pk"),
+                                          **{f"{column}__isnull": False})
+    if action in MESSAGE_ACTION_STATUSES:
+        deliveries = deliveries.filter(status__in=MESSAGE_ACTION_STATUSES[action])
+    for key, source in MESSAGE_SELECTORS.items():
+        if key in spec:
+            deliveries = deliveries.filter(source=source, source_id=str(spec[key]))
+    if "channel" in spec:
+        deliveries = deliveries.filter(channel=spec["channel"])
+    if "within" in spec:
+        deliveries = deliveries.filter(**{f"{column}__gte": window_start(spec["within"], now),
+                                          f"{column}__lte": now})
+    return Q(Exists(deliveries))
+
+
+def _depends_on(spec):
+    return {"messages", "time"} if "within" in spec else {"messages"}
+
+
+def _reference(spec, context):
+    return any(_delivery_matches(spec, delivery, context.now) for delivery in context.deliveries)
+
+
+def _delivery_matches(spec, delivery, now):
+    action = spec["action"]
+    at = delivery[MESSAGE_ACTIONS[action]]
+    if at is None:
+        return False
+    if action in MESSAGE_ACTION_STATUSES and delivery["status"] not in MESSAGE_ACTION_STATUSES[action]:
+        return False
+    for key, source in MESSAGE_SELECTORS.items():
+        if key in spec and (delivery["source"], delivery["source_id"]) != (source, str(spec[key])):
+            return False
+    if "channel" in spec and delivery["channel"] != spec["channel"]:
+        return False
+    if "within" in spec:
+        return window_start(spec["within"], now) <= at <= now
+    return True
+
+
+MESSAGE = ConditionKind(
+    "message", validate=_validate, compile=_compile, depends_on=_depends_on, reference=_reference,
+    renamed_from=OLD_NAMES,
+    renamed_hint="unknown condition; message conditions are written "
+                 "{\"message\": {\"action\": \"sent\"|\"opened\"|\"clicked\"|..., ...}}",
+)
