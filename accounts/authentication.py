@@ -73,7 +73,7 @@ def _record_use(api_key: ApiKey) -> None:
         return
     _recorded_at[api_key.pk] = now
     if cache.add(f"apikey-used:{api_key.pk}", 1, LAST_USED_RESOLUTION_SECONDS):
-        ApiKey.unscoped.filter(pk=api_key.pk).update(last_used_at=timezone.now())
+        ApiKey.objects.for_workspace(api_key.workspace_id).filter(pk=api_key.pk).update(last_used_at=timezone.now())
 
 
 def _basic_credentials(request) -> tuple[str, str] | None:

@@ -63,7 +63,7 @@ def _check_may_assign(*, acting_user: User | None, workspace: Workspace, roles: 
 
 
 def _ensure_an_owner_remains(membership: Membership) -> None:
-    others = Membership.unscoped.filter(workspace_id=membership.workspace_id, role=Role.OWNER).exclude(
+    others = Membership.objects.for_workspace(membership.workspace_id).filter(role=Role.OWNER).exclude(
         pk=membership.pk
     )
     if membership.role == Role.OWNER and not others.exists():
@@ -77,7 +77,7 @@ def create_workspace(
     workspace = Workspace(name=name, slug=slug or _unique_slug(name), time_zone=time_zone)
     workspace.full_clean()
     workspace.save()
-    membership = Membership.unscoped.create(workspace=workspace, user=owner, role=Role.OWNER)
+    membership = Membership.objects.for_workspace(workspace).create(user=owner, role=Role.OWNER)
     sync_workspace_permissions(user=owner, workspace=workspace, codenames=permissions_for(membership.role))
     return workspace
 
@@ -91,9 +91,9 @@ def add_member(
         raise ValidationError({"role": f"Unknown role {role!r}; expected one of {', '.join(Role.values)}."})
     _check_may_assign(acting_user=acting_user, workspace=workspace, roles={role})
     user, _ = get_or_create_user(email=email, password=password, name=name)
-    if Membership.unscoped.filter(workspace=workspace, user=user).exists():
+    if Membership.objects.for_workspace(workspace).filter(user=user).exists():
         raise ValidationError({"email": f"{user.email} is already a member of this workspace."})
-    membership = Membership.unscoped.create(workspace=workspace, user=user, role=role)
+    membership = Membership.objects.for_workspace(workspace).create(user=user, role=role)
     sync_workspace_permissions(user=user, workspace=workspace, codenames=permissions_for(role))
     return membership
 
@@ -102,7 +102,8 @@ def add_member(
 def change_member_role(*, membership: Membership, role: str, acting_user: User | None = None) -> Membership:
     if role not in Role.values:
         raise ValidationError({"role": f"Unknown role {role!r}; expected one of {', '.join(Role.values)}."})
-    membership = Membership.unscoped.select_for_update().select_related("workspace", "user").get(pk=membership.pk)
+    membership = (Membership.objects.for_workspace(membership.workspace_id).select_for_update()
+                  .select_related("workspace", "user").get(pk=membership.pk))
     if membership.role == role:
         return membership
     _check_may_assign(acting_user=acting_user, workspace=membership.workspace, roles={role, membership.role})
@@ -116,7 +117,8 @@ def change_member_role(*, membership: Membership, role: str, acting_user: User |
 
 @transaction.atomic
 def remove_member(*, membership: Membership, acting_user: User | None = None) -> None:
-    membership = Membership.unscoped.select_for_update().select_related("workspace", "user").get(pk=membership.pk)
+    membership = (Membership.objects.for_workspace(membership.workspace_id).select_for_update()
+                  .select_related("workspace", "user").get(pk=membership.pk))
     _check_may_assign(acting_user=acting_user, workspace=membership.workspace, roles={membership.role})
     _ensure_an_owner_remains(membership)
     sync_workspace_permissions(user=membership.user, workspace=membership.workspace, codenames=frozenset())
@@ -151,8 +153,8 @@ def create_api_key(
     if not name or not name.strip():
         raise ValidationError({"name": "A key needs a name."})
     secret = new_secret(kind)
-    key = ApiKey.unscoped.create(
-        workspace=workspace, kind=kind, name=name.strip(), scopes=_clean_scopes(kind, scopes),
+    key = ApiKey.objects.for_workspace(workspace).create(
+        kind=kind, name=name.strip(), scopes=_clean_scopes(kind, scopes),
         prefix=secret[:12], secret_hash=hash_secret(secret), created_by=created_by,
     )
     _record_key_action(key, "api_key_created")
@@ -161,7 +163,7 @@ def create_api_key(
 
 @transaction.atomic
 def revoke_api_key(*, api_key: ApiKey) -> ApiKey:
-    api_key = ApiKey.unscoped.select_for_update().get(pk=api_key.pk)
+    api_key = ApiKey.objects.for_workspace(api_key.workspace_id).select_for_update().get(pk=api_key.pk)
     if api_key.revoked_at is None:
         api_key.revoked_at = timezone.now()
         api_key.save(update_fields=["revoked_at"])
@@ -176,7 +178,8 @@ def revoke_api_key(*, api_key: ApiKey) -> ApiKey:
 @transaction.atomic
 def rotate_api_key(*, api_key: ApiKey, acting_user: User | None = None) -> tuple[ApiKey, str]:
     """Issue a replacement with the same kind, name and scopes, and revoke the old key."""
-    old = ApiKey.unscoped.select_for_update().select_related("workspace").get(pk=api_key.pk)
+    old = ApiKey.objects.for_workspace(api_key.workspace_id).select_for_update().select_related("workspace").get(
+        pk=api_key.pk)
     if old.revoked_at is not None:
         raise ValidationError({"api_key": "A revoked key cannot be rotated."})
     new, secret = create_api_key(

@@ -75,8 +75,8 @@ def seed(workspace_id: int, people: int, smtp_port: int, twilio_url: str) -> dic
                         is_default=True, settings={"account_sid": "AC" + "0" * 32, "base_url": twilio_url})
     write_secrets(sms, {"auth_token": "bench-token"})
     sms.save()
-    Snippet.unscoped.create(workspace=workspace, name="footer", value="Ulak Shop · {{ customer.plan }} plan")
-    layout = Layout.unscoped.create(workspace=workspace, name="Base",
+    Snippet.objects.for_workspace(workspace).create(name="footer", value="Ulak Shop · {{ customer.plan }} plan")
+    layout = Layout.objects.for_workspace(workspace).create(name="Base",
                                     body="<html><body><div class='c'>{{ content }}</div></body></html>")
     email_message = create_transactional_message(
         workspace=workspace, name="order-confirmation", channel="email", layout=layout,

@@ -260,7 +260,7 @@ def bench_incremental(workspace_id: int, people: int) -> dict | None:
     for label, first in (("without data segments", 1), ("with 5 data segments", count + 1)):
         if first > 1:
             for name, tree in LIVE_SEGMENTS:
-                Segment.unscoped.create(workspace=workspace, name=name, kind=SegmentKind.DATA,
+                Segment.objects.for_workspace(workspace).create(name=name, kind=SegmentKind.DATA,
                                         conditions=validate(tree), state=SegmentState.READY)
         stage_events(workspace_id, first, count)
         started = time.perf_counter()

@@ -68,7 +68,7 @@ def _transactional_message_id(value, path, context):
     if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
         raise InvalidInput(path, "must be a transactional message id")
     workspace = context.workspace
-    if workspace is not None and not TransactionalMessage.unscoped.filter(workspace=workspace, pk=value).exists():
+    if workspace is not None and not TransactionalMessage.objects.for_workspace(workspace).filter(pk=value).exists():
         raise InvalidInput(path, "no transactional message of this workspace has this id")
     return value
 
@@ -77,7 +77,7 @@ def _compile(workspace, spec, now):
     """The person has a delivery of the message whose action happened (within the window)."""
     action = spec["action"]
     column = MESSAGE_ACTIONS[action]
-    deliveries = Delivery.unscoped.filter(workspace=workspace, profile=OuterRef("pk"),
+    deliveries = Delivery.objects.for_workspace(workspace).filter(profile=OuterRef("pk"),
                                           **{f"{column}__isnull": False})
     if action in MESSAGE_ACTION_STATUSES:
         deliveries = deliveries.filter(status__in=MESSAGE_ACTION_STATUSES[action])

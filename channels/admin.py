@@ -359,7 +359,7 @@ class ConsentRecordAdmin(AdminExportMixin, ReadOnlyWorkspaceScopedAdmin):
 
     def _exported(self, request):
         # Streamed after the view returns (outside the workspace scope): name the workspace.
-        return ConsentRecord.unscoped.filter(workspace=request.workspace).order_by("created_at", "pk")
+        return ConsentRecord.objects.for_workspace(request.workspace).order_by("created_at", "pk")
 
     def _stream(self, request, records, fmt, details):
         from core.audit import record_action

@@ -140,8 +140,8 @@ def find_delivery(config: ChannelConfig, event) -> Delivery | None:
     """By the ESP's message id, else by the delivery id sent along as metadata; among the deliveries
     sent through this configuration only (its webhook secret authenticated the call). Locked, so a
     retry arriving at the same time waits and then sees the event recorded."""
-    deliveries = Delivery.unscoped.select_for_update(of=("self",)).select_related(
-        "workspace", "profile", "topic").filter(workspace_id=config.workspace_id, channel_config_id=config.pk,
+    deliveries = Delivery.objects.for_workspace(config.workspace_id).select_for_update(of=("self",)).select_related(
+        "workspace", "profile", "topic").filter(channel_config_id=config.pk,
                                                  channel=ChannelType.EMAIL)
     delivery = None
     if event.message_id:
@@ -177,7 +177,7 @@ def already_recorded(delivery: Delivery, event, kind: str, fingerprint: str | No
     """ESPs retry webhooks. An event they identify is recorded once; without an id, a
     non-repeatable kind (delivered, complained, failed, unsubscribed) once per delivery and a
     repeatable one (opens, clicks, deferrals, bounces) once per identical payload."""
-    events = DeliveryEvent.unscoped.filter(workspace_id=delivery.workspace_id, delivery=delivery)
+    events = DeliveryEvent.objects.for_workspace(delivery.workspace_id).filter(delivery=delivery)
     if event.event_id:
         return events.filter(data__esp_event_id=str(event.event_id)).exists()
     if kind not in REPEATABLE_KINDS:

@@ -44,7 +44,7 @@ def _topic_key(value, path, context):
     if not isinstance(value, str) or not re.match(TOPIC_KEY_RE, value):
         raise InvalidInput(path, "must be a subscription topic key")
     workspace = context.workspace
-    if workspace is not None and not SubscriptionTopic.unscoped.filter(workspace=workspace, key=value).exists():
+    if workspace is not None and not SubscriptionTopic.objects.for_workspace(workspace).filter(key=value).exists():
         raise InvalidInput(path, "no subscription topic of this workspace has this key")
     return value
 
@@ -52,7 +52,7 @@ def _topic_key(value, path, context):
 def _compile(workspace, spec, now):
     (key, value), = spec.items()
     if key == "has" and value == "push_device":
-        return Q(Exists(Device.unscoped.filter(workspace=workspace, profile=OuterRef("pk"))))
+        return Q(Exists(Device.objects.for_workspace(workspace).filter(profile=OuterRef("pk"))))
     if key == "has":
         return Q(Sql("COALESCE(@0 <> '', false)", F(value)))
     if key == "subscribed":
@@ -65,9 +65,9 @@ def _compile(workspace, spec, now):
 def _topic_q(workspace, key):
     """Not globally unsubscribed, and the topic-wide preference (channel '') or else the topic's
     default says yes. The topic's default is an uncorrelated subquery: evaluated once."""
-    topic = SubscriptionTopic.unscoped.filter(workspace=workspace, key=key)
-    preference = SubscriptionPreference.unscoped.filter(
-        workspace=workspace, profile=OuterRef("pk"), channel="", topic__workspace=workspace, topic__key=key)
+    topic = SubscriptionTopic.objects.for_workspace(workspace).filter(key=key)
+    preference = SubscriptionPreference.objects.for_workspace(workspace).filter(
+        profile=OuterRef("pk"), channel="", topic__workspace=workspace, topic__key=key)
     opted_in = Q(Exists(preference.filter(subscribed=True)))
     opted_out = Q(Exists(preference.filter(subscribed=False)))
     default_in = Q(Exists(topic.filter(default_subscribed=True)))

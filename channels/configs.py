@@ -26,7 +26,7 @@ def write_secrets(config: ChannelConfig, secrets: dict) -> None:
 
 def config_for(workspace, channel: str, config_id: int | None = None) -> ChannelConfig:
     """The named configuration, else the workspace's default for the channel, else its only one."""
-    configs = ChannelConfig.unscoped.filter(workspace=workspace, type=channel, active=True)
+    configs = ChannelConfig.objects.for_workspace(workspace).filter(type=channel, active=True)
     if config_id is not None:
         config = configs.filter(pk=config_id).first()
         if config is None:
@@ -49,7 +49,7 @@ def provider_allowed(channel: str, provider: str) -> bool:
 
 @transaction.atomic
 def make_default(config: ChannelConfig) -> None:
-    ChannelConfig.unscoped.filter(workspace_id=config.workspace_id, type=config.type, is_default=True) \
+    ChannelConfig.objects.for_workspace(config.workspace_id).filter(type=config.type, is_default=True) \
         .exclude(pk=config.pk).update(is_default=False)
     config.is_default = True
     config.save(update_fields=["is_default", "updated_at"])

@@ -34,21 +34,21 @@ def normalize_address(channel: str, address: str) -> str:
 
 
 def suppression_for(workspace, channel: str, address: str) -> Suppression | None:
-    return Suppression.unscoped.filter(workspace=workspace, channel=channel,
+    return Suppression.objects.for_workspace(workspace).filter(channel=channel,
                                        address=normalize_address(channel, address)).first()
 
 
 def suppress(workspace, *, channel: str, address: str, reason: str, profile: Profile | None = None,
              note: str = "") -> Suppression:
     """Add an address to the channel's suppression list (idempotent: the first reason stays)."""
-    suppression, _ = Suppression.unscoped.get_or_create(
-        workspace=workspace, channel=channel, address=normalize_address(channel, address),
+    suppression, _ = Suppression.objects.for_workspace(workspace).get_or_create(
+        channel=channel, address=normalize_address(channel, address),
         defaults={"reason": reason, "profile": profile, "note": note})
     return suppression
 
 
 def lift_suppression(workspace, *, channel: str, address: str) -> bool:
-    removed, _ = Suppression.unscoped.filter(workspace=workspace, channel=channel,
+    removed, _ = Suppression.objects.for_workspace(workspace).filter(channel=channel,
                                              address=normalize_address(channel, address)).delete()
     return bool(removed)
 
@@ -58,8 +58,8 @@ def record_consent(workspace, profile: Profile, *, subscribed: bool, source: str
                    topic: SubscriptionTopic | None = None, evidence: dict | None = None) -> ConsentRecord:
     """Append to the ledger and set the current preference. channel '' and no topic is the
     person's global subscription (`Profile.unsubscribed`, as in Customer.io)."""
-    record = ConsentRecord.unscoped.create(
-        workspace=workspace, profile=profile, channel=channel, topic_key=topic.key if topic else "",
+    record = ConsentRecord.objects.for_workspace(workspace).create(
+        profile=profile, channel=channel, topic_key=topic.key if topic else "",
         action=ConsentRecord.Action.OPT_IN if subscribed else ConsentRecord.Action.OPT_OUT,
         source=source, evidence=evidence or {})
     if not channel and topic is None:
@@ -70,15 +70,15 @@ def record_consent(workspace, profile: Profile, *, subscribed: bool, source: str
             feed.person_changed(profile, before)  # the change feed: `unsubscribed` changed
             keep_segments_live(workspace, [profile.pk], {"channels"})
         return record
-    SubscriptionPreference.unscoped.update_or_create(
-        workspace=workspace, profile=profile, channel=channel, topic=topic,
+    SubscriptionPreference.objects.for_workspace(workspace).update_or_create(
+        profile=profile, channel=channel, topic=topic,
         defaults={"subscribed": subscribed, "source": source})
     keep_segments_live(workspace, [profile.pk], {"channels"})
     return record
 
 
 def preferences_of(workspace, profile: Profile) -> dict[tuple[str, int | None], bool]:
-    rows = SubscriptionPreference.unscoped.filter(workspace=workspace, profile=profile)
+    rows = SubscriptionPreference.objects.for_workspace(workspace).filter(profile=profile)
     return {(row.channel, row.topic_id): row.subscribed for row in rows}
 
 

@@ -53,7 +53,7 @@ def queue_delivery(workspace, *, channel: str, source: str, profile=None, recipi
     its send on commit. Only transactional messages may be sent to unsubscribed people.
     Returns (delivery, created)."""
     if idempotency_key:
-        existing = Delivery.unscoped.filter(workspace=workspace, idempotency_key=idempotency_key).first()
+        existing = Delivery.objects.for_workspace(workspace).filter(idempotency_key=idempotency_key).first()
         if existing is not None:
             return existing, False
     public_id = new_public_id()
@@ -78,7 +78,7 @@ def queue_delivery(workspace, *, channel: str, source: str, profile=None, recipi
     except IntegrityError:
         if not idempotency_key:
             raise
-        return Delivery.unscoped.get(workspace=workspace, idempotency_key=idempotency_key), False
+        return Delivery.objects.for_workspace(workspace).get(idempotency_key=idempotency_key), False
     record_delivery_event(delivery, "queued", data={"send_at": send_at.isoformat()} if send_at else {})
     if problem is not None:
         record_delivery_event(delivery, "undeliverable", data={"reason": problem})

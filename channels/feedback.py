@@ -37,7 +37,8 @@ def _lock_and_refresh(delivery: Delivery, keep: tuple) -> None:
     not the fields the caller is changing), so a click and an open arriving together never
     overwrite each other or move the status back."""
     fields = [name for name in FEEDBACK_FIELDS if name not in keep]
-    current = Delivery.unscoped.select_for_update().filter(pk=delivery.pk).values(*fields).first()
+    current = (Delivery.objects.for_workspace(delivery.workspace_id).select_for_update().filter(pk=delivery.pk)
+               .values(*fields).first())
     if current is not None:
         for name, value in current.items():
             setattr(delivery, name, value)
@@ -51,7 +52,7 @@ def record_delivery_event(delivery: Delivery, kind: str, *, at: datetime | None 
     data = data or {}
     if kind in STATUS_FOR_KIND:  # only a status change is computed from what is stored
         _lock_and_refresh(delivery, keep=tuple(update_fields))
-    event = DeliveryEvent.unscoped.create(workspace_id=delivery.workspace_id, delivery=delivery, kind=kind, at=at,
+    event = DeliveryEvent.objects.for_workspace(delivery.workspace_id).create(delivery=delivery, kind=kind, at=at,
                                           data=data)
     fields = set(update_fields)
     if kind in STATUS_FOR_KIND:
@@ -95,7 +96,7 @@ def apply_metric(workspace, op: dict) -> DeliveryEvent | None:
     that is not this workspace's is ignored, as Customer.io does."""
     from datetime import UTC
 
-    delivery = Delivery.unscoped.filter(workspace=workspace, public_id=op["delivery_id"]).select_related(
+    delivery = Delivery.objects.for_workspace(workspace).filter(public_id=op["delivery_id"]).select_related(
         "profile").first()
     if delivery is None:
         return None

@@ -158,7 +158,7 @@ def _target(config: ChannelConfig, number_id: str) -> ChannelConfig | None:
     its numbers, so it may be another WhatsApp configuration of the same workspace."""
     if not number_id or number_id == phone_number_id(config):
         return config
-    for other in ChannelConfig.unscoped.filter(workspace_id=config.workspace_id, provider=ProviderKind.WHATSAPP_CLOUD):
+    for other in ChannelConfig.objects.for_workspace(config.workspace_id).filter(provider=ProviderKind.WHATSAPP_CLOUD):
         if phone_number_id(other) == number_id:
             other.workspace = config.workspace
             return other

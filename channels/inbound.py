@@ -81,12 +81,12 @@ def _deletion_suppressed(workspace, phone: str) -> bool:
 def person_for_phone(workspace, phone: str) -> tuple[Profile | None, bool]:
     """(the person with this number — the earliest if several share it — or a new one, created);
     (None, False) when the number belongs to a deleted person."""
-    person = Profile.unscoped.filter(workspace=workspace, phone=phone).order_by("pk").first()
+    person = Profile.objects.for_workspace(workspace).filter(phone=phone).order_by("pk").first()
     if person is not None:
         return person, False
     if not phone or _deletion_suppressed(workspace, phone):
         return None, False
-    person = Profile.unscoped.create(workspace=workspace, phone=phone)
+    person = Profile.objects.for_workspace(workspace).create(phone=phone)
     feed.person_changed(person, None)
     return person, True
 
@@ -101,7 +101,7 @@ def receive_message(config, *, from_address: str, provider_message_id: str, body
         raise ValueError(f"the sender {from_address!r} is not an E.164 phone number")
     provider_message_id = provider_message_id[:255]
     _lock(workspace.pk, f"{channel}:{phone}")
-    existing = InboundMessage.unscoped.filter(workspace=workspace, channel_config=config,
+    existing = InboundMessage.objects.for_workspace(workspace).filter(channel_config=config,
                                               provider_message_id=provider_message_id).first()
     if existing is not None:
         return Received(existing, created=False)
@@ -109,8 +109,8 @@ def receive_message(config, *, from_address: str, provider_message_id: str, body
     match = keywords.match(workspace, config, body)
     message = None
     if profile is not None:
-        message = InboundMessage.unscoped.create(
-            workspace=workspace, channel_config=config, channel=channel, profile=profile, from_address=phone,
+        message = InboundMessage.objects.for_workspace(workspace).create(
+            channel_config=config, channel=channel, profile=profile, from_address=phone,
             to_address=normalize_address(channel, to_address)[:64], body=body, media=media or [],
             provider_message_id=provider_message_id, keyword=match.keyword if match else "")
         feed.inbound_message(message)
@@ -124,7 +124,7 @@ def receive_message(config, *, from_address: str, provider_message_id: str, body
 # --- keywords --------------------------------------------------------------------------------------
 
 def _channel_subscribed(workspace, profile: Profile, channel: str) -> bool | None:
-    return SubscriptionPreference.unscoped.filter(workspace=workspace, profile=profile, channel=channel,
+    return SubscriptionPreference.objects.for_workspace(workspace).filter(profile=profile, channel=channel,
                                                   topic__isnull=True).values_list("subscribed", flat=True).first()
 
 
@@ -205,14 +205,14 @@ def _early_key(config_id: int, provider_message_id: str, kind: str) -> str:
 
 
 def _locked_delivery(config, provider_message_id: str) -> Delivery | None:
-    return (Delivery.unscoped.select_for_update(of=("self",)).select_related("channel_config", "profile")
-            .filter(workspace_id=config.workspace_id, channel_config_id=config.pk,
-                    provider_message_id=provider_message_id).first())
+    return (Delivery.objects.for_workspace(config.workspace_id).select_for_update(of=("self",))
+            .select_related("channel_config", "profile")
+            .filter(channel_config_id=config.pk, provider_message_id=provider_message_id).first())
 
 
 def _record_once(delivery: Delivery, kind: str, *, at, data: dict, stop_reason: str | None) -> DeliveryEvent | None:
     """Record the kind unless the (locked) delivery already has it."""
-    if DeliveryEvent.unscoped.filter(workspace_id=delivery.workspace_id, delivery=delivery, kind=kind).exists():
+    if DeliveryEvent.objects.for_workspace(delivery.workspace_id).filter(delivery=delivery, kind=kind).exists():
         return None
     event = record_delivery_event(delivery, kind, at=at, data=data)
     if stop_reason:
@@ -256,7 +256,8 @@ def apply_early_statuses(delivery: Delivery) -> list[DeliveryEvent]:
         return []
     events = []
     with transaction.atomic():
-        locked = (Delivery.unscoped.select_for_update(of=("self",)).select_related("channel_config", "profile")
+        locked = (Delivery.objects.for_workspace(delivery.workspace_id).select_for_update(of=("self",))
+                  .select_related("channel_config", "profile")
                   .get(pk=delivery.pk))
         for kind, key in keys.items():
             entry = found.get(key)
@@ -277,7 +278,7 @@ def apply_early_statuses(delivery: Delivery) -> list[DeliveryEvent]:
 def suppress_stopped_address(config, address: str, note: str, *, profile: Profile | None = None) -> None:
     """A provider says the person opted out at its level (Twilio error 21610): never again."""
     if profile is None:
-        profile = Profile.unscoped.filter(workspace_id=config.workspace_id,
+        profile = Profile.objects.for_workspace(config.workspace_id).filter(
                                           phone=normalize_address(config.type, address)).order_by("pk").first()
     suppress(config.workspace, channel=config.type, address=address, reason=Suppression.Reason.STOP,
              profile=profile, note=note[:500])

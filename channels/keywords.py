@@ -76,8 +76,8 @@ def default_reply(config, action: str, keyword: str) -> str:
 def _rule_for(workspace, config, keyword: str) -> KeywordRule | None:
     """The config's own rule for the keyword, else the workspace-wide one. Rows are few, so they
     are compared folded in Python: a row saved unfolded still matches."""
-    rules = KeywordRule.unscoped.filter(Q(channel_config__isnull=True) | Q(channel_config=config),
-                                        workspace=workspace, active=True)
+    rules = KeywordRule.objects.for_workspace(workspace).filter(
+        Q(channel_config__isnull=True) | Q(channel_config=config), active=True)
     matching = [rule for rule in rules if fold_keyword(rule.keyword) == keyword]
     matching.sort(key=lambda rule: rule.channel_config_id is None)
     return matching[0] if matching else None

@@ -54,7 +54,7 @@ def push_tokens(delivery: Delivery) -> list[str]:
         return [spec]
     if delivery.profile_id is None:
         return []
-    devices = Device.unscoped.filter(workspace_id=delivery.workspace_id, profile_id=delivery.profile_id)
+    devices = Device.objects.for_workspace(delivery.workspace_id).filter(profile_id=delivery.profile_id)
     if delivery.channel_config and delivery.channel_config.provider == "apns":
         devices = devices.filter(platform="ios")
     if spec == "last_used":
@@ -94,4 +94,4 @@ def after_send(delivery: Delivery, result: SendResult) -> None:
     if result.invalid_tokens:
         from profiles.models import Device
 
-        Device.unscoped.filter(workspace_id=delivery.workspace_id, token__in=result.invalid_tokens).delete()
+        Device.objects.for_workspace(delivery.workspace_id).filter(token__in=result.invalid_tokens).delete()

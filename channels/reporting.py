@@ -46,13 +46,13 @@ def fan_out(delivery, event) -> int:
         return 0
     metric = METRICS[event.kind]
     names = {metric, f"{delivery.channel}_{metric}"}
-    hooks = [hook for hook in ReportingWebhook.unscoped.filter(workspace_id=delivery.workspace_id, active=True)
+    hooks = [hook for hook in ReportingWebhook.objects.for_workspace(delivery.workspace_id).filter(active=True)
              if not hook.events or names & set(hook.events)]
     if not hooks:
         return 0
     payload = payload_for(delivery, event)
     now = timezone.now()
-    ReportingWebhookCall.unscoped.bulk_create([
+    ReportingWebhookCall.objects.for_workspace(delivery.workspace_id).bulk_create([
         ReportingWebhookCall(workspace_id=delivery.workspace_id, webhook=hook, delivery=delivery,
                              payload=payload, next_attempt_at=now)
         for hook in hooks

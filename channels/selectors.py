@@ -141,7 +141,7 @@ LEDGER_VALUES = ("id", "created_at", "profile__cio_id", "profile__external_id", 
 def consent_ledger(workspace, *, since: datetime | None, until: datetime | None, channel: str | None,
                    topic_key: str | None, cio_id: str | None):
     """Ledger rows as dicts, oldest first, for streaming (unscoped: read after the view returns)."""
-    records = ConsentRecord.unscoped.filter(workspace=workspace)
+    records = ConsentRecord.objects.for_workspace(workspace)
     if since is not None:
         records = records.filter(created_at__gte=since)
     if until is not None:

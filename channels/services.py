@@ -279,7 +279,7 @@ def new_secret() -> str:
 
 def _check_name_free(workspace, name: str, exclude: int | None = None) -> None:
     workspace_id = getattr(workspace, "pk", workspace)
-    taken = ReportingWebhook.unscoped.filter(workspace_id=workspace_id, name=name).exclude(pk=exclude)
+    taken = ReportingWebhook.objects.for_workspace(workspace_id).filter(name=name).exclude(pk=exclude)
     if taken.exists():
         raise ValidationError({"name": "A reporting webhook with this name already exists."})
 
@@ -290,7 +290,7 @@ def create_webhook(*, workspace, name: str, url: str, events: list[str] | None =
     """Create a webhook; returns it with its signing secret (shown once, never again)."""
     _check_name_free(workspace, name)
     secret = secret or new_secret()
-    webhook = ReportingWebhook.unscoped.create(workspace=workspace, name=name, url=url, events=events or [],
+    webhook = ReportingWebhook.objects.for_workspace(workspace).create(name=name, url=url, events=events or [],
                                                active=active, secret_encrypted=encrypt(secret))
     return webhook, secret
 

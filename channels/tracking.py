@@ -177,7 +177,7 @@ def unsubscribe_from_delivery(delivery: Delivery, *, evidence: dict,
     if profile is None:
         return False
     workspace = delivery.workspace
-    profile = Profile.unscoped.select_for_update().get(pk=profile.pk, workspace=workspace)
+    profile = Profile.objects.for_workspace(workspace).select_for_update().get(pk=profile.pk)
     topic = delivery.topic
     with workspace_scope(workspace):
         if topic is not None:
@@ -198,7 +198,7 @@ def profile_for_preferences(token: str) -> Profile | None:
         return None
     if not isinstance(value, dict) or not isinstance(value.get("w"), int) or not isinstance(value.get("p"), str):
         return None
-    return Profile.unscoped.select_related("workspace").filter(workspace_id=value["w"], cio_id=value["p"]).first()
+    return Profile.objects.for_workspace(value["w"]).select_related("workspace").filter(cio_id=value["p"]).first()
 
 
 def preference_state(profile: Profile) -> list[dict]:
@@ -206,7 +206,7 @@ def preference_state(profile: Profile) -> list[dict]:
     (the topic's default when none) says so and no single channel is opted out of it."""
     prefs = preferences_of(profile.workspace, profile)
     states = []
-    for topic in SubscriptionTopic.unscoped.filter(workspace_id=profile.workspace_id).order_by("name", "pk"):
+    for topic in SubscriptionTopic.objects.for_workspace(profile.workspace_id).order_by("name", "pk"):
         per_channel = {channel: subscribed for (channel, topic_id), subscribed in prefs.items()
                        if channel and topic_id == topic.pk}
         general = prefs.get(("", topic.pk), topic.default_subscribed)
@@ -221,7 +221,8 @@ def save_preferences(profile: Profile, *, topic_keys: set[str], unsubscribe_all:
     """Record what changed on the preferences page; returns how many choices changed. The page
     speaks for every channel: a per-channel choice that disagrees with it is changed too."""
     workspace = profile.workspace
-    profile = Profile.unscoped.select_for_update().select_related("workspace").get(pk=profile.pk, workspace=workspace)
+    profile = Profile.objects.for_workspace(workspace).select_for_update().select_related("workspace").get(
+        pk=profile.pk)
     changed = 0
     with workspace_scope(workspace):
         for state in preference_state(profile):

@@ -32,7 +32,7 @@ class AuditEntryAdmin(AdminExportMixin, LogEntryAdminMixin, ReadOnlyWorkspaceSco
     def get_queryset(self, request):
         # The key is a plain id on the entry (core has no foreign key to accounts): its label is
         # read in the same query.
-        keys = ApiKey.unscoped.filter(pk=OuterRef("api_key_id"))
+        keys = ApiKey.objects.for_workspace(request.workspace).filter(pk=OuterRef("api_key_id"))
         return super().get_queryset(request).annotate(
             api_key_name=Subquery(keys.values("name")[:1]), api_key_kind=Subquery(keys.values("kind")[:1]),
             api_key_prefix=Subquery(keys.values("prefix")[:1]))

@@ -82,8 +82,8 @@ def request_deletion(*, workspace, identifiers: dict, reason: str = "", source: 
                 to_suppress[suppressed_kind] = getattr(person, field)
     if kind not in IdentifierKind.values:  # an anonymous id (Track ingest): recorded by the person's cio_id
         kind, value = "cio_id", person.cio_id if person else value
-    record = DeletionRecord.unscoped.create(
-        workspace=workspace, identifier_type=kind, identifier_hash=identifier_hash(key, kind, value),
+    record = DeletionRecord.objects.for_workspace(workspace).create(
+        identifier_type=kind, identifier_hash=identifier_hash(key, kind, value),
         profile_id=person.pk if person else None, requested_by=user, api_key=api_key, source=source,
         reason=reason,
     )
@@ -111,12 +111,12 @@ def enqueue(record: DeletionRecord) -> None:
 # returns done=False runs again, in a new transaction, until it is done (events, in chunks).
 
 def _anonymous_ids(record) -> list[str]:
-    return list(Identity.unscoped.filter(workspace_id=record.workspace_id, profile_id=record.profile_id)
+    return list(Identity.objects.for_workspace(record.workspace_id).filter(profile_id=record.profile_id)
                 .values_list("anonymous_id", flat=True))
 
 
 def _subject_refs(record) -> list[dict]:
-    person = Profile.unscoped.filter(workspace_id=record.workspace_id, pk=record.profile_id).first()
+    person = Profile.objects.for_workspace(record.workspace_id).filter(pk=record.profile_id).first()
     if person is None:
         return []
     refs = [{"cio_id": person.cio_id}]
@@ -139,7 +139,7 @@ def delete_inbound(record):
         match |= Q(payload__previous_id=anonymous_id)
     if not match:
         return {}, True
-    removed, _ = InboundOperation.unscoped.filter(Q(workspace_id=record.workspace_id) & match).delete()
+    removed, _ = InboundOperation.objects.for_workspace(record.workspace_id).filter(match).delete()
     return {"profiles.InboundOperation": removed}, True
 
 
@@ -189,7 +189,7 @@ def delete_changes(record):
 
 def _rows_step(model):
     def step(record):
-        rows = model.unscoped.filter(workspace_id=record.workspace_id, profile_id=record.profile_id)
+        rows = model.objects.for_workspace(record.workspace_id).filter(profile_id=record.profile_id)
         keys = record.progress.setdefault("audit_keys", {}).setdefault(model._meta.label, [])
         keys.extend(pk for pk in rows.values_list("pk", flat=True) if pk not in keys)
         removed, _ = rows.delete()
@@ -200,9 +200,9 @@ def _rows_step(model):
 
 def delete_memberships(record):
     """The person's segment history; the segments they are in now count one member fewer."""
-    rows = SegmentMembership.unscoped.filter(workspace_id=record.workspace_id, profile_id=record.profile_id)
+    rows = SegmentMembership.objects.for_workspace(record.workspace_id).filter(profile_id=record.profile_id)
     current = rows.filter(exited_at__isnull=True).values("segment_id")
-    Segment.unscoped.filter(workspace_id=record.workspace_id, pk__in=current).update(
+    Segment.objects.for_workspace(record.workspace_id).filter(pk__in=current).update(
         member_count=Greatest(F("member_count") - 1, 0))
     removed, _ = rows.delete()
     return {SegmentMembership._meta.label: removed}, True
@@ -213,7 +213,7 @@ def delete_profile(record):
     through its workspace-led index (never an unfiltered cascade over events)."""
     counts = _late_messaging_rows(record)
     for model in (Event, Relationship, Device, Identity, SegmentMembership, Change):
-        removed, _ = model.unscoped.filter(workspace_id=record.workspace_id, profile_id=record.profile_id).delete()
+        removed, _ = model.objects.for_workspace(record.workspace_id).filter(profile_id=record.profile_id).delete()
         if removed:
             counts[model._meta.label] = removed
     with connection.cursor() as cursor:
@@ -227,7 +227,7 @@ def delete_profile(record):
 
 def person_addresses(workspace_id, profile_id) -> dict[str, set[str]]:
     """The person's addresses as the messaging tables store them, by channel kind."""
-    person = Profile.unscoped.filter(workspace_id=workspace_id, pk=profile_id).first()
+    person = Profile.objects.for_workspace(workspace_id).filter(pk=profile_id).first()
     found = {"email": set(), "phone": set(), "push": set()}
     if person is None:
         return found
@@ -235,7 +235,7 @@ def person_addresses(workspace_id, profile_id) -> dict[str, set[str]]:
         found["email"].add(normalize_address(ChannelType.EMAIL, person.email))
     if person.phone:
         found["phone"] |= {person.phone, normalize_address(ChannelType.SMS, person.phone)}
-    found["push"] = set(Device.unscoped.filter(workspace_id=workspace_id, profile_id=profile_id)
+    found["push"] = set(Device.objects.for_workspace(workspace_id).filter(profile_id=profile_id)
                         .values_list("token", flat=True))
     return found
 
@@ -252,7 +252,7 @@ def unlinked_deliveries_q(addresses) -> Q | None:
 
 
 def _delivery_ids(workspace_id, profile_id, limit) -> list[int]:
-    deliveries = Delivery.unscoped.filter(workspace_id=workspace_id).order_by()
+    deliveries = Delivery.objects.for_workspace(workspace_id).order_by()
     ids = list(deliveries.filter(profile_id=profile_id).values_list("pk", flat=True)[:limit])
     if len(ids) < limit:
         unlinked = unlinked_deliveries_q(person_addresses(workspace_id, profile_id))
@@ -285,7 +285,7 @@ def delete_deliveries(record):
 
 def delete_inbound_messages(record):
     """Messages the person sent, and those from their phone number that were matched to nobody."""
-    rows = InboundMessage.unscoped.filter(workspace_id=record.workspace_id)
+    rows = InboundMessage.objects.for_workspace(record.workspace_id)
     removed, _ = rows.filter(profile_id=record.profile_id).delete()
     phones = person_addresses(record.workspace_id, record.profile_id)["phone"]
     if phones:
@@ -308,8 +308,8 @@ def delete_consent_records(record):
 
 
 def delete_preferences(record):
-    removed, _ = SubscriptionPreference.unscoped.filter(
-        workspace_id=record.workspace_id, profile_id=record.profile_id).delete()
+    removed, _ = SubscriptionPreference.objects.for_workspace(record.workspace_id).filter(
+        profile_id=record.profile_id).delete()
     return {SubscriptionPreference._meta.label: removed}, True
 
 
@@ -323,7 +323,7 @@ def suppressions_of(workspace_id, profile_id, addresses: dict | None = None):
         match |= Q(channel__in=PHONE_CHANNELS, address__in=addresses["phone"])
     if addresses["push"]:
         match |= Q(channel=ChannelType.PUSH, address__in=addresses["push"])
-    return Suppression.unscoped.filter(Q(workspace_id=workspace_id) & match)
+    return Suppression.objects.for_workspace(workspace_id).filter(match)
 
 
 def _shared_addresses(workspace_id, profile_id, suppressions) -> set[tuple[str, str]]:
@@ -331,14 +331,14 @@ def _shared_addresses(workspace_id, profile_id, suppressions) -> set[tuple[str, 
     emails = {s.address for s in suppressions if s.channel == ChannelType.EMAIL}
     phones = {s.address for s in suppressions if s.channel in PHONE_CHANNELS}
     tokens = {s.address for s in suppressions if s.channel == ChannelType.PUSH}
-    people = Profile.unscoped.filter(workspace_id=workspace_id).exclude(pk=profile_id)
+    people = Profile.objects.for_workspace(workspace_id).exclude(pk=profile_id)
     shared = set()
     if emails:
         shared |= {("email", e) for e in people.filter(email__in=emails).values_list("email", flat=True)}
     if phones:
         shared |= {("phone", p) for p in people.filter(phone__in=phones).values_list("phone", flat=True)}
     if tokens:
-        shared |= {("push", t) for t in Device.unscoped.filter(workspace_id=workspace_id, token__in=tokens)
+        shared |= {("push", t) for t in Device.objects.for_workspace(workspace_id).filter(token__in=tokens)
                    .exclude(profile_id=profile_id).values_list("token", flat=True)}
     return shared
 
@@ -362,8 +362,8 @@ def delete_suppressions(record):
     gone = [s.pk for s in found if s not in kept]
     keys = record.progress.setdefault("audit_keys", {}).setdefault(Suppression._meta.label, [])
     keys.extend(pk for pk in (s.pk for s in found) if pk not in keys)
-    Suppression.unscoped.filter(workspace_id=record.workspace_id, pk__in=detach).update(profile=None, note="")
-    removed, _ = Suppression.unscoped.filter(workspace_id=record.workspace_id, pk__in=gone).delete()
+    Suppression.objects.for_workspace(record.workspace_id).filter(pk__in=detach).update(profile=None, note="")
+    removed, _ = Suppression.objects.for_workspace(record.workspace_id).filter(pk__in=gone).delete()
     return {Suppression._meta.label: removed, f"{Suppression._meta.label} (kept for another person)": len(detach)}, True
 
 
@@ -456,10 +456,11 @@ STEP_FOR_MODEL = {
 NOT_SUBJECT_DATA = {"accounts.User": "console users (members), not data subjects of a workspace"}
 
 
-def _run_step(record_pk: int, name: str, step) -> bool:
-    """One transaction: run (a chunk of) the step, add its counts, mark it done when it is."""
+def _run_step(records, record_pk: int, name: str, step) -> bool:
+    """One transaction: run (a chunk of) the step, add its counts, mark it done when it is.
+    `records`: the deletion records of the record's workspace."""
     with transaction.atomic(), disable_auditlog():
-        record = DeletionRecord.unscoped.select_for_update().get(pk=record_pk)
+        record = records.select_for_update().get(pk=record_pk)
         if record.progress.get(name):
             return True
         counts, done = step(record) if record.profile_id is not None else ({}, True)
@@ -476,18 +477,19 @@ def run_deletion(record: DeletionRecord, *, steps=STEPS) -> DeletionRecord:
     (the row lock makes them take turns, and done steps are skipped)."""
     if record.status == DeletionStatus.COMPLETED:
         return record
-    DeletionRecord.unscoped.filter(pk=record.pk).update(
+    records = DeletionRecord.objects.for_workspace(record.workspace_id)
+    records.filter(pk=record.pk).update(
         status=DeletionStatus.RUNNING, started_at=record.started_at or timezone.now(), updated_at=timezone.now())
     try:
         for name, step in steps:
-            while not _run_step(record.pk, name, step):
+            while not _run_step(records, record.pk, name, step):
                 pass
     except Exception:
-        DeletionRecord.unscoped.filter(pk=record.pk).update(status=DeletionStatus.FAILED, updated_at=timezone.now())
+        records.filter(pk=record.pk).update(status=DeletionStatus.FAILED, updated_at=timezone.now())
         logger.exception("deletion step failed", extra={"deletion": record.pk})
         raise
     with transaction.atomic():
-        record = DeletionRecord.unscoped.select_for_update().get(pk=record.pk)
+        record = records.select_for_update().get(pk=record.pk)
         if record.status != DeletionStatus.COMPLETED:
             record.status, record.completed_at = DeletionStatus.COMPLETED, timezone.now()
             record.progress.pop("audit_keys", None)  # bookkeeping, no longer needed
@@ -517,7 +519,8 @@ def resume_incomplete_deletions() -> int:
 
 @transaction.atomic
 def lift_suppression(*, suppression: SuppressedIdentifier, user=None, api_key=None) -> SuppressedIdentifier:
-    suppression = SuppressedIdentifier.unscoped.select_for_update().get(pk=suppression.pk)
+    suppression = (SuppressedIdentifier.objects.for_workspace(suppression.workspace_id).select_for_update()
+                   .get(pk=suppression.pk))
     if suppression.lifted_at is None:
         suppression.lifted_at = timezone.now()
         suppression.lifted_by, suppression.lifted_by_api_key = user, api_key

@@ -100,19 +100,19 @@ def person_deliveries(workspace, person: Profile, addresses: dict):
     """The person's deliveries, and those to their email or phone that name nobody (a message to a
     bare address): the same ones the deletion removes. A UNION ALL, each half on delivery_ws_profile.
     `addresses` as `compliance.deletion.person_addresses` gives them."""
-    own = Delivery.unscoped.filter(workspace=workspace, profile=person)
+    own = Delivery.objects.for_workspace(workspace).filter(profile=person)
     unlinked = unlinked_deliveries_q(addresses)
     if unlinked is None:
         return own
-    return own.union(Delivery.unscoped.filter(Q(workspace=workspace, profile__isnull=True) & unlinked), all=True)
+    return own.union(Delivery.objects.for_workspace(workspace).filter(Q(profile__isnull=True) & unlinked), all=True)
 
 
 def person_inbound_messages(workspace, person: Profile, addresses: dict):
     """Messages the person sent, and those from their phone number matched to nobody."""
-    own = InboundMessage.unscoped.filter(workspace=workspace, profile=person)
+    own = InboundMessage.objects.for_workspace(workspace).filter(profile=person)
     if not addresses["phone"]:
         return own
-    return own.union(InboundMessage.unscoped.filter(workspace=workspace, profile__isnull=True,
+    return own.union(InboundMessage.objects.for_workspace(workspace).filter(profile__isnull=True,
                                                     from_address__in=addresses["phone"]), all=True)
 
 
@@ -140,10 +140,10 @@ def bundle_chunks(*, workspace, person: Profile) -> Iterator[bytes]:
             .select_related("segment").order_by("entered_at", "pk")
         ]
     addresses = person_addresses(workspace.pk, person.pk)
-    consent = [_consent(row) for row in ConsentRecord.unscoped.filter(workspace=workspace, profile=person)
+    consent = [_consent(row) for row in ConsentRecord.objects.for_workspace(workspace).filter(profile=person)
                .order_by("created_at", "pk")]
-    preferences = [_preference(row) for row in SubscriptionPreference.unscoped.filter(
-        workspace=workspace, profile=person).select_related("topic").order_by("channel", "topic__key", "pk")]
+    preferences = [_preference(row) for row in SubscriptionPreference.objects.for_workspace(workspace).filter(
+        profile=person).select_related("topic").order_by("channel", "topic__key", "pk")]
     suppressions = [_suppression(row) for row in
                     suppressions_of(workspace.pk, person.pk, addresses).order_by("created_at", "pk")]
     deliveries = person_deliveries(workspace, person, addresses).order_by("created_at", "pk")
@@ -177,7 +177,7 @@ def _deliveries(workspace, deliveries) -> Iterator[list[str]]:
 
     def written():
         events: dict[int, list] = {}
-        for event in DeliveryEvent.unscoped.filter(workspace=workspace, delivery_id__in=[d.pk for d in batch]) \
+        for event in DeliveryEvent.objects.for_workspace(workspace).filter(delivery_id__in=[d.pk for d in batch]) \
                 .order_by("at", "pk"):
             events.setdefault(event.delivery_id, []).append(_delivery_event(event))
         return [_dumps(_delivery(d, events.get(d.pk, []))) for d in batch]

@@ -32,4 +32,4 @@ def clean_identifiers(value, field: str = "identifiers") -> tuple[str, str]:
 
 def people_named(workspace, kind: str, value):
     """Everyone the identifier names in the workspace, oldest first (only a phone can name several)."""
-    return Profile.unscoped.filter(workspace=workspace, **{COLUMNS[kind]: normalize(kind, value)}).order_by("pk")
+    return Profile.objects.for_workspace(workspace).filter(**{COLUMNS[kind]: normalize(kind, value)}).order_by("pk")

@@ -7,22 +7,61 @@ from django.db import models
 from core.context import current_actor, current_workspace, current_workspace_or_none
 
 
-class WorkspaceScopedManager(models.Manager):
+class WorkspaceQuerySet(models.QuerySet):
+    """A queryset that knows its workspace once `for_workspace(ws)` named it: rows it creates
+    (`create`, `get_or_create`, `update_or_create`) belong to that workspace."""
+
+    _workspace_id: int | None = None
+    _workspace = None  # the instance, when for_workspace() was given one (saves a query on `.workspace`)
+
+    def _clone(self):
+        clone = super()._clone()
+        clone._workspace_id, clone._workspace = self._workspace_id, self._workspace
+        return clone
+
+    def _owned(self, kwargs: dict) -> dict:
+        if self._workspace_id is not None and "workspace" not in kwargs and "workspace_id" not in kwargs:
+            if self._workspace is not None:
+                kwargs["workspace"] = self._workspace
+            else:
+                kwargs["workspace_id"] = self._workspace_id
+        return kwargs
+
+    def create(self, **kwargs):
+        return super().create(**self._owned(kwargs))
+
+    def get_or_create(self, defaults=None, **kwargs):
+        return super().get_or_create(defaults=defaults, **self._owned(kwargs))
+
+    def update_or_create(self, defaults=None, create_defaults=None, **kwargs):
+        return super().update_or_create(defaults=defaults, create_defaults=create_defaults, **self._owned(kwargs))
+
+
+class WorkspaceScopedManager(models.Manager.from_queryset(WorkspaceQuerySet)):
     """Default manager of tenant models: only the workspace in scope, and raises when none is.
 
     `for_workspace(ws)` names the workspace explicitly instead (jobs and services that are handed
-    one); it is the scoped form to prefer over the `unscoped` manager.
+    one, responses streamed after their view returned); it is the scoped form to prefer over the
+    `unscoped` manager, which every tenant model also has for deliberate cross-workspace code
+    (tests/unscoped_allowlist.py lists each use).
     """
 
     def get_queryset(self):
         workspace = current_workspace()
-        return super().get_queryset().filter(workspace_id=workspace.pk)
+        return self._all_workspaces().filter(workspace_id=workspace.pk)
+
+    def _all_workspaces(self):
+        return super().get_queryset()
 
     def for_workspace(self, workspace):
+        """This workspace's rows (a Workspace or its id), whatever is in scope."""
         workspace_id = workspace if isinstance(workspace, int) else workspace.pk
         if workspace_id is None:
             raise ValueError("for_workspace() needs a saved workspace")
-        return super().get_queryset().filter(workspace_id=workspace_id)
+        queryset = self._all_workspaces().filter(workspace_id=workspace_id)
+        queryset._workspace_id = workspace_id
+        queryset._workspace = None if isinstance(workspace, int) else workspace
+        return queryset
 
 
 class WorkspaceScopedModel(models.Model):

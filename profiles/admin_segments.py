@@ -201,7 +201,7 @@ class SegmentAdmin(PeopleAdmin):
 
     @admin.display(description="current members (newest first)")
     def members(self, obj):
-        rows = (SegmentMembership.unscoped.filter(workspace_id=obj.workspace_id, segment=obj, exited_at__isnull=True)
+        rows = (SegmentMembership.objects.for_workspace(obj.workspace_id).filter(segment=obj, exited_at__isnull=True)
                 .select_related("profile").order_by("-entered_at", "-pk")[:MEMBERS_SHOWN])
         if not rows:
             return "—"

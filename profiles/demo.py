@@ -76,9 +76,9 @@ def seed_demo_people(*, workspace, people: int = 200, events_per_person: int = 2
         fields, signed_up = _person(rng, n, now)
         rows.append(Profile(workspace=workspace, **fields))
         times[fields["external_id"]] = signed_up
-    Profile.unscoped.bulk_create(rows, ignore_conflicts=True)
+    Profile.objects.for_workspace(workspace).bulk_create(rows, ignore_conflicts=True)
     by_id = dict(
-        Profile.unscoped.filter(workspace=workspace, external_id__in=times).values_list("external_id", "pk")
+        Profile.objects.for_workspace(workspace).filter(external_id__in=times).values_list("external_id", "pk")
     )
     events, devices, identities = [], [], []
     for external_id, signed_up in times.items():
@@ -90,11 +90,11 @@ def seed_demo_people(*, workspace, people: int = 200, events_per_person: int = 2
             devices.append(Device(workspace=workspace, profile_id=profile_id, platform=rng.choice(DevicePlatform.values),
                                   token=f"demo-token-{external_id}", last_used=now - timedelta(days=rng.randint(0, 30))))
         identities.append(Identity(workspace=workspace, profile_id=profile_id, anonymous_id=f"anon-{external_id}"))
-    Event.unscoped.bulk_create(events, ignore_conflicts=True, batch_size=2000)
-    Device.unscoped.bulk_create(devices, ignore_conflicts=True)
-    Identity.unscoped.bulk_create(identities, ignore_conflicts=True)
+    Event.objects.for_workspace(workspace).bulk_create(events, ignore_conflicts=True, batch_size=2000)
+    Device.objects.for_workspace(workspace).bulk_create(devices, ignore_conflicts=True)
+    Identity.objects.for_workspace(workspace).bulk_create(identities, ignore_conflicts=True)
     return {
-        "people": Profile.unscoped.filter(workspace=workspace).count(),
-        "events": Event.unscoped.filter(workspace=workspace).count(),
-        "devices": Device.unscoped.filter(workspace=workspace).count(),
+        "people": Profile.objects.for_workspace(workspace).count(),
+        "events": Event.objects.for_workspace(workspace).count(),
+        "devices": Device.objects.for_workspace(workspace).count(),
     }

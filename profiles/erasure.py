@@ -46,7 +46,7 @@ def workspace_key(workspace) -> bytes:
         return key
     try:
         with transaction.atomic():
-            WorkspaceSecret.unscoped.create(workspace=workspace, key_encrypted=encrypt(secrets.token_hex(32)))
+            WorkspaceSecret.objects.for_workspace(workspace).create(key_encrypted=encrypt(secrets.token_hex(32)))
     except IntegrityError:  # created concurrently
         pass
     return stored_key(workspace)
@@ -61,7 +61,7 @@ def identifier_hash(key: bytes, kind: str, value) -> str:
 def suppress_identifiers(workspace, identifiers: dict[str, str], *, deletion_id: int | None) -> None:
     """Suppress {kind: value} (kinds among id/email/phone); already suppressed ones stay as they are."""
     key = workspace_key(workspace)
-    SuppressedIdentifier.unscoped.bulk_create(
+    SuppressedIdentifier.objects.for_workspace(workspace).bulk_create(
         [SuppressedIdentifier(workspace=workspace, kind=kind, hash=identifier_hash(key, kind, value),
                               deletion_id=deletion_id)
          for kind, value in identifiers.items() if kind in SUPPRESSED_KINDS],

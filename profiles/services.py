@@ -30,14 +30,14 @@ def _dt(ts: float) -> datetime:
 
 def find_person(workspace, ref: dict) -> Profile | None:
     key, value = next(iter(ref.items()))
-    people = Profile.unscoped.filter(workspace=workspace)
+    people = Profile.objects.for_workspace(workspace)
     if key == "id":
         return people.filter(external_id=value).first()
     if key == "email":
         return people.filter(email=value).first()
     if key == "cio_id":
         return people.filter(cio_id=value).first()
-    identity = Identity.unscoped.filter(workspace=workspace, anonymous_id=value).select_related("profile").first()
+    identity = Identity.objects.for_workspace(workspace).filter(anonymous_id=value).select_related("profile").first()
     return identity.profile if identity else None
 
 
@@ -50,12 +50,12 @@ def get_or_create_person(workspace, ref: dict, *, create: bool = True) -> Profil
     try:
         with transaction.atomic():
             if key == "anonymous_id":
-                person = Profile.unscoped.create(workspace=workspace)
-                Identity.unscoped.create(workspace=workspace, profile=person, anonymous_id=value)
+                person = Profile.objects.for_workspace(workspace).create()
+                Identity.objects.for_workspace(workspace).create(profile=person, anonymous_id=value)
             elif key == "email":
-                person = Profile.unscoped.create(workspace=workspace, email=value)
+                person = Profile.objects.for_workspace(workspace).create(email=value)
             else:
-                person = Profile.unscoped.create(workspace=workspace, external_id=value)
+                person = Profile.objects.for_workspace(workspace).create(external_id=value)
     except IntegrityError:  # created concurrently (e.g. from the App API)
         return find_person(workspace, ref)
     feed.person_changed(person, None)
@@ -90,7 +90,8 @@ def identify(workspace, op: dict) -> Profile | None:
             return None
         # Identify by id with an email that an id-less person already has: that person gets the id.
         if "id" in ref and op.get("email"):
-            person = Profile.unscoped.filter(workspace=workspace, email=op["email"], external_id__isnull=True).first()
+            person = Profile.objects.for_workspace(workspace).filter(
+                email=op["email"], external_id__isnull=True).first()
             if person is not None:
                 before = feed.snapshot(person)
                 person.external_id = ref["id"]
@@ -99,8 +100,8 @@ def identify(workspace, op: dict) -> Profile | None:
             person = get_or_create_person(workspace, ref)
     if not fields:
         before = feed.snapshot(person)
-    if op.get("set_id") and not person.external_id and not Profile.unscoped.filter(
-        workspace=workspace, external_id=op["set_id"]
+    if op.get("set_id") and not person.external_id and not Profile.objects.for_workspace(workspace).filter(
+        external_id=op["set_id"]
     ).exists():
         person.external_id = op["set_id"]
         fields.add("external_id")
@@ -139,24 +140,24 @@ def _apply_columns(workspace, person: Profile, op: dict, ts: float) -> set[str]:
 
 
 def _email_taken(workspace, email: str, person: Profile) -> bool:
-    return Profile.unscoped.filter(workspace=workspace, email=email).exclude(pk=person.pk).exists()
+    return Profile.objects.for_workspace(workspace).filter(email=email).exclude(pk=person.pk).exists()
 
 
 # --- anonymous ids and merging --------------------------------------------------------------------
 
 def link_anonymous_id(workspace, person: Profile, anonymous_id: str) -> None:
     """Tie an anonymous id to `person`, absorbing an anonymous profile and its recent events."""
-    identity = Identity.unscoped.filter(workspace=workspace, anonymous_id=anonymous_id).select_related("profile").first()
+    identity = Identity.objects.for_workspace(workspace).filter(
+        anonymous_id=anonymous_id).select_related("profile").first()
     if identity is not None and identity.profile_id != person.pk:
         other = identity.profile
         if other.external_id or other.email:
             return  # the anonymous id already belongs to a known person
         merge_people(workspace, primary=person, secondary=other)
     elif identity is None:
-        Identity.unscoped.create(workspace=workspace, profile=person, anonymous_id=anonymous_id)
+        Identity.objects.for_workspace(workspace).create(profile=person, anonymous_id=anonymous_id)
     since = datetime.now(UTC) - timedelta(days=settings.ULAK_ANONYMOUS_MERGE_DAYS)
-    Event.unscoped.filter(
-        workspace=workspace, anonymous_id=anonymous_id, profile__isnull=True, timestamp__gte=since
+    Event.objects.for_workspace(workspace).filter(anonymous_id=anonymous_id, profile__isnull=True, timestamp__gte=since
     ).update(profile=person)
 
 
@@ -165,11 +166,11 @@ def merge_people(workspace, *, primary: Profile, secondary: Profile) -> Profile:
     if primary.pk == secondary.pk:
         return primary
     before, secondary_id = feed.snapshot(primary), secondary.pk
-    Event.unscoped.filter(workspace=workspace, profile=secondary).update(profile=primary)
-    Identity.unscoped.filter(workspace=workspace, profile=secondary).update(profile=primary)
-    Device.unscoped.filter(workspace=workspace, profile=secondary).update(profile=primary)
-    taken = Relationship.unscoped.filter(workspace=workspace, profile=primary).values("object_id")
-    Relationship.unscoped.filter(workspace=workspace, profile=secondary).exclude(object_id__in=taken).update(
+    Event.objects.for_workspace(workspace).filter(profile=secondary).update(profile=primary)
+    Identity.objects.for_workspace(workspace).filter(profile=secondary).update(profile=primary)
+    Device.objects.for_workspace(workspace).filter(profile=secondary).update(profile=primary)
+    taken = Relationship.objects.for_workspace(workspace).filter(profile=primary).values("object_id")
+    Relationship.objects.for_workspace(workspace).filter(profile=secondary).exclude(object_id__in=taken).update(
         profile=primary
     )
     for name, value in secondary.attributes.items():
@@ -204,8 +205,8 @@ def alias(workspace, op: dict) -> None:
     """Segment alias: `previous_id` (anonymous id or an older user id) becomes `person`."""
     person = get_or_create_person(workspace, op["person"])
     previous = op["previous_id"]
-    if not Identity.unscoped.filter(workspace=workspace, anonymous_id=previous).exists():
-        older = Profile.unscoped.filter(workspace=workspace, external_id=previous).first()
+    if not Identity.objects.for_workspace(workspace).filter(anonymous_id=previous).exists():
+        older = Profile.objects.for_workspace(workspace).filter(external_id=previous).first()
         if older is not None:
             merge_people(workspace, primary=person, secondary=older)
             return
@@ -228,10 +229,11 @@ def resolve_people(workspace, refs: Iterable[dict], *, create: bool = True) -> d
     found: dict[tuple, Profile] = {}
     for key, values in wanted.items():
         if key == "anonymous_id":
-            identities = Identity.unscoped.filter(workspace=workspace, anonymous_id__in=values).select_related("profile")
+            identities = Identity.objects.for_workspace(workspace).filter(
+                anonymous_id__in=values).select_related("profile")
             found.update({(key, i.anonymous_id): i.profile for i in identities})
         else:
-            people = Profile.unscoped.filter(workspace=workspace, **{f"{column[key]}__in": values}).only(
+            people = Profile.objects.for_workspace(workspace).filter(**{f"{column[key]}__in": values}).only(
                 "pk", "workspace_id", column[key])
             found.update({(key, getattr(p, column[key])): p for p in people})
     if create:
@@ -323,14 +325,14 @@ def add_device(workspace, op: dict) -> Device | None:
     defaults = {"profile": person, "platform": spec["platform"], "attributes": spec.get("attributes") or {}}
     if spec.get("last_used") is not None:
         defaults["last_used"] = _dt(spec["last_used"])
-    device, _ = Device.unscoped.update_or_create(workspace=workspace, token=spec["token"], defaults=defaults)
+    device, _ = Device.objects.for_workspace(workspace).update_or_create(token=spec["token"], defaults=defaults)
     return device
 
 
 def delete_device(workspace, op: dict) -> None:
     person = find_person(workspace, op["person"])
     if person is not None:
-        Device.unscoped.filter(workspace=workspace, profile=person, token=op["token"]).delete()
+        Device.objects.for_workspace(workspace).filter(profile=person, token=op["token"]).delete()
 
 
 def set_suppressed(workspace, op: dict, suppressed: bool) -> None:
@@ -346,18 +348,18 @@ def set_suppressed(workspace, op: dict, suppressed: bool) -> None:
 
 def _get_object(workspace, ref: dict, *, create: bool = True) -> tuple[CustomObject | None, bool]:
     """(the object, whether it was created); its object_type is loaded."""
-    object_type = ObjectType.unscoped.filter(workspace=workspace, type_id=ref["type_id"]).first()
+    object_type = ObjectType.objects.for_workspace(workspace).filter(type_id=ref["type_id"]).first()
     if object_type is None:
         if not create:
             return None, False
-        object_type, _ = ObjectType.unscoped.get_or_create(
-            workspace=workspace, type_id=ref["type_id"], defaults={"name": f"Object type {ref['type_id']}"}
+        object_type, _ = ObjectType.objects.for_workspace(workspace).get_or_create(
+            type_id=ref["type_id"], defaults={"name": f"Object type {ref['type_id']}"}
         )
     if not create:
-        obj, created = CustomObject.unscoped.filter(workspace=workspace, object_type=object_type,
+        obj, created = CustomObject.objects.for_workspace(workspace).filter(object_type=object_type,
                                                     object_id=ref["object_id"]).first(), False
     else:
-        obj, created = CustomObject.unscoped.get_or_create(workspace=workspace, object_type=object_type,
+        obj, created = CustomObject.objects.for_workspace(workspace).get_or_create(object_type=object_type,
                                                            object_id=ref["object_id"])
     if obj is not None:
         obj.object_type = object_type
@@ -400,8 +402,8 @@ def delete_object(workspace, op: dict) -> None:
 
 
 def _relate(workspace, person: Profile, obj: CustomObject, attributes: dict) -> None:
-    relationship, created = Relationship.unscoped.get_or_create(
-        workspace=workspace, profile=person, object=obj, defaults={"attributes": attributes}
+    relationship, created = Relationship.objects.for_workspace(workspace).get_or_create(
+        profile=person, object=obj, defaults={"attributes": attributes}
     )
     if created:
         feed.relationship_changed(workspace.pk, person.pk, obj.object_type.type_id, obj.object_id, "added",
@@ -417,7 +419,7 @@ def _relate(workspace, person: Profile, obj: CustomObject, attributes: dict) -> 
 
 def _set_relationship(workspace, person: Profile, obj: CustomObject, attributes: dict, *, remove: bool) -> None:
     if remove:
-        removed, _ = Relationship.unscoped.filter(workspace=workspace, profile=person, object=obj).delete()
+        removed, _ = Relationship.objects.for_workspace(workspace).filter(profile=person, object=obj).delete()
         if removed:
             feed.relationship_changed(workspace.pk, person.pk, obj.object_type.type_id, obj.object_id, "removed")
     else:
@@ -457,7 +459,7 @@ class ObjectTypeExists(Exception):
 def create_object_type(*, workspace, type_id: str, name: str) -> ObjectType:
     try:
         with transaction.atomic():
-            return ObjectType.unscoped.create(workspace=workspace, type_id=type_id, name=name)
+            return ObjectType.objects.for_workspace(workspace).create(type_id=type_id, name=name)
     except IntegrityError as exc:
         raise ObjectTypeExists(type_id) from exc
 
@@ -474,8 +476,8 @@ def delete_object_type(*, object_type: ObjectType) -> None:
     """Its objects and their relationships go too, each through a workspace-led filter."""
     workspace_id = object_type.workspace_id
     feed.object_type_deleted(object_type)
-    Relationship.unscoped.filter(workspace_id=workspace_id, object__object_type=object_type).delete()
-    CustomObject.unscoped.filter(workspace_id=workspace_id, object_type=object_type).delete()
+    Relationship.objects.for_workspace(workspace_id).filter(object__object_type=object_type).delete()
+    CustomObject.objects.for_workspace(workspace_id).filter(object_type=object_type).delete()
     object_type.delete()
 
 
@@ -487,8 +489,8 @@ def replace_object_attributes(*, workspace, object_type: ObjectType, object_id: 
     Every attribute touched (old or new) is stamped now, so an older Track update applied later
     cannot bring back a replaced or removed value.
     """
-    obj, created = CustomObject.unscoped.select_for_update().get_or_create(
-        workspace=workspace, object_type=object_type, object_id=object_id
+    obj, created = CustomObject.objects.for_workspace(workspace).select_for_update().get_or_create(
+        object_type=object_type, object_id=object_id
     )
     now = datetime.now(UTC).timestamp()
     before = dict(obj.attributes)
@@ -506,13 +508,13 @@ def replace_object_attributes(*, workspace, object_type: ObjectType, object_id: 
 def delete_custom_object(*, obj: CustomObject) -> None:
     people = _related_people(obj)
     _object_deleted(obj, people)
-    Relationship.unscoped.filter(workspace_id=obj.workspace_id, object=obj).delete()
+    Relationship.objects.for_workspace(obj.workspace_id).filter(object=obj).delete()
     obj.delete()
     keep_segments_live(obj.workspace, people, {"objects"})
 
 
 def _related_people(obj: CustomObject) -> list[int]:
-    return list(Relationship.unscoped.filter(workspace_id=obj.workspace_id, object=obj)
+    return list(Relationship.objects.for_workspace(obj.workspace_id).filter(object=obj)
                 .values_list("profile_id", flat=True))
 
 

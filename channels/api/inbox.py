@@ -58,8 +58,8 @@ class InboxTokenAuthentication(BaseAuthentication):
             grant = verify(parts[1].decode("ascii", "replace"))
         except InvalidInboxToken as exc:
             raise exceptions.AuthenticationFailed(str(exc)) from exc
-        profile = (Profile.unscoped.select_related("workspace")
-                   .filter(workspace_id=grant.workspace_id, cio_id=grant.cio_id).first())
+        profile = (Profile.objects.for_workspace(grant.workspace_id).select_related("workspace")
+                   .filter(cio_id=grant.cio_id).first())
         if profile is None:
             raise exceptions.AuthenticationFailed("the person this token names no longer exists")
         return InboxPrincipal(profile.workspace, profile), None

@@ -75,7 +75,7 @@ class SnippetScope(Mapping):
     @property
     def rows(self) -> dict[str, Snippet]:
         if self._rows is None:
-            snippets = Snippet.unscoped.filter(workspace_id=self.workspace_id).only("pk", "name", "version", "value")
+            snippets = Snippet.objects.for_workspace(self.workspace_id).only("pk", "name", "version", "value")
             self._rows = {snippet.name: snippet for snippet in snippets}
         return self._rows
 

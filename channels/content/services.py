@@ -67,7 +67,7 @@ def length_errors(model, values: Mapping) -> dict[str, str]:
 
 
 def name_taken(model, workspace_id: int, field: str, value, exclude_pk) -> bool:
-    rows = model.unscoped.filter(workspace_id=workspace_id, **{field: value})
+    rows = model.objects.for_workspace(workspace_id).filter(**{field: value})
     if exclude_pk is not None:
         rows = rows.exclude(pk=exclude_pk)
     return rows.exists()
@@ -102,7 +102,7 @@ def apply_changes(instance, changes: Mapping, content_fields: set[str]) -> list[
 def next_version(instance) -> None:
     """version + 1 under a row lock (held to the end of the transaction), as an integer so the
     audit log records [1, 2] rather than an F() expression."""
-    current = type(instance).unscoped.select_for_update().filter(pk=instance.pk) \
+    current = type(instance).objects.for_workspace(instance.workspace_id).select_for_update().filter(pk=instance.pk) \
         .values_list("version", flat=True).get()
     instance.version = current + 1
 
@@ -155,7 +155,7 @@ def update_snippet(*, snippet: Snippet, **changes) -> Snippet:
 @transaction.atomic
 def upsert_snippet(*, workspace, name: str, value: str) -> tuple[Snippet, bool]:
     """Customer.io's PUT /v1/snippets: create the snippet, or replace the value of the one so named."""
-    existing = Snippet.unscoped.select_for_update().filter(workspace=workspace, name=name).first() \
+    existing = Snippet.objects.for_workspace(workspace).select_for_update().filter(name=name).first() \
         if isinstance(name, str) else None
     if existing is None:
         return create_snippet(workspace=workspace, name=name, value=value), True

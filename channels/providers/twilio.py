@@ -43,7 +43,7 @@ def suppress_stopped(config, message: OutgoingMessage, note: str) -> None:
     from channels.inbound import suppress_stopped_address
     from channels.models import Delivery
 
-    delivery = (Delivery.unscoped.filter(workspace_id=config.workspace_id, public_id=message.delivery_id)
+    delivery = (Delivery.objects.for_workspace(config.workspace_id).filter(public_id=message.delivery_id)
                 .select_related("profile").first())
     suppress_stopped_address(config, message.recipient, note, profile=delivery.profile if delivery else None)
 

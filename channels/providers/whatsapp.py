@@ -53,8 +53,7 @@ def window_open(config, address: str, *, now=None) -> bool:
     from channels.models import InboundMessage
 
     since = (now or timezone.now()) - SERVICE_WINDOW
-    return InboundMessage.unscoped.filter(
-        workspace_id=config.workspace_id, channel_config_id=config.pk,
+    return InboundMessage.objects.for_workspace(config.workspace_id).filter(channel_config_id=config.pk,
         from_address=normalize_address("whatsapp", address), received_at__gte=since).exists()
 
 

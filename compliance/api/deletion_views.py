@@ -48,7 +48,7 @@ def export_records(workspace, params) -> StreamingHttpResponse:
     until = parse_instant("until", params.get("until"), end_of_day=True)
     # The response is produced after the view returns (and leaves the workspace scope), so the
     # queryset names its workspace itself.
-    records = DeletionRecord.unscoped.filter(workspace=workspace).order_by("requested_at", "pk")
+    records = DeletionRecord.objects.for_workspace(workspace).order_by("requested_at", "pk")
     if since is not None:
         records = records.filter(requested_at__gte=since)
     if until is not None:

@@ -107,7 +107,7 @@ def process_batch(workspace) -> int:
         if not _lock(workspace.pk):
             raise WorkspaceBusy
         rows = list(
-            InboundOperation.unscoped.filter(workspace=workspace).order_by("id").values_list("id", "payload")[
+            InboundOperation.objects.for_workspace(workspace).order_by("id").values_list("id", "payload")[
                 : settings.ULAK_INGEST_BATCH_SIZE
             ]
         )

@@ -138,7 +138,7 @@ def to_q(workspace, tree, *, now=None) -> Q:
 
 def matching(workspace, tree, *, now=None, profile_ids=None):
     """The workspace's people the tree matches (among `profile_ids` when given): one SQL query."""
-    people = Profile.unscoped.filter(workspace=workspace)
+    people = Profile.objects.for_workspace(workspace)
     if profile_ids is None:
         return people.filter(to_q(workspace, tree, now=now))
     token = FEW_PEOPLE.set(True)

@@ -51,7 +51,7 @@ class _Live:
 
 def live_segments(workspace) -> list[_Live]:
     """The workspace's data segments kept live (one query)."""
-    rows = Segment.unscoped.filter(workspace=workspace, kind=SegmentKind.DATA, state__in=LIVE_STATES).values_list(
+    rows = Segment.objects.for_workspace(workspace).filter(kind=SegmentKind.DATA, state__in=LIVE_STATES).values_list(
         "pk", "workspace_id", "conditions")
     return [_Live(*row) for row in rows]
 
@@ -136,7 +136,8 @@ def _refresh_segment(segment: _Live, ids: set[int], now, result: dict) -> set[in
     if not rows:
         return set()
     delta = len(entered) - len(exited)
-    Segment.unscoped.filter(pk=segment.pk).update(member_count=F("member_count") + delta, computed_at=now)
+    Segment.objects.for_workspace(segment.workspace_id).filter(pk=segment.pk).update(
+        member_count=F("member_count") + delta, computed_at=now)
     segment_changes(segment.workspace_id, segment.pk, entered, exited)  # the change feed, same transaction
     send_on_commit(segment_entered, segment=segment, profile_ids=entered)
     send_on_commit(segment_exited, segment=segment, profile_ids=exited)
@@ -199,10 +200,10 @@ def _resolve(workspace, refs: set[tuple]) -> dict[tuple, set[int]]:
     found: dict[tuple, set[int]] = defaultdict(set)
     for key, values in wanted.items():
         if key == "anonymous_id":
-            rows = Identity.unscoped.filter(workspace=workspace, anonymous_id__in=values).values_list(
+            rows = Identity.objects.for_workspace(workspace).filter(anonymous_id__in=values).values_list(
                 "anonymous_id", "profile_id")
         elif key in REF_COLUMNS:
-            rows = Profile.unscoped.filter(workspace=workspace, **{f"{REF_COLUMNS[key]}__in": values}).values_list(
+            rows = Profile.objects.for_workspace(workspace).filter(**{f"{REF_COLUMNS[key]}__in": values}).values_list(
                 REF_COLUMNS[key], "pk")
         else:
             continue
@@ -217,7 +218,7 @@ def _related_people(workspace, objects: set[tuple]) -> set[int]:
     q = Q()
     for type_id, object_id in objects:
         q |= Q(object__object_type__type_id=type_id, object__object_id=object_id)
-    return set(Relationship.unscoped.filter(workspace=workspace).filter(q).values_list("profile_id", flat=True))
+    return set(Relationship.objects.for_workspace(workspace).filter(q).values_list("profile_id", flat=True))
 
 
 class BatchTracker:
@@ -259,8 +260,8 @@ class BatchTracker:
         # A merge deletes its secondary, and the cascade takes their open memberships with it: note
         # them now so the counts can follow (no exit signal: the person is gone, not changed).
         merging = {pk for ref, tags in self.by_ref.items() if ALL in tags for pk in self.before.get(ref, ())}
-        self.open_rows = list(SegmentMembership.unscoped.filter(
-            workspace=workspace, profile_id__in=merging, exited_at__isnull=True).values_list(
+        self.open_rows = list(SegmentMembership.objects.for_workspace(workspace).filter(
+            profile_id__in=merging, exited_at__isnull=True).values_list(
             "segment_id", "profile_id")) if merging else []
 
     def finish(self) -> dict:
@@ -292,14 +293,14 @@ class BatchTracker:
 
     def _drop_vanished(self) -> None:
         gone = {pk for _, pk in self.open_rows} - set(
-            Profile.unscoped.filter(workspace=self.workspace, pk__in={pk for _, pk in self.open_rows}).values_list(
+            Profile.objects.for_workspace(self.workspace).filter(pk__in={pk for _, pk in self.open_rows}).values_list(
                 "pk", flat=True))
         lost: dict[int, int] = defaultdict(int)
         for segment_id, pk in self.open_rows:
             if pk in gone:
                 lost[segment_id] += 1
         for segment_id, count in lost.items():
-            Segment.unscoped.filter(pk=segment_id, member_count__gte=count).update(
+            Segment.objects.for_workspace(self.workspace).filter(pk=segment_id, member_count__gte=count).update(
                 member_count=F("member_count") - count)
 
 

@@ -119,7 +119,7 @@ def _at_least(events, n):
 
 
 def _compile_event(workspace, spec, now):
-    events = Event.unscoped.filter(workspace=workspace, name=spec["name"])
+    events = Event.objects.for_workspace(workspace).filter(name=spec["name"])
     if "within" in spec:
         events = events.filter(timestamp__gte=window_start(spec["within"], now), timestamp__lte=now)
     if "between" in spec:
@@ -181,8 +181,8 @@ def _validate_object(body, path, context):
 
 
 def _compile_object(workspace, spec, now):
-    relationships = Relationship.unscoped.filter(
-        workspace=workspace, profile=OuterRef("pk"), object__object_type__type_id=spec["object_type_id"],
+    relationships = Relationship.objects.for_workspace(workspace).filter(
+        profile=OuterRef("pk"), object__object_type__type_id=spec["object_type_id"],
         object__object_type__workspace=workspace,
     ).filter(filters_q(spec["filters"], "object__attributes", now)).filter(
         filters_q(spec["relationship_filters"], "attributes", now))
@@ -221,8 +221,8 @@ def _validate_segment(body, path, context):
 
 
 def _compile_segment(workspace, spec, now):
-    members = SegmentMembership.unscoped.filter(
-        workspace=workspace, segment_id=spec["id"], profile=OuterRef("pk"), exited_at__isnull=True)
+    members = SegmentMembership.objects.for_workspace(workspace).filter(
+        segment_id=spec["id"], profile=OuterRef("pk"), exited_at__isnull=True)
     q = Q(Exists(members))
     return q if spec["operator"] == "member" else ~q
 

@@ -127,7 +127,7 @@ def recompute_dependents(workspace, tag: str) -> list[int]:
     from profiles.segments.incremental import live_segments
 
     ids = [live.pk for live in live_segments(workspace) if tag in live.deps]
-    for segment in Segment.unscoped.filter(workspace=workspace, pk__in=ids).only("pk", "workspace_id", "version"):
+    for segment in Segment.objects.for_workspace(workspace).filter(pk__in=ids).only("pk", "workspace_id", "version"):
         _schedule_recompute(segment)
     return ids
 
@@ -181,7 +181,7 @@ def _exit_unmatched(segment: Segment, now) -> list[int]:
 
 
 def _current_count(segment: Segment) -> int:
-    return SegmentMembership.unscoped.filter(workspace_id=segment.workspace_id, segment=segment,
+    return SegmentMembership.objects.for_workspace(segment.workspace_id).filter(segment=segment,
                                              exited_at__isnull=True).count()
 
 
@@ -195,7 +195,7 @@ def recompute(segment: Segment, *, version: int | None = None) -> dict:
     """
     try:
         with transaction.atomic():
-            locked = Segment.unscoped.select_for_update().get(pk=segment.pk)
+            locked = Segment.objects.for_workspace(segment.workspace_id).select_for_update().get(pk=segment.pk)
             if version is not None and locked.version != version:
                 return {"skipped": True, "entered": 0, "exited": 0, "member_count": locked.member_count}
             now = timezone.now()
@@ -210,7 +210,8 @@ def recompute(segment: Segment, *, version: int | None = None) -> dict:
             send_on_commit(segment_entered, segment=locked, profile_ids=entered)
             send_on_commit(segment_exited, segment=locked, profile_ids=exited)
     except Exception:
-        Segment.unscoped.filter(pk=segment.pk).update(state=SegmentState.FAILED, updated_at=timezone.now())
+        Segment.objects.for_workspace(segment.workspace_id).filter(pk=segment.pk).update(
+            state=SegmentState.FAILED, updated_at=timezone.now())
         raise
     for field in ("member_count", "state", "progress", "computed_at", "version"):
         setattr(segment, field, getattr(locked, field))
@@ -299,8 +300,8 @@ def remove_people(*, segment: Segment, people) -> dict:
 
 def _bump_count(segment: Segment, delta: int) -> None:
     if delta:
-        Segment.unscoped.filter(pk=segment.pk).update(member_count=F("member_count") + delta,
-                                                      computed_at=timezone.now())
+        Segment.objects.for_workspace(segment.workspace_id).filter(pk=segment.pk).update(
+            member_count=F("member_count") + delta, computed_at=timezone.now())
         segment.refresh_from_db(fields=["member_count", "computed_at"])
 
 
@@ -308,7 +309,7 @@ def _bump_count(segment: Segment, delta: int) -> None:
 
 def current_members(segment: Segment):
     """The segment's current members, as a Profile queryset (one query, ordered by pk)."""
-    open_rows = SegmentMembership.unscoped.filter(workspace_id=segment.workspace_id, segment=segment,
+    open_rows = SegmentMembership.objects.for_workspace(segment.workspace_id).filter(segment=segment,
                                                   exited_at__isnull=True)
-    return Profile.unscoped.filter(workspace_id=segment.workspace_id,
+    return Profile.objects.for_workspace(segment.workspace_id).filter(
                                    pk__in=open_rows.values("profile_id")).order_by("pk")

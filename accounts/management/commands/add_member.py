@@ -20,7 +20,7 @@ class Command(AuditedCommand):
         from accounts.models import Membership
 
         workspace = get_workspace(opts["workspace"])
-        existing = Membership.unscoped.filter(workspace=workspace, user__email__iexact=opts["email"]).first()
+        existing = Membership.objects.for_workspace(workspace).filter(user__email__iexact=opts["email"]).first()
         try:
             if existing:
                 services.change_member_role(membership=existing, role=opts["role"])

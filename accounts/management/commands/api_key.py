@@ -25,7 +25,7 @@ class Command(AuditedCommand):
         action = opts["action"]
         try:
             if action == "list":
-                for key in ApiKey.unscoped.filter(workspace=workspace).order_by("created_at"):
+                for key in ApiKey.objects.for_workspace(workspace).order_by("created_at"):
                     state = "revoked" if key.revoked_at else "active"
                     self.stdout.write(f"{key.pk}\t{key.kind}\t{key.prefix}…\t{key.name}\t{','.join(key.scopes)}\t{state}")
             elif action == "create":
@@ -50,7 +50,7 @@ class Command(AuditedCommand):
     def _find(self, workspace, ref):
         if not ref:
             raise CommandError("--key is required")
-        keys = ApiKey.unscoped.filter(workspace=workspace)
+        keys = ApiKey.objects.for_workspace(workspace)
         key = keys.filter(pk=int(ref)).first() if ref.isdigit() else keys.filter(prefix__startswith=ref).first()
         if key is None:
             raise CommandError(f"No key {ref!r} in workspace {workspace.slug}")

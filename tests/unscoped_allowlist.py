@@ -1,0 +1,40 @@
+"""Every use of a tenant model's `unscoped` manager outside tests, and why it cannot be scoped.
+
+`Model.objects.for_workspace(ws)` serves wherever code knows the workspace; `unscoped` is for
+code that by its nature looks across workspaces or has no workspace yet. tests/test_unscoped.py
+fails on a use that is not listed here (or on an entry whose line is gone). A use is named by its
+file and the text of its line (stripped), so edits elsewhere in the file do not disturb it.
+"""
+
+ALLOWED = {
+    ("accounts/api/base.py", "return self.model.unscoped.none()"):
+        "the OpenAPI schema generator builds views without a request or key: an empty queryset",
+    ("accounts/authentication.py", 'ApiKey.unscoped.select_related("workspace")'):
+        "authenticating a request: the key is what tells which workspace it belongs to",
+    ("accounts/selectors.py", 'Membership.unscoped.filter(user=user).select_related("workspace").order_by("workspace__name")'):
+        "a console user's memberships in every workspace (the workspace switcher)",
+    ("accounts/selectors.py", 'pk__in=Membership.unscoped.filter(user=user).values("workspace_id")'):
+        "the workspaces a console user belongs to",
+    ("campaigns/admin.py", "layout = forms.ModelChoiceField(queryset=Layout.unscoped.none(), required=False)  # set per workspace below"):
+        "a form field declared at import time, with no workspace; the form sets the workspace's layouts",
+    ("channels/anymail_hooks.py", 'config = (ChannelConfig.unscoped.select_related("workspace")'):
+        "an ESP webhook names its configuration by public id only; the configuration tells the workspace",
+    ("channels/hooks.py", 'return ChannelConfig.unscoped.select_related("workspace").filter(public_id=public_id, provider=provider).first()'):
+        "a provider webhook (Twilio, WhatsApp) names its configuration by public id only",
+    ("channels/reporting_sender.py", 'ReportingWebhookCall.unscoped.select_for_update(skip_locked=True, of=("self",))'):
+        "the sender claims due reporting-webhook calls of every workspace (beat)",
+    ("channels/sending.py", 'return Delivery.unscoped.filter(due | dead_claim).order_by("send_at", "pk")[:limit]'):
+        "the sweep finds due and orphaned deliveries of every workspace (beat)",
+    ("channels/tracking.py", 'return (Delivery.unscoped.select_related("workspace", "profile", "topic", "channel_config")'):
+        "a signed tracking link names its delivery by public id only; the delivery tells the workspace",
+    ("channels/tracking.py", 'delivery = Delivery.unscoped.select_related("workspace", "profile").filter(public_id=public_id).first()'):
+        "view in browser: a signed link names the delivery by public id only",
+    ("compliance/deletion.py", "return DeletionRecord.unscoped.filter("):
+        "the resume sweep finds interrupted deletions of every workspace (beat)",
+    ("config/admin_site.py", "if not Membership.unscoped.filter(user=user).exists():"):
+        "console login: whether the user belongs to any workspace at all",
+    ("profiles/segments/incremental.py", 'segments = Segment.unscoped.filter(kind=SegmentKind.DATA, state__in=LIVE_STATES).order_by("workspace_id", "pk")'):
+        "the time-based refresh walks live segments of every workspace (beat); narrowed when given one",
+    ("profiles/tasks.py", 'for workspace_id in InboundOperation.unscoped.values_list("workspace_id", flat=True).distinct():'):
+        "the ingest sweep finds every workspace with staged operations (beat)",
+}
