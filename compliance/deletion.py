@@ -11,6 +11,7 @@ from collections import Counter
 from datetime import timedelta
 
 from auditlog.context import disable_auditlog
+from celery import current_app
 from channels.consent import PHONE_CHANNELS, normalize_address
 from channels.models import (
     ChannelType,
@@ -101,9 +102,9 @@ def request_from_ingest(workspace, op: dict) -> DeletionRecord:
 
 
 def enqueue(record: DeletionRecord) -> None:
-    from compliance.deletion_tasks import run_deletion_task
-
-    run_deletion_task.delay(workspace_id=record.workspace_id, request_id=record.pk)
+    # By name: compliance/deletion_tasks.py imports this module.
+    current_app.send_task("compliance.run_deletion",
+                          kwargs={"workspace_id": record.workspace_id, "request_id": record.pk})
 
 
 # --- the job -------------------------------------------------------------------------------------

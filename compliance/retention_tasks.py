@@ -1,9 +1,10 @@
 """Retention purges (Celery). Beat runs `compliance.purge_expired` nightly ("retention-nightly")."""
 
-from accounts.models import Workspace
-from compliance.retention import purge_expired_data
 from celery import shared_task
+
+from accounts.models import Workspace
 from accounts.tasks import WorkspaceTask
+from compliance.retention import purge_expired_data
 from core.tasks import UlakTask
 
 __all__ = ["purge_expired", "purge_workspace_events"]
