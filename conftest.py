@@ -12,6 +12,7 @@ from compliance.models import DeletionRecord
 from tests.support.factories import UserFactory, WorkspaceFactory
 from profiles.ingest.processor import process_pending
 from tests.helpers import basic_auth
+from tests.support.dead_letters import failing  # noqa: F401  (a fixture: an ingest kind that fails on demand)
 
 
 @dataclass

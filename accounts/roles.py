@@ -54,3 +54,22 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
 
 def permissions_for(role: str) -> frozenset[str]:
     return ROLE_PERMISSIONS[Role(role)]
+
+
+# App API key scope -> the workspace permissions a console user must hold to grant it (create,
+# rotate, revoke a key carrying it): every permission the scope reaches through the App API.
+# `read` reads the workspace, keys, people, campaigns, deliveries and channels; `write` changes
+# all of those, the workspace settings and keys, and channel suppressions; `compliance` exports
+# personal data and the audit log and requests deletions. accounts/grants.py applies it;
+# docs/roles.md shows it and tests/accounts/test_roles.py keeps the two equal.
+SCOPE_PERMISSIONS: dict[str, frozenset[str]] = {
+    "read": frozenset({"view_workspace", "view_api_keys", "view_people", "view_campaigns", "view_channels"}),
+    "write": frozenset({"manage_workspace", "manage_api_keys", "change_people", "change_campaigns",
+                        "manage_channels", "manage_deletions"}),
+    "compliance": frozenset({"view_audit_log", "export_personal_data", "manage_deletions"}),
+}
+
+
+def scopes_for_permissions(permissions: frozenset[str]) -> frozenset[str]:
+    """The App API key scopes a holder of `permissions` holds (and so may grant)."""
+    return frozenset(scope for scope, needed in SCOPE_PERMISSIONS.items() if needed <= permissions)

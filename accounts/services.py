@@ -3,14 +3,14 @@
 from django.contrib.auth.models import Permission
 from django.contrib.contenttypes.models import ContentType
 from django.core.cache import cache
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 from guardian.models import UserObjectPermission
 
 from accounts.models import ApiKey, ApiKeyKind, AppScope, Membership, User, Workspace
-from accounts.permissions import has_workspace_perm
+from accounts.grants import check_may_assign_roles, check_may_manage_key
 from accounts.roles import Role, permissions_for
 from accounts.tokens import hash_secret, new_secret
 from core.audit import record_action
@@ -53,15 +53,6 @@ def sync_workspace_permissions(*, user: User, workspace: Workspace, codenames: f
         )
 
 
-def _check_may_assign(*, acting_user: User | None, workspace: Workspace, roles: set[str]) -> None:
-    if acting_user is None:  # CLI and system jobs
-        return
-    if not has_workspace_perm(acting_user, workspace, "manage_members"):
-        raise PermissionDenied("You may not manage members of this workspace.")
-    if Role.OWNER in roles and not has_workspace_perm(acting_user, workspace, "manage_owners"):
-        raise PermissionDenied("Only an owner may grant or remove the owner role.")
-
-
 def _ensure_an_owner_remains(membership: Membership) -> None:
     others = Membership.objects.for_workspace(membership.workspace_id).filter(role=Role.OWNER).exclude(
         pk=membership.pk
@@ -89,7 +80,7 @@ def add_member(
 ) -> Membership:
     if role not in Role.values:
         raise ValidationError({"role": f"Unknown role {role!r}; expected one of {', '.join(Role.values)}."})
-    _check_may_assign(acting_user=acting_user, workspace=workspace, roles={role})
+    check_may_assign_roles(acting_user=acting_user, workspace=workspace, roles={role})
     user, _ = get_or_create_user(email=email, password=password, name=name)
     if Membership.objects.for_workspace(workspace).filter(user=user).exists():
         raise ValidationError({"email": f"{user.email} is already a member of this workspace."})
@@ -106,7 +97,7 @@ def change_member_role(*, membership: Membership, role: str, acting_user: User |
                   .select_related("workspace", "user").get(pk=membership.pk))
     if membership.role == role:
         return membership
-    _check_may_assign(acting_user=acting_user, workspace=membership.workspace, roles={role, membership.role})
+    check_may_assign_roles(acting_user=acting_user, workspace=membership.workspace, roles={role, membership.role})
     if role != Role.OWNER:
         _ensure_an_owner_remains(membership)
     membership.role = role
@@ -119,7 +110,7 @@ def change_member_role(*, membership: Membership, role: str, acting_user: User |
 def remove_member(*, membership: Membership, acting_user: User | None = None) -> None:
     membership = (Membership.objects.for_workspace(membership.workspace_id).select_for_update()
                   .select_related("workspace", "user").get(pk=membership.pk))
-    _check_may_assign(acting_user=acting_user, workspace=membership.workspace, roles={membership.role})
+    check_may_assign_roles(acting_user=acting_user, workspace=membership.workspace, roles={membership.role})
     _ensure_an_owner_remains(membership)
     sync_workspace_permissions(user=membership.user, workspace=membership.workspace, codenames=frozenset())
     membership.delete()
@@ -143,27 +134,17 @@ def _record_key_action(api_key: ApiKey, action: str) -> None:
     record_action(target=api_key, action=action, details={"kind": api_key.kind, "prefix": api_key.prefix})
 
 
-@transaction.atomic
-def create_api_key(
-    *, workspace: Workspace, kind: str, name: str, scopes=(), created_by: User | None = None
-) -> tuple[ApiKey, str]:
-    """Create a key and return it with its secret, which is never retrievable again."""
-    if kind not in ApiKeyKind.values:
-        raise ValidationError({"kind": f"Unknown key kind {kind!r}; expected one of {', '.join(ApiKeyKind.values)}."})
-    if not name or not name.strip():
-        raise ValidationError({"name": "A key needs a name."})
+def _issue_api_key(*, workspace: Workspace, kind: str, name: str, scopes, created_by: User | None) -> tuple[ApiKey, str]:
     secret = new_secret(kind)
     key = ApiKey.objects.for_workspace(workspace).create(
-        kind=kind, name=name.strip(), scopes=_clean_scopes(kind, scopes),
+        kind=kind, name=name.strip(), scopes=scopes,
         prefix=secret[:12], secret_hash=hash_secret(secret), created_by=created_by,
     )
     _record_key_action(key, "api_key_created")
     return key, secret
 
 
-@transaction.atomic
-def revoke_api_key(*, api_key: ApiKey) -> ApiKey:
-    api_key = ApiKey.objects.for_workspace(api_key.workspace_id).select_for_update().get(pk=api_key.pk)
+def _revoke(api_key: ApiKey) -> ApiKey:
     if api_key.revoked_at is None:
         api_key.revoked_at = timezone.now()
         api_key.save(update_fields=["revoked_at"])
@@ -175,20 +156,59 @@ def revoke_api_key(*, api_key: ApiKey) -> ApiKey:
     return api_key
 
 
+def _locked_key(api_key: ApiKey) -> ApiKey:
+    return (ApiKey.objects.for_workspace(api_key.workspace_id).select_for_update().select_related("workspace")
+            .get(pk=api_key.pk))
+
+
+# Every key write names its grantor: `acting_user` (the admin, or a management command run with
+# --actor-email) or `acting_key` (the App API); neither is the trusted operator (a management
+# command without --actor-email, or the system). accounts/grants.py decides what each may do.
+
 @transaction.atomic
-def rotate_api_key(*, api_key: ApiKey, acting_user: User | None = None) -> tuple[ApiKey, str]:
-    """Issue a replacement with the same kind, name and scopes, and revoke the old key."""
-    old = ApiKey.objects.for_workspace(api_key.workspace_id).select_for_update().select_related("workspace").get(
-        pk=api_key.pk)
+def create_api_key(
+    *, workspace: Workspace, kind: str, name: str, scopes=(), created_by: User | None = None,
+    acting_user: User | None = None, acting_key: ApiKey | None = None,
+) -> tuple[ApiKey, str]:
+    """Create a key and return it with its secret, which is never retrievable again. The grantor
+    must hold every scope the key gets."""
+    if kind not in ApiKeyKind.values:
+        raise ValidationError({"kind": f"Unknown key kind {kind!r}; expected one of {', '.join(ApiKeyKind.values)}."})
+    if not name or not name.strip():
+        raise ValidationError({"name": "A key needs a name."})
+    scopes = _clean_scopes(kind, scopes)
+    check_may_manage_key(workspace=workspace, kind=kind, scopes=scopes, action="create",
+                         acting_user=acting_user, acting_key=acting_key)
+    return _issue_api_key(workspace=workspace, kind=kind, name=name, scopes=scopes,
+                          created_by=created_by or acting_user)
+
+
+@transaction.atomic
+def revoke_api_key(*, api_key: ApiKey, acting_user: User | None = None, acting_key: ApiKey | None = None) -> ApiKey:
+    """Revoke a key at once. The grantor must hold every scope of the key."""
+    api_key = _locked_key(api_key)
+    check_may_manage_key(workspace=api_key.workspace, kind=api_key.kind, scopes=api_key.scopes, action="revoke",
+                         acting_user=acting_user, acting_key=acting_key)
+    return _revoke(api_key)
+
+
+@transaction.atomic
+def rotate_api_key(
+    *, api_key: ApiKey, acting_user: User | None = None, acting_key: ApiKey | None = None,
+) -> tuple[ApiKey, str]:
+    """Issue a replacement with the same kind, name and scopes, and revoke the old key. The grantor
+    must hold every scope of the key: a rotation hands out a new secret with them."""
+    old = _locked_key(api_key)
+    check_may_manage_key(workspace=old.workspace, kind=old.kind, scopes=old.scopes, action="rotate",
+                         acting_user=acting_user, acting_key=acting_key)
     if old.revoked_at is not None:
         raise ValidationError({"api_key": "A revoked key cannot be rotated."})
-    new, secret = create_api_key(
-        workspace=old.workspace, kind=old.kind, name=old.name, scopes=old.scopes, created_by=acting_user
-    )
+    new, secret = _issue_api_key(workspace=old.workspace, kind=old.kind, name=old.name, scopes=old.scopes,
+                                 created_by=acting_user)
     old.replaced_by = new
     old.save(update_fields=["replaced_by"])
     _record_key_action(old, "api_key_rotated")
-    revoke_api_key(api_key=old)
+    _revoke(old)
     return new, secret
 
 

@@ -10,7 +10,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator, validate_email
 
-from channels.configs import provider_allowed, read_secrets
+from channels.configs import endpoint_errors, provider_allowed, read_secrets, retarget_errors
 from channels.consent import normalize_address
 from channels.keywords import fold_keyword
 from channels.models import (
@@ -122,6 +122,9 @@ class ChannelConfigForm(WorkspaceUniqueForm):
         merged = {k: v for k, v in {**stored, **given}.items() if v is not None}
         complete = provider.validate_settings(settings, merged, partial_secrets=False)
         errors.update({key: message for key, message in complete.items() if key.startswith("secrets.")})
+        errors = endpoint_errors(settings, errors)  # base_url, token_url: the SSRF policy, as at send
+        if self.instance.pk and not any(key.startswith("settings.") for key in errors):
+            errors.update(retarget_errors(self.instance, settings, given))  # credentials never follow a new destination
         for key, message in sorted(errors.items()):
             field, _, name = key.partition(".")
             if field in ("settings", "secrets") and name:

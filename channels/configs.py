@@ -1,11 +1,18 @@
 """Channel configurations: encrypted credentials and which configuration a message uses."""
 
 import json
+from urllib.parse import urlsplit
 
 from django.db import transaction
 
 from channels.models import PROVIDERS_BY_CHANNEL, ChannelConfig
+from channels.safe_http import obvious_problem
 from core.crypto import decrypt, encrypt
+
+# Settings that override a provider's endpoint (Twilio, WhatsApp, FCM and APNs `base_url`, FCM's
+# `token_url`). An ESP's `api_url`, an SMTP `host` and an HTTP SMS gateway's `url` are checked by
+# their providers' own validate_settings, with the same policy.
+ENDPOINT_SETTINGS = ("base_url", "token_url")
 
 
 class NoChannelConfig(LookupError):
@@ -22,6 +29,47 @@ def write_secrets(config: ChannelConfig, secrets: dict) -> None:
     current.update(secrets)
     current = {k: v for k, v in current.items() if v is not None}
     config.secrets_encrypted = encrypt(json.dumps(current)) if current else ""
+
+
+def endpoint_errors(settings: dict, errors: dict | None = None) -> dict:
+    """`errors` ({"settings.<name>": message}) with those of the endpoint overrides in `settings`
+    added: each must be an http(s) URL the SSRF policy (channels/safe_http.py) does not refuse on
+    sight (scheme, IP literals in any spelling, localhost). A host name is resolved and checked on
+    every call instead, as DNS may change. An error already given for a setting is kept."""
+    errors = dict(errors or {})
+    for name in ENDPOINT_SETTINGS:
+        value = settings.get(name)
+        if value in (None, "") or f"settings.{name}" in errors:
+            continue
+        try:
+            scheme = urlsplit(value.strip()).scheme.lower() if isinstance(value, str) else ""
+        except ValueError:
+            scheme = ""
+        if scheme not in ("http", "https"):
+            errors[f"settings.{name}"] = "Must be an http(s) URL."
+            continue
+        problem = obvious_problem(value)
+        if problem:
+            errors[f"settings.{name}"] = f"This URL may not be called: {problem}."
+    return errors
+
+
+# Settings that say where a provider's credentials are sent (SMTP host and port, an ESP's or a
+# provider's API address, an HTTP SMS gateway's URL).
+DESTINATION_SETTINGS = ("host", "port", "api_url", "base_url", "token_url", "url")
+
+
+def retarget_errors(config: ChannelConfig, settings: dict, patch: dict) -> dict:
+    """Changing where a configuration sends keeps its stored credentials only if they are given
+    again: otherwise whoever may edit a channel could route its credentials to an address of their
+    choosing and read them there (docs/roles.md, "Other credentials")."""
+    before = config.settings or {}
+    moved = [name for name in DESTINATION_SETTINGS if before.get(name) != settings.get(name)]
+    stored = [name for name in read_secrets(config) if name not in patch]
+    if moved and stored:
+        return {f"secrets.{name}": f"give it again: the destination changed ({', '.join(f'settings.{m}' for m in moved)}), "
+                                   "and stored credentials never follow a new destination" for name in sorted(stored)}
+    return {}
 
 
 def config_for(workspace, channel: str, config_id: int | None = None) -> ChannelConfig:

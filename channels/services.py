@@ -17,7 +17,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import ProtectedError
 
 from channels import consent, selectors
-from channels.configs import make_default, provider_allowed, read_secrets, write_secrets
+from channels.configs import retarget_errors, endpoint_errors, make_default, provider_allowed, read_secrets, write_secrets
 from channels.deliveries import queue_delivery
 from channels.usage import registered_users
 from channels.models import (
@@ -92,7 +92,8 @@ def create_channel_config(*, workspace, data: dict) -> ChannelConfig:
         raise InvalidInput("provider", f"must be one of {allowed} for {channel}")
     settings = _merged({}, data.get("settings") or {})
     secrets = _merged({}, data.get("secrets") or {})
-    _raise_errors(_provider_class(provider).validate_settings(settings, secrets, partial_secrets=False))
+    _raise_errors(endpoint_errors(settings, _provider_class(provider).validate_settings(
+        settings, secrets, partial_secrets=False)))
     _require_unique_name(workspace, data["name"])
     config = ChannelConfig(
         workspace=workspace, name=data["name"], type=channel, provider=provider, settings=settings,
@@ -122,6 +123,9 @@ def update_channel_config(*, config: ChannelConfig, data: dict) -> ChannelConfig
         # Removing (null) a required secret, or leaving one a new setting needs, is still an error.
         complete = provider.validate_settings(settings, _merged(read_secrets(config), patch), partial_secrets=False)
         errors.update({name: message for name, message in complete.items() if name.startswith("secrets.")})
+        errors = endpoint_errors(settings, errors)
+        if not any(name.startswith("settings.") for name in errors):  # a bad destination is named first
+            errors.update(retarget_errors(config, settings, patch))
         _raise_errors(errors)
         config.settings = settings
         write_secrets(config, patch)

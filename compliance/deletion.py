@@ -9,6 +9,7 @@ transaction that also marks its progress, so a crash resumes at the first step n
 import logging
 from collections import Counter
 from datetime import timedelta
+from typing import NamedTuple
 
 from auditlog.context import disable_auditlog
 from celery import current_app
@@ -43,6 +44,7 @@ from profiles.models import (
     Event,
     Identity,
     InboundOperation,
+    IngestDeadLetter,
     Profile,
     Relationship,
     Segment,
@@ -126,8 +128,19 @@ def _subject_refs(record) -> list[dict]:
     return refs
 
 
-def delete_inbound(record):
-    """Staged, not yet applied operations that name the person."""
+class Subject(NamedTuple):
+    """Whose data, in which workspace: what the matching helpers read of a deletion record (the
+    data subject export passes one of these for the person it exports)."""
+
+    workspace_id: int
+    profile_id: int
+
+
+def operations_naming(record) -> Q | None:
+    """Ingest operations that name the person (`record.workspace_id`, `record.profile_id`: a
+    deletion record or a `Subject`), as a condition on `payload`: staged operations
+    (InboundOperation) and dead letters (IngestDeadLetter) hold the same payloads, so the deletion
+    and the export find them both with this. None when the person has nothing to match by."""
     refs, anonymous = _subject_refs(record), _anonymous_ids(record)
     match = Q()
     for ref in refs:
@@ -138,10 +151,25 @@ def delete_inbound(record):
     for anonymous_id in anonymous:
         match |= Q(payload__person={"anonymous_id": anonymous_id}) | Q(payload__anonymous_id=anonymous_id)
         match |= Q(payload__previous_id=anonymous_id)
-    if not match:
+    return match or None
+
+
+def delete_inbound(record):
+    """Staged, not yet applied operations that name the person."""
+    match = operations_naming(record)
+    if match is None:
         return {}, True
     removed, _ = InboundOperation.objects.for_workspace(record.workspace_id).filter(match).delete()
     return {"profiles.InboundOperation": removed}, True
+
+
+def delete_dead_letters(record):
+    """Operations that name the person and were kept as ingest dead letters (whatever their state)."""
+    match = operations_naming(record)
+    if match is None:
+        return {}, True
+    removed, _ = IngestDeadLetter.objects.for_workspace(record.workspace_id).filter(match).delete()
+    return {IngestDeadLetter._meta.label: removed}, True
 
 
 def delete_events(record):
@@ -213,6 +241,8 @@ def delete_profile(record):
     """The profile row. Its dependants are gone by now; any that arrived since go with it, each
     through its workspace-led index (never an unfiltered cascade over events)."""
     counts = _late_messaging_rows(record)
+    late_letters = delete_dead_letters(record)[0]  # kept by a batch that ran after their step
+    counts.update({table: n for table, n in late_letters.items() if n})
     for model in (Event, Relationship, Device, Identity, SegmentMembership, Change):
         removed, _ = model.objects.for_workspace(record.workspace_id).filter(profile_id=record.profile_id).delete()
         if removed:
@@ -418,6 +448,7 @@ def mask_audit_entries(record):
 
 STEPS = (
     ("inbound", delete_inbound),
+    ("ingest_dead_letters", delete_dead_letters),
     ("events", delete_events),
     ("deliveries", delete_deliveries),
     ("inbound_messages", delete_inbound_messages),
@@ -437,6 +468,7 @@ STEPS = (
 # → the step that removes it. tests/test_deletion.py fails for a model that declares personal data and is missing here.
 STEP_FOR_MODEL = {
     "profiles.InboundOperation": "inbound",
+    "profiles.IngestDeadLetter": "ingest_dead_letters",
     "profiles.Event": "events",
     "profiles.Relationship": "relationships",
     "profiles.Device": "devices",

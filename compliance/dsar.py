@@ -7,6 +7,8 @@ answer to "large exports are streamed or produced in the background": the bundle
 while it is downloaded, so there is no stored file to expire or to delete later.
 
 Deliveries (with their events) and inbound messages are streamed the same way, after the events.
+Ingest operations naming the person that the processor could not apply (dead letters, found as the
+deletion finds them) are listed as `ingest_dead_letters`.
 Times are ISO 8601 with microseconds, the stored values as they are (the App API's Unix seconds
 would truncate them). Parts whose features do not exist yet are present, empty and listed in
 `not_yet_collected`; they are filled in as those features land.
@@ -23,11 +25,11 @@ from django.utils import timezone
 
 from channels.models import ConsentRecord, Delivery, DeliveryEvent, InboundMessage, SubscriptionPreference
 from core.audit import record_action
-from compliance.deletion import person_addresses, suppressions_of, unlinked_deliveries_q
+from compliance.deletion import Subject, operations_naming, person_addresses, suppressions_of, unlinked_deliveries_q
 from compliance.subjects import clean_identifiers, people_named
 from core.context import workspace_scope
 from core.errors import InvalidInput
-from profiles.models import Device, Event, Identity, Profile, Relationship, SegmentMembership
+from profiles.models import Device, Event, Identity, IngestDeadLetter, Profile, Relationship, SegmentMembership
 
 EXPORT_ACTION = "personal_data_export"
 NOT_YET_COLLECTED = ("journeys",)
@@ -116,6 +118,16 @@ def person_inbound_messages(workspace, person: Profile, addresses: dict):
                                                     from_address__in=addresses["phone"]), all=True)
 
 
+def person_dead_letters(workspace, person: Profile) -> list[dict]:
+    """Ingest operations naming the person that were kept as dead letters (any state): the ones
+    the deletion's `ingest_dead_letters` step removes."""
+    match = operations_naming(Subject(workspace.pk, person.pk))
+    if match is None:
+        return []
+    rows = IngestDeadLetter.objects.for_workspace(workspace).filter(match).order_by("created_at", "pk")
+    return [_dead_letter(row) for row in rows]
+
+
 def bundle_chunks(*, workspace, person: Profile) -> Iterator[bytes]:
     # Querysets are built (and the small parts read) while the workspace is in scope: the
     # returned generator runs later, when a streaming response is consumed.
@@ -146,6 +158,7 @@ def bundle_chunks(*, workspace, person: Profile) -> Iterator[bytes]:
         profile=person).select_related("topic").order_by("channel", "topic__key", "pk")]
     suppressions = [_suppression(row) for row in
                     suppressions_of(workspace.pk, person.pk, addresses).order_by("created_at", "pk")]
+    dead_letters = person_dead_letters(workspace, person)
     deliveries = person_deliveries(workspace, person, addresses).order_by("created_at", "pk")
     inbound = person_inbound_messages(workspace, person, addresses).order_by("received_at", "pk")
     streamed = (
@@ -154,7 +167,8 @@ def bundle_chunks(*, workspace, person: Profile) -> Iterator[bytes]:
         ("inbound_messages", _rows(inbound.iterator(chunk_size=EVENT_CHUNK), _inbound, EVENTS_PER_WRITE)),
     )
     tail = {"segment_memberships": memberships, "consent": consent, "subscription_preferences": preferences,
-            "suppressions": suppressions} | {name: [] for name in NOT_YET_COLLECTED} | {
+            "suppressions": suppressions, "ingest_dead_letters": dead_letters} | {
+        name: [] for name in NOT_YET_COLLECTED} | {
         "not_yet_collected": list(NOT_YET_COLLECTED)}
     return _document(head, streamed, tail)
 
@@ -281,3 +295,11 @@ def _preference(preference: SubscriptionPreference) -> dict:
 def _suppression(suppression) -> dict:
     return {"channel": suppression.channel, "address": suppression.address, "reason": suppression.reason,
             "note": suppression.note, "created_at": suppression.created_at}
+
+
+def _dead_letter(letter: IngestDeadLetter) -> dict:
+    return {"kind": letter.kind, "source": letter.source, "payload": letter.payload,
+            "received_at": letter.received_at, "state": letter.state, "attempts": letter.attempts,
+            "error": {"type": letter.error_type, "message": letter.error_message},
+            "created_at": letter.created_at, "failed_at": letter.failed_at, "replayed_at": letter.replayed_at,
+            "discarded_at": letter.discarded_at}

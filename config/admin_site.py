@@ -1,12 +1,17 @@
-"""The console's admin site: login for workspace members, the workspace switcher, and the pages
-of the layers below composed into one site (the top layer may import them all)."""
+"""The console's admin site: login for workspace members (throttled by django-axes, see
+docs/security.md), the workspace switcher, and the pages of the layers below composed into one site
+(the top layer may import them all)."""
 
 from functools import partial
 
+from axes.backends import AxesStandaloneBackend
+from axes.helpers import get_cool_off
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
 from django.http import HttpResponseNotAllowed, HttpResponsePermanentRedirect, HttpResponseRedirect
+from django.template.response import TemplateResponse
 from django.urls import path, re_path, reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 
@@ -24,6 +29,47 @@ MOVED_MODEL_PAGES = {
     "campaigns/snippet": "channels/snippet",
     "campaigns/layout": "channels/layout",
 }
+
+
+class LoginThrottleBackend(AxesStandaloneBackend):
+    """First of AUTHENTICATION_BACKENDS: refuses every login attempt while the account or the client
+    address is locked out (django-axes counts the failures; settings.py sets the limits).
+
+    Every login path must pass the request to `authenticate()`, as the console's login form does
+    (and as any future password reset must). A call without one (the test client's `login()`, a
+    shell) is not an attempt from an address and is not throttled, as django-axes would instead
+    refuse it with an error.
+    """
+
+    def authenticate(self, request, username=None, password=None, **kwargs):
+        if request is None:
+            return None
+        return super().authenticate(request, username, password, **kwargs)
+
+
+def login_throttle_username(request, credentials=None) -> str | None:
+    """The name a login attempt is counted under (AXES_USERNAME_CALLABLE): case-folded like the
+    email logins match case-insensitively, so `Ada@X` and `ada@x` share one count."""
+    # accounts.admin registers pages on this site: import it once the site exists.
+    from accounts.lockouts import throttled_username
+
+    source = credentials if credentials is not None else getattr(request, "POST", {})
+    return throttled_username(source.get(settings.AXES_USERNAME_FORM_FIELD))
+
+
+def login_locked_out(request, original_response=None, credentials=None):
+    """The answer to a login attempt refused by the throttle (AXES_LOCKOUT_CALLABLE): 429 with a
+    page that says what happened without naming the account, the address or the attempted name."""
+    cool_off = get_cool_off(request)
+    context = {
+        **admin.site.each_context(request),
+        "title": "Too many failed logins",
+        "cool_off_minutes": int(cool_off.total_seconds() // 60) if cool_off else None,
+    }
+    response = TemplateResponse(request, "admin/ulak/login_locked_out.html", context, status=429)
+    if cool_off:
+        response["Retry-After"] = str(int(cool_off.total_seconds()))
+    return response.render()
 
 
 class MemberAuthenticationForm(AuthenticationForm):

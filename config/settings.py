@@ -1,9 +1,11 @@
 """Ulak settings. Everything that differs between machines comes from the environment."""
 
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
 from celery.schedules import crontab
+from csp.constants import NONCE, NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 from config.env import env_bool, env_int, env_list, env_str
@@ -35,6 +37,8 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "guardian",
     "auditlog",
+    "axes",
+    "csp",
     "core",
     "accounts",
     # Project apps in layer order (docs/architecture.md): each AppConfig.ready() runs after the
@@ -47,14 +51,18 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    "core.middleware.StorableInputMiddleware",  # NUL in path, query, headers, admin forms: 400
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "accounts.middleware.AdminWorkspaceMiddleware",
+    # Last, as django-axes requires: turns a login refused by the throttle into the 429 page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -92,6 +100,8 @@ if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
 AUTHENTICATION_BACKENDS = [
+    # First: refuses a login while the account or the address is locked out (docs/security.md).
+    "config.admin_site.LoginThrottleBackend",
     "django.contrib.auth.backends.ModelBackend",
     "guardian.backends.ObjectPermissionBackend",
 ]
@@ -131,13 +141,72 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = DEBUG
 
 # Production hardening; every flag can be relaxed through the environment for local use.
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# The rules, and what the reverse proxy must do, are in docs/security.md.
+# A request is HTTPS when the proxy in front says so in X-Forwarded-Proto: turn this off where
+# clients can reach Ulak without a proxy that sets (overwrites) that header.
+SECURE_PROXY_SSL_HEADER = (
+    ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("ULAK_TRUST_X_FORWARDED_PROTO", True) else None
+)
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
 CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+# Strict-Transport-Security, sent on HTTPS responses only; 0 turns it off.
+SECURE_HSTS_SECONDS = env_int("ULAK_HSTS_SECONDS", 31536000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("ULAK_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("ULAK_HSTS_PRELOAD", False)
 SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"  # signed links (/unsubscribe/<token>…) never leave as a referrer
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
+# Content-Security-Policy (django-csp) on every response: this site's own files only, no inline
+# script without the page's nonce, no framing. A response that sets its own policy keeps it (the
+# view-in-browser page's sandbox, channels/public_views.py).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],  # the nonce only appears when a page uses it
+        "style-src": [SELF],
+        "img-src": [SELF],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
+
+# Console login throttle (django-axes, docs/security.md): failed logins are counted per account
+# and, separately, per client address (core.context.request_ip, as everywhere else); at the limit
+# further attempts get a 429 until the cool-off has passed since the last counted failure or a
+# workspace owner clears the account's lock. The right password does not get through meanwhile.
+ULAK_LOGIN_FAILURE_LIMIT = env_int("ULAK_LOGIN_FAILURE_LIMIT", 5)
+ULAK_LOGIN_COOLOFF_MINUTES = env_int("ULAK_LOGIN_COOLOFF_MINUTES", 15)
+if ULAK_LOGIN_FAILURE_LIMIT < 1 or ULAK_LOGIN_COOLOFF_MINUTES < 0:
+    raise ImproperlyConfigured("ULAK_LOGIN_FAILURE_LIMIT must be >= 1 and ULAK_LOGIN_COOLOFF_MINUTES >= 0")
+AXES_ENABLED = True
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+AXES_FAILURE_LIMIT = ULAK_LOGIN_FAILURE_LIMIT
+# 0 minutes: no cool-off, a lock lasts until it is cleared.
+AXES_COOLOFF_TIME = timedelta(minutes=ULAK_LOGIN_COOLOFF_MINUTES) if ULAK_LOGIN_COOLOFF_MINUTES else None
+# Two separate rules, not their combination. Behind a proxy that hides client addresses every
+# request has the proxy's address: the per-address rule would then lock everyone out at once, so it
+# can be turned off there (docs/security.md); the per-account rule always applies.
+ULAK_LOGIN_LOCK_BY_ADDRESS = env_bool("ULAK_LOGIN_LOCK_BY_ADDRESS", True)
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"] if ULAK_LOGIN_LOCK_BY_ADDRESS else ["username"]
+AXES_USERNAME_FORM_FIELD = "username"  # the login form's field (the user model's is `email`)
+AXES_USERNAME_CALLABLE = "config.admin_site.login_throttle_username"  # case-folded, as logins match
+AXES_CLIENT_IP_CALLABLE = "core.context.request_ip"
+AXES_LOCKOUT_CALLABLE = "config.admin_site.login_locked_out"
+# A refused attempt neither counts nor extends the lock (so it is audited as `login_locked_out`
+# only); a successful login clears nothing (it would clear the address's count for other accounts).
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_RESET_ON_SUCCESS = False
+# Logins are in the audit log already; axes keeps only the failure counts it needs, shows no admin
+# pages (they would list every workspace's members) and logs no usernames or addresses.
+AXES_DISABLE_ACCESS_LOG = True
+AXES_ENABLE_ADMIN = False
+AXES_VERBOSE = False
 # Largest request body: a transactional email may carry 2 MB of attachments, base64-encoded (+⅓).
 # Ingest endpoints keep their own, smaller limits (ULAK_MAX_BATCH_BYTES, 413).
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 3 * 1024 * 1024)
@@ -146,7 +215,7 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.AppApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["core.api.permissions.DenyAll"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["core.api.parsers.JSONParser"],  # the input boundary (docs/ingestion.md)
     "DEFAULT_PAGINATION_CLASS": "core.api.pagination.CursorPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "core.api.exceptions.json_exception_handler",
@@ -162,6 +231,29 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "SCHEMA_PATH_PREFIX": r"/v1",
+    # Request and response bodies are separate components (`FooRequest`, `Foo`): read-only fields are
+    # answered, never sent. Error responses and closed answers: core/api/schema.py.
+    "COMPONENT_SPLIT_REQUEST": True,
+    # Only /v1/ paths; Track and CDP have their own document at /api/schema/ (config/urls.py).
+    "PREPROCESSING_HOOKS": ["core.api.schema.app_api_endpoints"],
+    # One name for each choice set the App API uses in several places.
+    "ENUM_NAME_OVERRIDES": {
+        "ChannelEnum": "channels.models.ChannelType",
+        "TransactionalChannelEnum": "campaigns.api.openapi.TRANSACTIONAL_CHANNELS",
+        "SuppressibleChannelEnum": "channels.api.serializers.SUPPRESSIBLE_CHANNELS",
+        "DeliveryStatusEnum": "channels.models.DeliveryStatus",
+        "DeliverySourceEnum": "channels.api.openapi.DELIVERY_SOURCES",
+        "ConsentSourceEnum": "channels.models.ConsentSource",
+        "ReportingWebhookTypeEnum": "channels.api.openapi.WEBHOOK_TYPES",
+        "AuditSourceEnum": "core.models.AuditSource",
+        "DeletionStatusEnum": "compliance.models.DeletionStatus",
+        "DeletionSourceEnum": "compliance.models.DeletionSource",
+        "ApiKeyKindEnum": "accounts.models.ApiKeyKind",
+        "EventTypeEnum": "profiles.models.EventType",
+        "SegmentTypeEnum": "profiles.api.openapi.SEGMENT_TYPES",
+        "SegmentStateEnum": "profiles.models.SegmentState",
+        "DeadLetterStateEnum": "profiles.models.DeadLetterState",
+    },
 }
 
 # Celery: at-least-once, repeat-safe work. Due times live in PostgreSQL, not in ETAs.
@@ -222,6 +314,8 @@ ULAK_INGEST_BATCH_SIZE = env_int("ULAK_INGEST_BATCH_SIZE", 1000)  # operations a
 ULAK_ANONYMOUS_MERGE_DAYS = env_int("ULAK_ANONYMOUS_MERGE_DAYS", 30)
 # Change feed rows every registered consumer has passed are deleted once older than this (docs/change-feed.md).
 ULAK_CHANGE_FEED_RETENTION_HOURS = env_int("ULAK_CHANGE_FEED_RETENTION_HOURS", 72)
+# CIDRs whose connections (REMOTE_ADDR) may read /metrics; everyone else gets a 404 (docs/operations.md).
+ULAK_METRICS_ALLOWLIST = env_list("ULAK_METRICS_ALLOWLIST", ["127.0.0.1/32", "::1/128"])
 ULAK_MAX_MESSAGE_BYTES = 32 * 1024
 ULAK_MAX_BATCH_BYTES = 500 * 1024
 

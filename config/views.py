@@ -1,14 +1,21 @@
-"""Operational endpoints: liveness and readiness."""
+"""Operational endpoints: liveness, readiness and Prometheus metrics."""
 
+import ipaddress
 import logging
 
+from django.conf import settings
 from django.core.cache import cache
+from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
-from django.http import JsonResponse
+from django.http import Http404, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.exposition import choose_encoder
 
 from config.celery import app as celery_app
+from profiles.ingest.dead_letters import ingest_gauges
 
 logger = logging.getLogger(__name__)
 
@@ -46,3 +53,63 @@ def readyz(request):
             checks[name] = "unavailable"
             ready = False
     return JsonResponse({"status": "ok" if ready else "unavailable", "checks": checks}, status=200 if ready else 503)
+
+
+# --- /metrics (Prometheus) -------------------------------------------------------------------------
+
+class IngestCollector:
+    """Gauges read from PostgreSQL when scraped: totals over every workspace, no per-workspace
+    labels (one series per dead-letter state, one for the backlog)."""
+
+    def collect(self):
+        by_state, staged = ingest_gauges()
+        dead = GaugeMetricFamily("ulak_ingest_dead_letters",
+                                 "Ingest operations whose handler raised, kept as dead letters, by state.",
+                                 labels=["state"])
+        for state, count in by_state.items():
+            dead.add_metric([state], count)
+        yield dead
+        yield GaugeMetricFamily("ulak_ingest_staged_operations",
+                                "Ingest operations accepted and staged, not applied yet (the backlog).", value=staged)
+
+
+METRICS = CollectorRegistry()  # its own registry: nothing is collected at import, only when scraped
+METRICS.register(IngestCollector())
+# A request that names a client address in these headers came through a proxy: REMOTE_ADDR is the
+# proxy's, not the client's, so it says nothing about who is asking.
+PROXY_HEADERS = ("HTTP_X_FORWARDED_FOR", "HTTP_FORWARDED", "HTTP_X_REAL_IP")
+
+
+def _metrics_networks():
+    networks = []
+    for entry in settings.ULAK_METRICS_ALLOWLIST:
+        try:
+            networks.append(ipaddress.ip_network(entry, strict=False))
+        except ValueError as exc:
+            raise ImproperlyConfigured(f"ULAK_METRICS_ALLOWLIST: {entry!r} is not a CIDR") from exc
+    return networks
+
+
+def metrics_allowed(request) -> bool:
+    """The connection comes straight (no proxy headers) from an address in ULAK_METRICS_ALLOWLIST."""
+    if any(request.META.get(header) for header in PROXY_HEADERS):
+        return False
+    try:
+        address = ipaddress.ip_address(request.META.get("REMOTE_ADDR") or "")
+    except ValueError:
+        return False
+    addresses = [address]
+    if address.version == 6 and address.ipv4_mapped is not None:  # ::ffff:127.0.0.1 on a dual-stack socket
+        addresses.append(address.ipv4_mapped)
+    return any(a in network for network in _metrics_networks() for a in addresses if a.version == network.version)
+
+
+@never_cache
+@require_GET
+def metrics(request):
+    """Prometheus text format (OpenMetrics when the scraper asks for it). Anyone not allowed gets
+    the same 404 as a path that does not exist."""
+    if not metrics_allowed(request):
+        raise Http404
+    encoder, content_type = choose_encoder(request.META.get("HTTP_ACCEPT", ""))
+    return HttpResponse(encoder(METRICS), content_type=content_type)

@@ -1,11 +1,14 @@
 """Base classes for every admin page: scoped to the session's workspace, gated by its role."""
 
+from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import Http404, HttpResponseRedirect
+from rest_framework.exceptions import ParseError
 
-from core.errors import ApiError
+from core.api.parsers import loads
+from core.errors import ApiError, InvalidInput
 from core.models import is_tenant_model
 
 
@@ -13,14 +16,69 @@ def has_perm(request, codename: str | None) -> bool:
     return bool(codename) and codename in getattr(request, "workspace_perms", ())
 
 
+def _json_refusal(value) -> ValidationError | None:
+    """Why JSON typed into a form cannot be stored, read by the project's JSON parser
+    (core/api/parsers.py): a NUL, a lone surrogate, nesting past its limit, a non-finite number
+    or a key past its limit, naming the path inside the JSON. None when it may be, or when it is
+    not JSON at all (the field's own message says so)."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    try:
+        loads(value)
+    except InvalidInput as exc:
+        return ValidationError(f"{exc.field}: {exc.message}" if exc.field else exc.message, code="unstorable")
+    except ParseError:
+        return None
+    return None
+
+
+def _checked_json(field: forms.JSONField) -> None:
+    """Make `field` (a form's own copy) refuse what `_json_refusal` refuses, as a field error, and
+    show such text again as typed (reading it back would fail as storing it would)."""
+    to_python, bound_data = field.to_python, field.bound_data
+
+    def checked_to_python(value):
+        refusal = _json_refusal(value)
+        if refusal is not None:
+            raise refusal
+        return to_python(value)
+
+    def checked_bound_data(data, initial):
+        if not field.disabled and _json_refusal(data) is not None:
+            return forms.fields.InvalidJSONInput(data)
+        return bound_data(data, initial)
+
+    field.to_python, field.bound_data = checked_to_python, checked_bound_data
+
+
+def with_checked_json(form_class):
+    """`form_class` whose JSON fields (`forms.JSONField` and subclasses) are checked by `_checked_json`.
+    Text fields already refuse NUL (Django's ProhibitNullCharactersValidator); NUL anywhere else in
+    a posted form is refused by core.middleware before the form sees it."""
+
+    class CheckedJSONForm(form_class):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            for field in self.fields.values():  # each form has its own copies of the fields
+                if isinstance(field, forms.JSONField):
+                    _checked_json(field)
+
+    CheckedJSONForm.__name__ = CheckedJSONForm.__qualname__ = form_class.__name__
+    return CheckedJSONForm
+
+
 class WorkspacePermissionAdminMixin:
     """View needs `view_permission`, any write needs `change_permission` (workspace codenames).
 
     Both default to None, and None grants nothing: an admin that names no permission is closed.
+    Add and change forms read JSON with the project's JSON parser (`with_checked_json`).
     """
 
     view_permission: str | None = None
     change_permission: str | None = None
+
+    def get_form(self, request, obj=None, **kwargs):
+        return with_checked_json(super().get_form(request, obj, **kwargs))
 
     def has_module_permission(self, request):
         return has_perm(request, self.view_permission)

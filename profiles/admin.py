@@ -1,15 +1,22 @@
 import json
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
 from django.db import connection, models
 from django.db.models import Q
 from django.forms.models import BaseInlineFormSet
+from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
+from django.urls import path, reverse
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 
 from core.admin import ReadOnlyWorkspaceInline, ReadOnlyWorkspaceScopedAdmin, WorkspaceScopedAdmin, has_perm
+from core.errors import ApiError
 from profiles.models import CustomObject, Device, Event, Identity, ObjectType, Profile, Relationship
+from profiles.ingest.dead_letters import discard_dead_letter, replay_dead_letter, replay_dead_letters
+from profiles.models import DeadLetterState, IngestDeadLetter
 
 # Relationships shown at most on a change page: an object may have a great many people.
 RELATED_ROWS = 100
@@ -440,6 +447,100 @@ class CustomObjectAdmin(PeopleAdmin):
     def get_search_results(self, request, queryset, search_term):
         term = search_term.strip()
         return (queryset.filter(starts_with("object_id", term)) if term else queryset), False
+
+
+# --- ingest dead letters ---------------------------------------------------------------------------
+
+@admin.register(IngestDeadLetter)
+class IngestDeadLetterAdmin(ReadOnlyWorkspaceScopedAdmin):
+    """Operations the ingest processor could not apply, with their error. Read-only; holders of
+    `change_people` replay them (staged again, applied in order) or discard them, one at a time on
+    the detail page or as a selection on the list. Writes go through profiles/ingest/dead_letters.py."""
+
+    view_permission = "view_people"
+    replay_permission = "change_people"
+    list_display = ["id", "kind", "state", "error_type", "attempts", "source", "failed_at", "received_at"]
+    list_filter = ["state"]
+    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
+    ordering = ["-pk"]
+    fields = ["kind", "state", "source", "received_at", "error_type", "error_message", "attempts", "payload_display",
+              "created_at", "failed_at", "replayed_at", "discarded_at"]
+    readonly_fields = [*fields, "actions_display"]
+    actions = ["replay_selected", "discard_selected"]
+
+    def has_replay_permission(self, request):
+        return has_perm(request, self.replay_permission)
+
+    def get_fields(self, request, obj=None):
+        fields = list(self.fields)
+        if obj is not None and obj.state == DeadLetterState.DEAD and self.has_replay_permission(request):
+            fields.insert(0, "actions_display")
+        return fields
+
+    @admin.display(description="payload")
+    def payload_display(self, obj):
+        return pretty_json(obj.payload)
+
+    @admin.display(description="")
+    def actions_display(self, obj):
+        # Buttons of the page's own form (which carries the CSRF token), posted to the views below.
+        return format_html('<button type="submit" class="button" formaction="{}">Replay</button> '
+                           '<button type="submit" class="button" formaction="{}">Discard</button>',
+                           reverse(self._url_name("replay"), args=[obj.pk]),
+                           reverse(self._url_name("discard"), args=[obj.pk]))
+
+    def _url_name(self, verb: str) -> str:
+        return f"{self.admin_site.name}:{self.opts.app_label}_{self.opts.model_name}_{verb}"
+
+    def get_urls(self):
+        prefix = f"{self.opts.app_label}_{self.opts.model_name}"
+        return [
+            path("<path:object_id>/replay/", self.admin_site.admin_view(self.replay_view), name=f"{prefix}_replay"),
+            path("<path:object_id>/discard/", self.admin_site.admin_view(self.discard_view), name=f"{prefix}_discard"),
+            *super().get_urls(),
+        ]
+
+    def _act(self, request, object_id, service, done: str):
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not self.has_replay_permission(request):
+            raise PermissionDenied
+        letter = self.get_object(request, unquote(object_id))
+        if letter is None:  # missing, or another workspace's
+            raise Http404
+        try:
+            service(dead_letter=letter)
+        except ApiError as exc:  # not dead any more (replayed or discarded meanwhile)
+            self.message_user(request, str(exc), messages.ERROR)
+        else:
+            self.message_user(request, done, messages.SUCCESS)
+        return HttpResponseRedirect(reverse(self._url_name("change"), args=[letter.pk]))
+
+    def replay_view(self, request, object_id):
+        return self._act(request, object_id, replay_dead_letter, "Staged again; the processor applies it in order.")
+
+    def discard_view(self, request, object_id):
+        return self._act(request, object_id, discard_dead_letter, "Discarded.")
+
+    @admin.action(description="Replay selected dead letters", permissions=["replay"])
+    def replay_selected(self, request, queryset):
+        ids = list(queryset.values_list("pk", flat=True))
+        staged = replay_dead_letters(workspace=request.workspace, ids=ids)
+        skipped = len(ids) - staged
+        self.message_user(request, f"{staged} staged again" + (f"; {skipped} not dead, skipped." if skipped else "."),
+                          messages.SUCCESS)
+
+    @admin.action(description="Discard selected dead letters", permissions=["replay"])
+    def discard_selected(self, request, queryset):
+        discarded = 0
+        for letter in queryset.filter(state=DeadLetterState.DEAD).order_by("pk"):
+            try:
+                discard_dead_letter(dead_letter=letter)
+                discarded += 1
+            except ApiError:  # replayed or discarded meanwhile
+                pass
+        self.message_user(request, f"{discarded} discarded.", messages.SUCCESS)
 
 
 from profiles import admin_segments  # noqa: E402,F401  (registers the segment admin; it imports from here)

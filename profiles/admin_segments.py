@@ -16,6 +16,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from profiles.admin import PeopleAdmin, PrettyJSONFormField
+from core.api.parsers import text_problem
 from core.errors import InvalidInput
 from profiles.models import Segment, SegmentKind, SegmentMembership
 
@@ -25,6 +26,7 @@ MEMBERS_SHOWN = 50
 UPLOAD_MAX_BYTES = 5 * 1024 * 1024
 UPLOAD_MAX_ROWS = 100_000
 UPLOAD_CHUNK = 1_000
+UPLOAD_MAX_IDENTIFIER = 254  # the longest column it is looked up in (email); ids are at most 150
 UNKNOWN_SHOWN = 5
 IDENTIFIER_CHOICES = [("id", "id (your identifier)"), ("email", "email"), ("cio_id", "cio_id")]
 
@@ -39,11 +41,15 @@ class SegmentForm(forms.ModelForm):
 
     def clean(self):
         from profiles.segments.conditions import validate
+        from profiles.segments.kinds import validating_segment
 
         data = super().clean()
+        if "conditions" in self.errors:  # not JSON, or JSON that cannot be stored: said already
+            return data
         if data.get("kind") == SegmentKind.DATA:
             try:
-                data["conditions"] = validate(data.get("conditions") or {})
+                with validating_segment(self.instance.pk):  # its conditions may not name it
+                    data["conditions"] = validate(data.get("conditions") or {})
             except InvalidInput as exc:
                 self.add_error("conditions", ValidationError(f"{exc.field}: {exc.message}"))
         else:
@@ -87,12 +93,13 @@ class SegmentUploadForm(forms.Form):
     @staticmethod
     def _identifiers(text: str, key: str) -> list[str]:
         try:
-            rows = [row for row in csv.reader(io.StringIO(text, newline="")) if any(c.strip() for c in row)]
+            reader = csv.reader(io.StringIO(text, newline=""))
+            rows = [(reader.line_num, row) for row in reader if any(c.strip() for c in row)]
         except csv.Error as exc:
             raise ValidationError(f"The file is not a readable CSV: {exc}.") from exc
         column = 0
         if rows:
-            header = [cell.strip().lower() for cell in rows[0]]
+            header = [cell.strip().lower() for cell in rows[0][1]]
             named = [name for name in header if name in dict(IDENTIFIER_CHOICES)]
             if named:
                 if key not in header:
@@ -103,8 +110,16 @@ class SegmentUploadForm(forms.Form):
         if len(rows) > UPLOAD_MAX_ROWS:
             raise ValidationError(f"The file has {len(rows):,} rows; at most {UPLOAD_MAX_ROWS:,} are accepted "
                                   "per upload.")
-        values = (row[column].strip() if column < len(row) else "" for row in rows)
-        identifiers = list(dict.fromkeys(v for v in values if v))
+        values = [(line, row[column].strip() if column < len(row) else "") for line, row in rows]
+        for line, value in values:  # what the database could not store or hold is refused, naming the line
+            problem = text_problem(value)
+            if problem:
+                raise ValidationError(f"Line {line:,}: the identifier {problem}; remove it and upload the file "
+                                      "again.")
+            if len(value) > UPLOAD_MAX_IDENTIFIER:
+                raise ValidationError(f"Line {line:,}: the identifier is longer than {UPLOAD_MAX_IDENTIFIER} "
+                                      "characters, which no person's id or email is.")
+        identifiers = list(dict.fromkeys(value for _, value in values if value))
         if not identifiers:
             raise ValidationError("The file holds no identifiers.")
         return identifiers

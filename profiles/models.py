@@ -411,3 +411,51 @@ class ChangeFeedCursor(WorkspaceScopedModel):
 
     def __str__(self):
         return f"{self.consumer} at ({self.txid}, {self.change_id})"
+
+
+# --- ingest dead letters: operations whose handler raised (docs/ingestion.md) ------------------------
+
+class DeadLetterState(models.TextChoices):
+    DEAD = "dead", "Dead (not applied)"
+    REPLAYED = "replayed", "Replayed (staged again)"
+    DISCARDED = "discarded", "Discarded"
+
+
+class IngestDeadLetter(WorkspaceScopedModel):
+    """A staged ingest operation that raised while being applied, kept with its error instead of
+    being dropped. The processor writes it in the batch transaction that removes the operation from
+    the queue. Replaying stages the payload again as a new InboundOperation (`replay_operation_id`),
+    so it is applied in the workspace's order by the same processor path; if it fails again, this
+    row goes back to `dead` with one more attempt."""
+
+    source = models.CharField(max_length=10)
+    payload = models.JSONField()
+    received_at = models.DateTimeField()
+    kind = models.CharField(max_length=40, help_text="The operation kind (payload `op`).")
+    operation_id = models.BigIntegerField(help_text="The staged operation that failed last (a plain id).")
+    error_type = models.CharField(max_length=200)
+    error_message = models.TextField(blank=True)
+    attempts = models.PositiveIntegerField(default=1)
+    state = models.CharField(max_length=10, choices=DeadLetterState.choices, default=DeadLetterState.DEAD)
+    # The operation the last replay staged (a plain id: it is deleted once applied).
+    replay_operation_id = models.BigIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    failed_at = models.DateTimeField(default=timezone.now)
+    replayed_at = models.DateTimeField(null=True, blank=True)
+    discarded_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    personal_data_fields = ("payload", "error_message")
+    audit_log = False  # data-plane rows written by the processor; replays and discards are recorded actions
+
+    class Meta:
+        verbose_name = "ingest dead letter"
+        indexes = [
+            models.Index(fields=["workspace", "-id"], name="deadletter_ws_id"),
+            models.Index(fields=["workspace", "state", "-id"], name="deadletter_ws_state_id"),
+            models.Index(fields=["workspace", "replay_operation_id"], condition=Q(replay_operation_id__isnull=False),
+                         name="deadletter_ws_replay_op"),
+        ]
+
+    def __str__(self):
+        return f"{self.kind} dead letter #{self.pk}"

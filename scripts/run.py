@@ -348,7 +348,7 @@ def ensure_demo(env: dict, state: Path) -> None:
         return
     password = secrets.token_urlsafe(9)
     out = manage(env, "create_workspace", "Demo", "--slug", DEMO_SLUG, "--owner-email", DEMO_EMAIL,
-                 "--password", password, "--json", capture=True)
+                 f"--password={password}", "--json", capture=True)  # "=": a password may start with "-"
     creds = {"email": DEMO_EMAIL, "password": password, **json.loads(out.strip().splitlines()[-1])}
     write_private(path, json.dumps(creds, indent=2) + "\n")
     print_credentials(creds, env["PORT"], "Demo workspace created", path)

@@ -107,6 +107,8 @@ NOT_AUDITED = {
     "profiles.SegmentMembership": "follows the data; entries and exits are events, not management changes",
     "profiles.Change": "the change feed: transient rows written with the data they describe, pruned after consumers",
     "profiles.ChangeFeedCursor": "consumer read positions, moved by every batch a consumer applies",
+    "profiles.IngestDeadLetter": "ingest operations the processor could not apply (data plane, written by the "
+                                 "processor); replays and discards are recorded as audit actions",
     "channels.Delivery": "data plane; its history is DeliveryEvent",
     "channels.DeliveryEvent": "provider feedback at message volume",
     "channels.InboundMessage": "messages people send; data, not management changes",

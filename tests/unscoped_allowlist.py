@@ -35,6 +35,10 @@ ALLOWED = {
         "console login: whether the user belongs to any workspace at all",
     ("profiles/segments/incremental.py", 'segments = Segment.unscoped.filter(kind=SegmentKind.DATA, state__in=LIVE_STATES).order_by("workspace_id", "pk")'):
         "the time-based refresh walks live segments of every workspace (beat); narrowed when given one",
+    ("profiles/ingest/dead_letters.py", 'counts = dict(IngestDeadLetter.unscoped.order_by().values_list("state").annotate(n=Count("pk")))'):
+        "/metrics: dead letters by state over every workspace, one grouped query per scrape (no workspace label)",
+    ("profiles/ingest/dead_letters.py", "staged = InboundOperation.unscoped.count()"):
+        "/metrics: the ingest backlog over every workspace, one count per scrape",
     ("profiles/tasks.py", 'for workspace_id in InboundOperation.unscoped.values_list("workspace_id", flat=True).distinct():'):
         "the ingest sweep finds every workspace with staged operations (beat)",
 }

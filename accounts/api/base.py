@@ -10,6 +10,7 @@ from rest_framework.views import APIView
 
 from accounts.authentication import AppApiKeyAuthentication
 from accounts.api.permissions import HasAppScope
+from core.api.schema import ApiSchema
 from core.context import (
     Actor,
     current_workspace,
@@ -22,6 +23,8 @@ from core.context import (
 
 
 class WorkspaceScopedViewMixin:
+    schema = ApiSchema()  # OpenAPI: the shared error responses, closed response objects (core/api/schema.py)
+
     def initial(self, request, *args, **kwargs):
         self.perform_authentication(request)
         workspace = getattr(request.user, "workspace", None)

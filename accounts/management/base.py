@@ -1,4 +1,9 @@
-"""Management commands act as source "cli" in the audit log, optionally on behalf of a user."""
+"""Management commands act as source "cli" in the audit log, optionally on behalf of a user.
+
+Without --actor-email a command is the installation's trusted operator: whoever can run
+manage.py already holds the database. With --actor-email it acts for that console user, whose
+rights apply to what it grants (accounts/grants.py): `self.actor` is that user, or None.
+"""
 
 from django.core.management.base import BaseCommand, CommandError
 
@@ -8,7 +13,10 @@ from core.context import Actor, acting_as
 
 class AuditedCommand(BaseCommand):
     def add_arguments(self, parser):
-        parser.add_argument("--actor-email", help="Record this console user as the actor in the audit log.")
+        parser.add_argument(
+            "--actor-email",
+            help="Record this console user as the actor in the audit log. Commands that grant keys or roles "
+                 "(api_key, add_member) then act with that user's rights in the workspace.")
 
     def execute(self, *args, **options):
         user = None
@@ -16,6 +24,7 @@ class AuditedCommand(BaseCommand):
             user = User.objects.filter(email__iexact=options["actor_email"]).first()
             if user is None:
                 raise CommandError(f"No user with email {options['actor_email']}")
+        self.actor = user
         with acting_as(Actor(source="cli", user=user)):
             return super().execute(*args, **options)
 

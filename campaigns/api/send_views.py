@@ -28,11 +28,13 @@ from datetime import UTC, datetime, timedelta
 from email.utils import getaddresses, parseaddr
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 
 from campaigns import transactional
+from campaigns.api.openapi import SEND_REQUESTS
+from channels.api.openapi import QueuedDelivery
 from channels.api.serializers import clean_recipient, unix
 from channels.api.views import MessagingView
 from channels.models import ChannelType
@@ -322,12 +324,25 @@ def clean_idempotency_key(value: str | None) -> str:
     return value
 
 
+IDEMPOTENCY_PARAMETER = OpenApiParameter(
+    "Idempotency-Key", OpenApiTypes.STR, OpenApiParameter.HEADER, pattern=IDEMPOTENCY_KEY.pattern,
+    description="Retries with the same key return the first delivery and send nothing more.")
+REPLAYED_HEADER = OpenApiParameter(
+    "Idempotent-Replayed", OpenApiTypes.STR, OpenApiParameter.HEADER, enum=["true"], response=[200],
+    description="Present when the Idempotency-Key was seen before: the first delivery, nothing sent.")
+
+
+def send_schema(channel: str, path: str | None = None):
+    """The OpenAPI description of POST /v1/send/<path> (default: the channel)."""
+    return extend_schema(
+        operation_id=f"send_{path or channel}", request=SEND_REQUESTS[channel],
+        responses={200: OpenApiResponse(QueuedDelivery, description="Queued; the channel's worker sends it.")},
+        parameters=[IDEMPOTENCY_PARAMETER, REPLAYED_HEADER])
+
+
 class SendView(MessagingView):
     channel: str = ""
 
-    @extend_schema(request=OpenApiTypes.OBJECT, responses=OpenApiTypes.OBJECT, parameters=[
-        OpenApiParameter("Idempotency-Key", OpenApiTypes.STR, OpenApiParameter.HEADER,
-                         description="Retries with the same key return the first delivery and send nothing more.")])
     def post(self, request):
         key = clean_idempotency_key(request.headers.get("Idempotency-Key"))
         send = clean_send(self.channel, request.data, key)
@@ -340,18 +355,46 @@ class SendView(MessagingView):
 class SendEmailView(SendView):
     channel = ChannelType.EMAIL
 
+    @send_schema(ChannelType.EMAIL)
+    def post(self, request):
+        return super().post(request)
+
 
 class SendSmsView(SendView):
     channel = ChannelType.SMS
+
+    @send_schema(ChannelType.SMS)
+    def post(self, request):
+        return super().post(request)
 
 
 class SendWhatsAppView(SendView):
     channel = ChannelType.WHATSAPP
 
+    @send_schema(ChannelType.WHATSAPP)
+    def post(self, request):
+        return super().post(request)
+
 
 class SendPushView(SendView):
     channel = ChannelType.PUSH
 
+    @send_schema(ChannelType.PUSH)
+    def post(self, request):
+        return super().post(request)
+
 
 class SendInAppView(SendView):
     channel = ChannelType.IN_APP
+
+    @send_schema(ChannelType.IN_APP)
+    def post(self, request):
+        return super().post(request)
+
+
+class SendInboxMessageView(SendInAppView):
+    """Customer.io's client calls /v1/send/inbox_message for inbox messages: the in-app inbox here."""
+
+    @send_schema(ChannelType.IN_APP, "inbox_message")
+    def post(self, request):
+        return super().post(request)

@@ -22,7 +22,7 @@ urlpatterns = [
     re_path(r"^send/whatsapp/?$", send.SendWhatsAppView.as_view(), name="app-send-whatsapp"),
     re_path(r"^send/push/?$", send.SendPushView.as_view(), name="app-send-push"),
     re_path(r"^send/in_app/?$", send.SendInAppView.as_view(), name="app-send-in-app"),
-    re_path(r"^send/inbox_message/?$", send.SendInAppView.as_view(), name="app-send-inbox-message"),
+    re_path(r"^send/inbox_message/?$", send.SendInboxMessageView.as_view(), name="app-send-inbox-message"),
     re_path(r"^transactional/?$", _actions(v.TransactionalViewSet, get="list", post="create"),
             name="app-transactional"),
     re_path(TRANSACTIONAL + r"/?$", _actions(v.TransactionalViewSet, get="retrieve", put="partial_update",

@@ -10,7 +10,6 @@ that does not parse is a 400 naming the field (`body`, `payload.title`).
 """
 
 from django.core.exceptions import ValidationError
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.exceptions import NotFound
@@ -20,11 +19,13 @@ from accounts.models import AppScope
 from campaigns import services, transactional
 from channels.content import services as content_services
 from channels.content import rendering
+from campaigns.api import openapi as doc
 from campaigns.api import serializers as s
 from campaigns.models import TransactionalMessage
 from channels.content.models import Layout, Snippet
 from accounts.api.base import WorkspaceAPIView, WorkspaceViewSet
 from profiles import selectors as people
+from core.api.schema import error_responses
 from core.errors import InvalidFields, InvalidInput
 
 
@@ -53,25 +54,31 @@ def api_error(exc: Exception) -> Exception:
 
 class TransactionalViewSet(ContentErrors, WorkspaceViewSet):
     model = TransactionalMessage
+    pagination_class = None  # lists answer every row, in their envelope
 
     def safely_get_queryset(self, queryset):
         return queryset.select_related("topic", "content").order_by("pk")
 
-    @extend_schema(operation_id="transactional_list", responses=OpenApiTypes.OBJECT)
+    @extend_schema(operation_id="transactional_list", responses={200: doc.TransactionalMessageList})
     def list(self, request):
         return Response({"messages": [s.transactional_json(m) for m in self.get_queryset()]})
 
-    @extend_schema(operation_id="transactional_create", request=OpenApiTypes.OBJECT, responses=OpenApiTypes.OBJECT)
+    @extend_schema(operation_id="transactional_create", request=doc.TransactionalMessageCreateBody,
+                   responses={201: doc.TransactionalMessageResponse})
     def create(self, request):
         fields = s.clean_transactional(self.workspace, request.data, partial=False)
         message = services.create_transactional_message(workspace=self.workspace, **fields)
         return Response({"message": s.transactional_json(message)}, status=status.HTTP_201_CREATED)
 
-    @extend_schema(operation_id="transactional_get", responses=OpenApiTypes.OBJECT)
+    @extend_schema(operation_id="transactional_get", responses={200: doc.TransactionalMessageResponse})
     def retrieve(self, request, pk):
         return Response({"message": s.transactional_json(self.get_object())})
 
-    @extend_schema(operation_id="transactional_update", request=OpenApiTypes.OBJECT, responses=OpenApiTypes.OBJECT)
+    @extend_schema(methods=["PUT"], operation_id="transactional_replace", request=doc.TransactionalMessageUpdateBody,
+                   responses={200: doc.TransactionalMessageResponse},
+                   description="As PATCH: only the fields given change.")
+    @extend_schema(methods=["PATCH"], operation_id="transactional_update", request=doc.TransactionalMessageUpdateBody,
+                   responses={200: doc.TransactionalMessageResponse})
     def partial_update(self, request, pk):
         message = self.get_object()
         fields = s.clean_transactional(self.workspace, request.data, partial=True)
@@ -100,7 +107,8 @@ def preview_context(workspace, data) -> dict:
 class TransactionalPreviewView(ContentErrors, WorkspaceAPIView):
     required_scopes = {"POST": AppScope.READ}  # renders, saves nothing
 
-    @extend_schema(operation_id="transactional_preview", request=OpenApiTypes.OBJECT, responses=OpenApiTypes.OBJECT)
+    @extend_schema(operation_id="transactional_preview", request=doc.TransactionalPreviewBody,
+                   responses={200: doc.Rendered})
     def post(self, request, pk):
         """Render the saved message for a person of the workspace with sample `event`/`trigger` data."""
         message = TransactionalMessage.objects.filter(workspace=self.workspace, pk=pk).select_related(
@@ -117,7 +125,8 @@ class TransactionalPreviewView(ContentErrors, WorkspaceAPIView):
 class TemplatePreviewView(ContentErrors, WorkspaceAPIView):
     required_scopes = {"POST": AppScope.READ}  # renders, saves nothing
 
-    @extend_schema(operation_id="templates_preview", request=OpenApiTypes.OBJECT, responses=OpenApiTypes.OBJECT)
+    @extend_schema(operation_id="templates_preview", request=doc.TemplatePreviewBody,
+                   responses={200: doc.Rendered, **error_responses(404)})
     def post(self, request):
         """Render inline content (`channel`, `subject`, `body`, ..., `layout`, `payload`) for a person."""
         data = s.unwrap(request.data, "preview")
@@ -131,16 +140,18 @@ class TemplatePreviewView(ContentErrors, WorkspaceAPIView):
 
 class SnippetViewSet(ContentErrors, WorkspaceViewSet):
     model = Snippet
+    pagination_class = None  # lists answer every row, in their envelope
     lookup_field = "name"
 
     def safely_get_queryset(self, queryset):
         return queryset.order_by("name")
 
-    @extend_schema(operation_id="snippets_list", responses=OpenApiTypes.OBJECT)
+    @extend_schema(operation_id="snippets_list", responses={200: doc.SnippetList})
     def list(self, request):
         return Response({"snippets": [s.snippet_json(snippet) for snippet in self.get_queryset()]})
 
-    @extend_schema(operation_id="snippets_upsert", request=OpenApiTypes.OBJECT, responses=OpenApiTypes.OBJECT)
+    @extend_schema(operation_id="snippets_upsert", request=doc.SnippetBody,
+                   responses={200: doc.SnippetResponse, 201: doc.SnippetResponse})
     def upsert(self, request):
         """Create the snippet `name`, or replace its value (Customer.io's PUT /v1/snippets)."""
         fields = s.clean_snippet(request.data)
@@ -148,7 +159,7 @@ class SnippetViewSet(ContentErrors, WorkspaceViewSet):
         return Response({"snippet": s.snippet_json(snippet)},
                         status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
-    @extend_schema(operation_id="snippets_get", responses=OpenApiTypes.OBJECT)
+    @extend_schema(operation_id="snippets_get", responses={200: doc.SnippetResponse})
     def retrieve(self, request, name):
         return Response({"snippet": s.snippet_json(self.get_object())})
 
@@ -162,30 +173,34 @@ class SnippetViewSet(ContentErrors, WorkspaceViewSet):
 
 class LayoutViewSet(ContentErrors, WorkspaceViewSet):
     model = Layout
+    pagination_class = None  # lists answer every row, in their envelope
 
     def safely_get_queryset(self, queryset):
         return queryset.order_by("pk")
 
-    @extend_schema(operation_id="layouts_list", responses=OpenApiTypes.OBJECT)
+    @extend_schema(operation_id="layouts_list", responses={200: doc.LayoutList})
     def list(self, request):
         return Response({"layouts": [s.layout_json(layout) for layout in self.get_queryset()]})
 
-    @extend_schema(operation_id="layouts_create", request=OpenApiTypes.OBJECT, responses=OpenApiTypes.OBJECT)
+    @extend_schema(operation_id="layouts_create", request=doc.LayoutCreateBody, responses={201: doc.LayoutResponse})
     def create(self, request):
         layout = content_services.create_layout(workspace=self.workspace, **s.clean_layout(request.data, partial=False))
         return Response({"layout": s.layout_json(layout)}, status=status.HTTP_201_CREATED)
 
-    @extend_schema(operation_id="layouts_get", responses=OpenApiTypes.OBJECT)
+    @extend_schema(operation_id="layouts_get", responses={200: doc.LayoutResponse})
     def retrieve(self, request, pk):
         return Response({"layout": s.layout_json(self.get_object())})
 
-    @extend_schema(operation_id="layouts_update", request=OpenApiTypes.OBJECT, responses=OpenApiTypes.OBJECT)
+    @extend_schema(methods=["PUT"], operation_id="layouts_replace", request=doc.LayoutUpdateBody,
+                   responses={200: doc.LayoutResponse}, description="As PATCH: only the fields given change.")
+    @extend_schema(methods=["PATCH"], operation_id="layouts_update", request=doc.LayoutUpdateBody,
+                   responses={200: doc.LayoutResponse})
     def partial_update(self, request, pk):
         layout = self.get_object()
         layout = content_services.update_layout(layout=layout, **s.clean_layout(request.data, partial=True))
         return Response({"layout": s.layout_json(layout)})
 
-    @extend_schema(operation_id="layouts_delete", responses={204: None})
+    @extend_schema(operation_id="layouts_delete", responses={204: None, **error_responses(409)})
     def destroy(self, request, pk):
         content_services.delete_layout(layout=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)

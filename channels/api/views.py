@@ -11,13 +11,15 @@ from __future__ import annotations
 
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
+from accounts.grants import require_key_scopes
 from accounts.models import AppScope
 from channels import inbox_tokens, selectors, services
+from channels.api import openapi as doc
 from channels.api import serializers as s
 from channels.models import ChannelType
 from core.audit import record_action
@@ -25,6 +27,7 @@ from core.exporting import parse_format, streamed
 from accounts.api.base import WorkspaceAPIView
 from core.context import request_ip
 from profiles.api.app_filters import clean_id_type, clean_limit, decode_cursor, next_cursor
+from core.api.schema import error_responses
 from core.errors import InvalidInput
 from profiles.ingest.operations import require_dict
 
@@ -60,11 +63,11 @@ class MessagingView(WorkspaceAPIView):
 # --- channel configurations ----------------------------------------------------------------------
 
 class ChannelsView(MessagingView):
-    @extend_schema(operation_id="channels_list", responses=OpenApiTypes.OBJECT)
+    @extend_schema(operation_id="channels_list", responses={200: doc.ChannelList})
     def get(self, request):
         return Response({"channels": [s.channel_json(c) for c in selectors.channel_configs(self.workspace)]})
 
-    @extend_schema(operation_id="channels_create", request=OpenApiTypes.OBJECT, responses=OpenApiTypes.OBJECT)
+    @extend_schema(operation_id="channels_create", request=doc.ChannelCreate, responses={201: doc.ChannelResponse})
     def post(self, request):
         data = s.clean_channel(request.data, partial=False)
         config = services.create_channel_config(workspace=self.workspace, data=data)
@@ -81,25 +84,25 @@ class ChannelLookup:
 
 class ChannelView(ChannelLookup, MessagingView):
 
-    @extend_schema(operation_id="channels_retrieve", responses=OpenApiTypes.OBJECT)
+    @extend_schema(operation_id="channels_retrieve", responses={200: doc.ChannelResponse})
     def get(self, request, pk):
         return Response({"channel": s.channel_json(self.config_or_404(pk))})
 
-    @extend_schema(operation_id="channels_update", request=OpenApiTypes.OBJECT, responses=OpenApiTypes.OBJECT)
+    @extend_schema(operation_id="channels_update", request=doc.ChannelUpdate, responses={200: doc.ChannelResponse})
     def patch(self, request, pk):
         config = self.config_or_404(pk)
         data = s.clean_channel(request.data, partial=True)
         config = services.update_channel_config(config=config, data=data)
         return Response({"channel": s.channel_json(config)})
 
-    @extend_schema(operation_id="channels_delete", responses={204: None})
+    @extend_schema(operation_id="channels_delete", responses={204: None, **error_responses(409)})
     def delete(self, request, pk):
         services.delete_channel_config(config=self.config_or_404(pk))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class ChannelTestView(ChannelLookup, MessagingView):
-    @extend_schema(operation_id="channels_test", request=OpenApiTypes.OBJECT, responses=OpenApiTypes.OBJECT)
+    @extend_schema(operation_id="channels_test", request=doc.ChannelTest, responses={202: doc.QueuedDelivery})
     def post(self, request, pk):
         """Queue a test message through this configuration: {"to", "subject"?, "body"?}."""
         config = self.config_or_404(pk)
@@ -118,18 +121,18 @@ class ChannelTestView(ChannelLookup, MessagingView):
 # --- topics --------------------------------------------------------------------------------------
 
 class TopicsView(MessagingView):
-    @extend_schema(operation_id="topics_list", responses=OpenApiTypes.OBJECT)
+    @extend_schema(operation_id="topics_list", responses={200: doc.TopicList})
     def get(self, request):
         return Response({"topics": [s.topic_json(t) for t in selectors.topics(self.workspace)]})
 
-    @extend_schema(operation_id="topics_create", request=OpenApiTypes.OBJECT, responses=OpenApiTypes.OBJECT)
+    @extend_schema(operation_id="topics_create", request=doc.TopicCreate, responses={201: doc.TopicResponse})
     def post(self, request):
         topic = services.create_topic(workspace=self.workspace, data=s.clean_topic(request.data, partial=False))
         return Response({"topic": s.topic_json(topic)}, status=status.HTTP_201_CREATED)
 
 
 class SubscriptionTopicsView(MessagingView):
-    @extend_schema(operation_id="subscription_topics_list", responses=OpenApiTypes.OBJECT)
+    @extend_schema(operation_id="subscription_topics_list", responses={200: doc.CustomerioTopicList})
     def get(self, request):
         """Customer.io's `GET /v1/subscription_topics`."""
         return Response({"topics": [s.customerio_topic_json(t) for t in selectors.topics(self.workspace)]})
@@ -142,17 +145,17 @@ class TopicView(MessagingView):
             raise NotFound("Topic not found.")
         return topic
 
-    @extend_schema(operation_id="topics_retrieve", responses=OpenApiTypes.OBJECT)
+    @extend_schema(operation_id="topics_retrieve", responses={200: doc.TopicResponse})
     def get(self, request, pk):
         return Response({"topic": s.topic_json(self.topic_or_404(pk))})
 
-    @extend_schema(operation_id="topics_update", request=OpenApiTypes.OBJECT, responses=OpenApiTypes.OBJECT)
+    @extend_schema(operation_id="topics_update", request=doc.TopicUpdate, responses={200: doc.TopicResponse})
     def patch(self, request, pk):
         topic = self.topic_or_404(pk)
         topic = services.update_topic(topic=topic, data=s.clean_topic(request.data, partial=True))
         return Response({"topic": s.topic_json(topic)})
 
-    @extend_schema(operation_id="topics_delete", responses={204: None})
+    @extend_schema(operation_id="topics_delete", responses={204: None, **error_responses(409)})
     def delete(self, request, pk):
         services.delete_topic(topic=self.topic_or_404(pk))
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -166,12 +169,13 @@ class PreferencesView(MessagingView):
         topics = list(selectors.topics(self.workspace))
         return Response({"subscription_preferences": s.preferences_json(person, topics, rows)})
 
-    @extend_schema(operation_id="subscription_preferences_get", responses=OpenApiTypes.OBJECT)
+    @extend_schema(operation_id="subscription_preferences_get", parameters=doc.PERSON_PATH,
+                   responses={200: doc.PreferencesResponse})
     def get(self, request, identifier):
         return self.answer(self.person_or_404(identifier))
 
-    @extend_schema(operation_id="subscription_preferences_set", request=OpenApiTypes.OBJECT,
-                   responses=OpenApiTypes.OBJECT)
+    @extend_schema(operation_id="subscription_preferences_set", parameters=doc.PERSON_PATH,
+                   request=doc.PreferencesUpdate, responses={200: doc.PreferencesResponse})
     def put(self, request, identifier):
         """Change the person's choices; each change is appended to the consent ledger (source api,
         evidence: the API key id and the caller's IP)."""
@@ -206,9 +210,13 @@ class PreferencesView(MessagingView):
 
 
 class InboxTokenView(MessagingView):
-    @extend_schema(operation_id="inbox_token_create", request=OpenApiTypes.OBJECT, responses=OpenApiTypes.OBJECT)
+    @extend_schema(operation_id="inbox_token_create", parameters=doc.PERSON_PATH, request=doc.InboxTokenRequest,
+                   responses={200: doc.InboxToken})
     def post(self, request, identifier):
-        """A token for the person's app to read their in-app inbox at /inbox/v1/ ({"ttl_seconds"?})."""
+        """A token for the person's app to read their in-app inbox at /inbox/v1/ ({"ttl_seconds"?}).
+
+        The token reads messages, so the key needs `read` as well as `write` (accounts/grants.py)."""
+        require_key_scopes(api_key=request.auth, scopes={AppScope.READ}, what="a person's inbox token")
         body = require_dict(request.data if request.data is not None else {}, None)
         ttl = body.get("ttl_seconds", inbox_tokens.DEFAULT_TTL_SECONDS)
         if isinstance(ttl, bool) or not isinstance(ttl, int) or not 60 <= ttl <= inbox_tokens.MAX_TTL_SECONDS:
@@ -221,7 +229,8 @@ class InboxTokenView(MessagingView):
 # --- suppressions --------------------------------------------------------------------------------
 
 class SuppressionsView(MessagingView):
-    @extend_schema(operation_id="suppressions_list", responses=OpenApiTypes.OBJECT)
+    @extend_schema(operation_id="suppressions_list", responses={200: doc.SuppressionList}, parameters=[
+        doc.query("channel", "Only this channel.", enum=list(s.SUPPRESSIBLE_CHANNELS)), *doc.PAGING])
     def get(self, request):
         channel = request.query_params.get("channel") or None
         if channel is not None:
@@ -231,7 +240,9 @@ class SuppressionsView(MessagingView):
         rows, cursor = next_cursor(rows, limit, _row_pk)
         return Response({"suppressions": [s.suppression_json(row) for row in rows], "next": cursor})
 
-    @extend_schema(operation_id="suppressions_create", request=OpenApiTypes.OBJECT, responses=OpenApiTypes.OBJECT)
+    @extend_schema(operation_id="suppressions_create", request=doc.SuppressionCreate, responses={
+        201: OpenApiResponse(doc.SuppressionResponse, description="Suppressed now."),
+        200: OpenApiResponse(doc.SuppressionResponse, description="Already suppressed (its first reason stays).")})
     def post(self, request):
         """Suppress an address on a channel (reason `manual`); already suppressed answers 200."""
         data = s.clean_suppression(request.data)
@@ -245,14 +256,15 @@ class SuppressionView(MessagingView):
         channel = s.clean_suppressible_channel(channel)
         return channel, s.clean_recipient(channel, address, "address", required=True)
 
-    @extend_schema(operation_id="suppressions_retrieve", responses=OpenApiTypes.OBJECT)
+    @extend_schema(operation_id="suppressions_retrieve", parameters=doc.SUPPRESSION_PATH,
+                   responses={200: doc.SuppressionResponse})
     def get(self, request, channel, address):
         suppression = selectors.find_suppression(self.workspace, *self.address(channel, address))
         if suppression is None:
             raise NotFound("Suppression not found.")
         return Response({"suppression": s.suppression_json(suppression)})
 
-    @extend_schema(operation_id="suppressions_lift", responses={204: None})
+    @extend_schema(operation_id="suppressions_lift", parameters=doc.SUPPRESSION_PATH, responses={204: None})
     def delete(self, request, channel, address):
         """Lift the suppression: the address may be sent to again."""
         channel, address = self.address(channel, address)
@@ -273,7 +285,8 @@ class ConsentExportView(MessagingView):
         # `format` picks the export format here, not a DRF renderer; errors are still JSON.
         return super().perform_content_negotiation(request, force=True)
 
-    @extend_schema(operation_id="consent_ledger_export", responses=OpenApiTypes.OBJECT)
+    @extend_schema(operation_id="consent_ledger_export", parameters=doc.LEDGER_FILTERS, responses={
+        (200, "application/json"): doc.LedgerRow(many=True), (200, "text/csv"): OpenApiTypes.STR})
     def get(self, request):
         params = request.query_params
         fmt = parse_format(params.get("format"))
@@ -300,7 +313,7 @@ class DeliveriesView(MessagingView):
     def filters(self):
         return s.clean_delivery_filters(self.request.query_params)
 
-    @extend_schema(operation_id="deliveries_list", responses=OpenApiTypes.OBJECT)
+    @extend_schema(operation_id="deliveries_list", parameters=doc.DELIVERY_FILTERS, responses={200: doc.DeliveryList})
     def get(self, request):
         """Newest first; `start`/`limit` page with the `next` cursor."""
         filters = self.filters()
@@ -316,7 +329,7 @@ class DeliveryView(MessagingView):
     def shape(self, delivery) -> dict:
         return s.delivery_json(delivery, detail=True)
 
-    @extend_schema(operation_id="deliveries_retrieve", responses=OpenApiTypes.OBJECT)
+    @extend_schema(operation_id="deliveries_retrieve", responses={200: doc.DeliveryResponse})
     def get(self, request, delivery_id):
         delivery = selectors.find_delivery(self.workspace, delivery_id)
         if delivery is None:
@@ -338,7 +351,7 @@ class MessagesView(DeliveriesView):
             params["channel"] = params["type"]
         return s.clean_delivery_filters(params)
 
-    @extend_schema(operation_id="messages_list", responses=OpenApiTypes.OBJECT)
+    @extend_schema(operation_id="messages_list", parameters=doc.MESSAGE_FILTERS, responses={200: doc.MessageList})
     def get(self, request):
         return super().get(request)
 
@@ -351,6 +364,6 @@ class MessageView(DeliveryView):
     def shape(self, delivery) -> dict:
         return s.message_json(delivery)
 
-    @extend_schema(operation_id="messages_retrieve", responses=OpenApiTypes.OBJECT)
+    @extend_schema(operation_id="messages_retrieve", responses={200: doc.MessageResponse})
     def get(self, request, delivery_id):
         return super().get(request, delivery_id)

@@ -24,6 +24,8 @@ from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 
+from compliance.api import openapi as doc
+
 from accounts.models import AppScope
 from core.audit import record_action
 from core.exporting import FORMATS, FilterError, parse_format, parse_instant, streamed
@@ -186,6 +188,7 @@ class AuditLogView(WorkspaceAPIView):
         return super().perform_content_negotiation(request, force=True)
 
     @extend_schema(
+        operation_id="compliance_audit_log_export",
         parameters=[
             OpenApiParameter("since", OpenApiTypes.STR, description="ISO 8601 or Unix seconds, inclusive"),
             OpenApiParameter("until", OpenApiTypes.STR, description="ISO 8601 or Unix seconds, inclusive"),
@@ -193,7 +196,7 @@ class AuditLogView(WorkspaceAPIView):
             OpenApiParameter("model", OpenApiTypes.STR, description="app_label.model, e.g. profiles.profile"),
             OpenApiParameter("format", OpenApiTypes.STR, enum=list(FORMATS), description="json (default) or csv"),
         ],
-        responses={(200, "application/json"): OpenApiTypes.OBJECT, (200, "text/csv"): OpenApiTypes.STR},
+        responses=doc.exported(doc.AuditRow),
     )
     def get(self, request):
         filters = parse_filters(request.query_params)

@@ -2,18 +2,21 @@
 identifiers appear only as keyed hashes."""
 
 from django.http import StreamingHttpResponse
+from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
 from accounts.models import AppScope
 from compliance import deletion
+from compliance.api import openapi as doc
 from compliance.subjects import clean_identifiers
 from core.audit import record_action
 from core.exporting import parse_format, parse_instant, streamed
 from compliance.models import DeletionRecord
 from profiles.models import SuppressedIdentifier
 from core.api.pagination import CursorPagination
+from core.api.schema import error_responses
 from accounts.api.base import WorkspaceAPIView
 from profiles.ingest.operations import clean_str, require_dict
 
@@ -69,6 +72,8 @@ class ComplianceView(WorkspaceAPIView):
 
 
 class DeletionsView(ComplianceView):
+    @extend_schema(operation_id="compliance_deletions_request", request=doc.DeletionRequest,
+                   responses={202: doc.DeletionAccepted})
     def post(self, request):
         body = require_dict(request.data, None)
         identifiers = dict([clean_identifiers(body.get("identifiers"))])
@@ -79,12 +84,15 @@ class DeletionsView(ComplianceView):
                                       "requested_at": _iso(record.requested_at)}},
                         status=status.HTTP_202_ACCEPTED)
 
+    @extend_schema(operation_id="compliance_deletions_export", parameters=[doc.EXPORT_FORMAT, *doc.SINCE_UNTIL],
+                   responses=doc.exported(doc.DeletionRecordRow))
     def get(self, request):
         """All deletion records in the window, streamed (a year of them never loads at once)."""
         return export_records(self.workspace, request.query_params)
 
 
 class DeletionView(ComplianceView):
+    @extend_schema(operation_id="compliance_deletions_retrieve", responses={200: doc.DeletionRecordResponse})
     def get(self, request, pk: str):
         record = DeletionRecord.objects.filter(pk=pk).first()
         if record is None:
@@ -93,6 +101,8 @@ class DeletionView(ComplianceView):
 
 
 class SuppressionsView(ComplianceView):
+    @extend_schema(operation_id="compliance_suppressions_list", parameters=doc.CURSOR_PAGING,
+                   responses={200: doc.SuppressedIdentifierPage, **error_responses(404)})
     def get(self, request):
         paginator = CursorPagination()
         page = paginator.paginate_queryset(SuppressedIdentifier.objects.all(), request, view=self)
@@ -100,6 +110,8 @@ class SuppressionsView(ComplianceView):
 
 
 class SuppressionLiftView(ComplianceView):
+    @extend_schema(operation_id="compliance_suppressions_lift", request=None,
+                   responses={200: doc.SuppressedIdentifierResponse})
     def post(self, request, pk: str):
         suppression = SuppressedIdentifier.objects.filter(pk=pk).first()
         if suppression is None:

@@ -5,28 +5,22 @@ job and no download link that could outlive the request.
 """
 
 from django.http import StreamingHttpResponse
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
-from rest_framework import serializers
 from rest_framework.exceptions import NotFound
 
 from accounts.models import AppScope
 from compliance import dsar
+from compliance.api import openapi as doc
+from core.api.schema import error_responses
 from profiles.api.app_views import AppView
 from profiles.ingest.operations import require_dict
-
-
-class ExportRequestSerializer(serializers.Serializer):
-    identifiers = serializers.DictField(
-        help_text='Exactly one of {"id": ...}, {"email": ...}, {"phone": ...} (E.164) or {"cio_id": ...}.'
-    )
 
 
 class ExportsView(AppView):
     required_scopes = {"POST": AppScope.COMPLIANCE}
 
-    @extend_schema(operation_id="compliance_export_person", request=ExportRequestSerializer,
-                   responses={(200, "application/json"): OpenApiTypes.OBJECT})
+    @extend_schema(operation_id="compliance_export_person", request=doc.ExportRequest,
+                   responses={(200, "application/json"): doc.PersonalDataExport, **error_responses(404)})
     def post(self, request):
         """Everything held about one person, as a JSON attachment streamed while it is produced.
 

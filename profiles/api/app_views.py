@@ -164,19 +164,23 @@ class CustomerActivitiesView(AppView):
 
 
 class CustomerRelationshipsView(AppView):
+    delete_reads_body = True  # OpenAPI: DELETE takes the relationships to remove (core/api/schema.py)
+
     @extend_schema(operation_id="customer_relationships", parameters=[IDENTIFIER, ID_TYPE, *PAGING],
                    responses=PersonRelationshipsResponseSerializer)
     def get(self, request, identifier):
         return Response(self.page(self.person_or_404(identifier)))
 
     @extend_schema(operation_id="customer_relationships_add", parameters=[IDENTIFIER, ID_TYPE],
-                   request=PersonRelationshipsRequestSerializer, responses=PersonRelationshipsResponseSerializer)
+                   request=PersonRelationshipsRequestSerializer,
+                   responses={200: PersonRelationshipsResponseSerializer})
     def post(self, request, identifier):
         """Relate the person to objects (created when missing; their object types must exist)."""
         return self.change(identifier, remove=False)
 
     @extend_schema(operation_id="customer_relationships_remove", parameters=[IDENTIFIER, ID_TYPE],
-                   request=PersonRelationshipsRequestSerializer, responses=PersonRelationshipsResponseSerializer)
+                   request=PersonRelationshipsRequestSerializer,
+                   responses={200: PersonRelationshipsResponseSerializer})
     def delete(self, request, identifier):
         return self.change(identifier, remove=True)
 

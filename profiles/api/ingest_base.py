@@ -19,7 +19,9 @@ class IngestView(WorkspaceAPIView):
     max_body_bytes = settings.ULAK_MAX_MESSAGE_BYTES
     source = ""
     key_kind = ""
-    schema = None  # wire-compatible surfaces are documented in docs/ingestion.md
+    # OpenAPI: in the ingestion document (/api/schema/; docs/ingestion.md). A key of another kind
+    # is not found by the authentication, so a refusal is a 401, never a 403.
+    forbidden_possible = False
 
     def now(self) -> float:
         return time.time()

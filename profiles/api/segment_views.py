@@ -14,7 +14,6 @@ with `?id_type=id|email|cio_id` (default id), apply at once (they manage a manua
 are not ingested data), answer which ids named nobody, and are a 400 on a data segment.
 """
 
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.exceptions import NotFound
@@ -22,12 +21,15 @@ from rest_framework.response import Response
 
 from accounts.models import AppScope
 from accounts.api.base import WorkspaceAPIView, WorkspaceViewSet
+from core.api.schema import error_responses
+from profiles.api import openapi as doc
 from profiles.api.app_filters import clean_id_type, clean_limit, decode_cursor, next_cursor
 from profiles.api.app_serializers import PersonIdentifiersSerializer
 from profiles.api.track_v1 import TrackV1View
 from core.errors import InvalidInput
 from profiles.models import Segment, SegmentKind
 from profiles.segments import services
+from profiles.segments.kinds import validating_segment
 
 TYPES = {SegmentKind.DATA: "dynamic", SegmentKind.MANUAL: "manual"}
 KINDS = {name: kind for kind, name in TYPES.items()}
@@ -92,15 +94,16 @@ def _prefixed(call):
 
 class SegmentViewSet(WorkspaceViewSet):
     model = Segment
+    pagination_class = None  # the list answers every segment, in its envelope
 
     def safely_get_queryset(self, queryset):
         return queryset.order_by("pk")
 
-    @extend_schema(operation_id="segments_list", responses=OpenApiTypes.OBJECT)
+    @extend_schema(operation_id="segments_list", responses={200: doc.SegmentList})
     def list(self, request):
         return Response({"segments": [segment_json(s) for s in self.get_queryset()]})
 
-    @extend_schema(operation_id="segments_create", request=OpenApiTypes.OBJECT, responses=OpenApiTypes.OBJECT)
+    @extend_schema(operation_id="segments_create", request=doc.SegmentCreate, responses={201: doc.SegmentResponse})
     def create(self, request):
         data = _definition(request.data)
         kind_name = data.get("type", "dynamic" if data.get("conditions") else "manual")
@@ -111,18 +114,22 @@ class SegmentViewSet(WorkspaceViewSet):
             conditions=data.get("conditions"), description=data.get("description", "")))
         return Response({"segment": segment_json(segment)}, status=status.HTTP_201_CREATED)
 
-    @extend_schema(operation_id="segments_get", responses=OpenApiTypes.OBJECT)
+    @extend_schema(operation_id="segments_get", responses={200: doc.SegmentResponse})
     def retrieve(self, request, pk):
         return Response({"segment": segment_json(self.get_object())})
 
-    @extend_schema(operation_id="segments_update", request=OpenApiTypes.OBJECT, responses=OpenApiTypes.OBJECT)
+    @extend_schema(methods=["PUT"], operation_id="segments_replace", request=doc.SegmentUpdate,
+                   responses={200: doc.SegmentResponse}, description="As PATCH: only the fields given change.")
+    @extend_schema(methods=["PATCH"], operation_id="segments_update", request=doc.SegmentUpdate,
+                   responses={200: doc.SegmentResponse})
     def partial_update(self, request, pk):
         segment = self.get_object()
         data = _definition(request.data)
         if "type" in data and KINDS.get(data["type"]) != segment.kind:
             raise InvalidInput("segment.type", "cannot be changed")
         changes = {key: data[key] for key in ("name", "description", "conditions") if key in data}
-        _prefixed(lambda: services.update_segment(segment=segment, **changes))
+        with validating_segment(segment.pk):  # its conditions may not name it
+            _prefixed(lambda: services.update_segment(segment=segment, **changes))
         return Response({"segment": segment_json(segment)})
 
     @extend_schema(operation_id="segments_delete", responses={204: None})
@@ -130,7 +137,7 @@ class SegmentViewSet(WorkspaceViewSet):
         services.delete_segment(segment=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
 
-    @extend_schema(operation_id="segments_membership", responses=OpenApiTypes.OBJECT)
+    @extend_schema(operation_id="segments_membership", parameters=doc.PAGING, responses={200: doc.SegmentMembers})
     def membership(self, request, pk):
         """Current members by ascending internal id, `limit` (default 50, at most 1000) per page."""
         segment = self.get_object()
@@ -146,17 +153,17 @@ class SegmentViewSet(WorkspaceViewSet):
             "next": cursor,
         })
 
-    @extend_schema(operation_id="segments_customer_count", responses=OpenApiTypes.OBJECT)
+    @extend_schema(operation_id="segments_customer_count", responses={200: doc.SegmentCount})
     def customer_count(self, request, pk):
         return Response({"count": services.current_members(self.get_object()).count()})
 
-    @extend_schema(operation_id="segments_add_customers", request=OpenApiTypes.OBJECT,
-                   responses=OpenApiTypes.OBJECT)
+    @extend_schema(operation_id="segments_add_customers", parameters=[doc.ID_TYPE], request=doc.SegmentPeople,
+                   responses={200: doc.SegmentChange})
     def add_customers(self, request, pk):
         return self.change(remove=False)
 
-    @extend_schema(operation_id="segments_remove_customers", request=OpenApiTypes.OBJECT,
-                   responses=OpenApiTypes.OBJECT)
+    @extend_schema(operation_id="segments_remove_customers", parameters=[doc.ID_TYPE], request=doc.SegmentPeople,
+                   responses={200: doc.SegmentChange})
     def remove_customers(self, request, pk):
         return self.change(remove=True)
 
@@ -169,7 +176,8 @@ class SegmentViewSet(WorkspaceViewSet):
 class SegmentPreviewView(WorkspaceAPIView):
     required_scopes = {"POST": AppScope.READ}  # evaluates, saves nothing
 
-    @extend_schema(operation_id="segments_preview", request=OpenApiTypes.OBJECT, responses=OpenApiTypes.OBJECT)
+    @extend_schema(operation_id="segments_preview", request=doc.SegmentPreviewRequest,
+                   responses={200: doc.SegmentPreview})
     def post(self, request):
         """`{"conditions": tree}` → how many people match now and up to 10 of them."""
         from profiles.segments import conditions
@@ -198,9 +206,23 @@ class TrackSegmentMembershipView(TrackV1View):
         return Response(change_membership(segment, refs, remove=self.remove))
 
 
+def track_membership_schema(action: str):
+    return extend_schema(operation_id=f"track_v1_segment_{action}", tags=["track_v1"],
+                         parameters=[doc.SEGMENT_PATH, doc.ID_TYPE], request={"application/json": doc.SegmentPeople},
+                         responses={200: doc.SegmentChange, **error_responses(404)})
+
+
 class TrackAddCustomersView(TrackSegmentMembershipView):
     remove = False
+
+    @track_membership_schema("add_customers")
+    def post(self, request, segment_id):
+        return super().post(request, segment_id)
 
 
 class TrackRemoveCustomersView(TrackSegmentMembershipView):
     remove = True
+
+    @track_membership_schema("remove_customers")
+    def post(self, request, segment_id):
+        return super().post(request, segment_id)

@@ -13,11 +13,13 @@ Answers:
 """
 
 from django.conf import settings
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 
 from accounts.authentication import TrackApiAuthentication
 from core.api.exceptions import error_body
+from profiles.api import openapi as doc
 from profiles.api.ingest_base import IngestView
 from profiles.ingest import track_v2
 
@@ -29,6 +31,8 @@ class TrackV2View(IngestView):
 
 
 class EntityView(TrackV2View):
+    @extend_schema(operation_id="track_v2_entity", tags=["track_v2"], request={"application/json": doc.V2Operation},
+                   responses={200: doc.TrackAccepted})
     def post(self, request):
         return self.accepted([track_v2.operation(request.data, self.now())])
 
@@ -36,6 +40,9 @@ class EntityView(TrackV2View):
 class BatchView(TrackV2View):
     max_body_bytes = settings.ULAK_MAX_BATCH_BYTES
 
+    @extend_schema(operation_id="track_v2_batch", tags=["track_v2"], request={"application/json": doc.V2Batch},
+                   responses={200: doc.TrackAccepted, 207: doc.BatchPartial,
+                              400: OpenApiResponse(doc.BatchError, description=doc.BatchError.__doc__)})
     def post(self, request):
         operations, errors = track_v2.batch(request.data, self.now())
         if not errors:

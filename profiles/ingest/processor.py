@@ -4,6 +4,10 @@ A PostgreSQL advisory lock lets one processor work on a workspace at a time. Eac
 transaction that applies its operations and deletes their rows, so a crash rolls the batch back
 whole and the next run applies it again; nothing is lost and nothing is applied twice. What a
 batch changes is recorded in the change feed in the same transaction (docs/change-feed.md).
+
+An operation whose handler raises is rolled back to its savepoint (its change feed rows too) and
+kept, with its error, as an ingest dead letter written in the same transaction
+(profiles/ingest/dead_letters.py); the rest of the batch applies and commits.
 """
 
 import logging
@@ -17,6 +21,7 @@ from django.db import connection, transaction
 from profiles import services
 from profiles.changefeed import recording as feed
 from profiles.erasure import SuppressionFilter
+from profiles.ingest.dead_letters import Failure, keep_failures
 from profiles.ingest.store import SCHEDULE_KEY
 from profiles.models import InboundOperation
 from profiles.segments.incremental import BatchTracker
@@ -59,39 +64,44 @@ def _lock(workspace_id: int) -> bool:
         return cursor.fetchone()[0]
 
 
-def _apply_one(workspace, op: dict) -> None:
+def _apply_one(workspace, op: dict, failures: list[Failure]) -> None:
     try:
         with feed.atomic():  # a savepoint that also drops the feed rows noted inside it on failure
             HANDLERS[op["op"]](workspace, op)
-    except Exception:
-        # One bad operation must not hold up the workspace's queue; it is logged and skipped.
+    except Exception as exc:
+        # One bad operation must not hold up the workspace's queue: it is set aside (a dead letter).
         logger.exception("ingest operation failed", extra={"op": op.get("op")})
+        failures.append(Failure(op, exc))
 
 
-def _apply_events(workspace, ops: list[dict]) -> None:
+def _apply_events(workspace, ops: list[dict], failures: list[Failure]) -> None:
     try:
         with feed.atomic():
             services.record_events(workspace, ops)
-    except Exception:
+    except Exception as exc:
         if len(ops) == 1:
             logger.exception("ingest event failed")
+            failures.append(Failure(ops[0], exc))
             return
-        for op in ops:  # find and skip the one that fails
-            _apply_events(workspace, [op])
+        for op in ops:  # find and set aside the one that fails
+            _apply_events(workspace, [op], failures)
 
 
-def apply_operations(workspace, operations: list[dict]) -> None:
+def apply_operations(workspace, operations: list[dict]) -> list[Failure]:
     """Apply in order; consecutive events go to the database together. Operations naming a
-    suppressed (deleted) identifier are dropped and counted."""
+    suppressed (deleted) identifier are dropped and counted. Returns the operations that raised
+    (each rolled back to its own savepoint), in order; `process_batch` keeps them as dead letters."""
+    failures: list[Failure] = []
     suppression = SuppressionFilter(workspace, operations)
     operations = suppression.filter(operations)
     for is_event, run in groupby(operations, key=lambda op: op["op"] == "event"):
         if is_event:
-            _apply_events(workspace, list(run))
+            _apply_events(workspace, list(run), failures)
         else:
             for op in run:
-                _apply_one(workspace, op)
+                _apply_one(workspace, op, failures)
     suppression.save()
+    return failures
 
 
 def _delete_applied(workspace_id: int, ids: list[int]) -> None:
@@ -117,8 +127,12 @@ def process_batch(workspace) -> int:
             # Ingested data is not audited row by row (compliance/audit.py); what it changes goes to
             # the change feed, buffered and written before the segment upkeep adds its own rows.
             with disable_auditlog(), feed.recording():
-                apply_operations(workspace, operations)
+                failures = apply_operations(workspace, operations)
             upkeep.finish()
+            if failures:
+                # Matched by identity: the payloads handed out are the objects read above.
+                row_of = {id(payload): pk for pk, payload in rows}
+                keep_failures(workspace, [(row_of[id(f.operation)], f.error) for f in failures])
             _delete_applied(workspace.pk, [pk for pk, _ in rows])
         return len(rows)
 

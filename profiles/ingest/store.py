@@ -29,6 +29,25 @@ def stage_operations(*, workspace, operations: list[dict], source: str) -> int:
     return len(operations)
 
 
+def stage_again(*, workspace, rows: list[tuple[str, dict, object]]) -> list[int]:
+    """Stage operations that were received before — `(source, payload, received_at)` each, in
+    order — behind everything already staged, and return their new ids (in the same order).
+    Used to replay dead letters (profiles/ingest/dead_letters.py); must run in the caller's
+    transaction, and the processor is scheduled after it commits."""
+    if not rows:
+        return []
+    values = ", ".join(["(%s, %s, %s, %s)"] * len(rows))
+    params = [value for source, payload, received_at in rows
+              for value in (workspace.pk, source, Jsonb(payload), received_at)]
+    with connection.cursor() as cursor:
+        cursor.execute(f"INSERT INTO {_TABLE} (workspace_id, source, payload, received_at) VALUES {values}"
+                       " RETURNING id", params)
+        ids = [pk for (pk,) in cursor.fetchall()]
+    workspace_id = workspace.pk
+    transaction.on_commit(lambda: schedule_processing(workspace_id))
+    return ids
+
+
 def schedule_processing(workspace_id: int) -> None:
     """Enqueue the processor, at most once a second per workspace while one is pending."""
     from profiles.tasks import process_inbound

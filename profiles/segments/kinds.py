@@ -8,12 +8,13 @@ LIMIT 1): at most N index entries of (workspace, profile, -timestamp) per person
 EXISTS either way.
 """
 
+from contextlib import contextmanager
 from contextvars import ContextVar
 
 from django.db.models import Count, DecimalField, Exists, F, OuterRef, Q, TextField
 
 from core.errors import InvalidInput
-from profiles.models import Event, Relationship, SegmentMembership
+from profiles.models import Event, Relationship, Segment, SegmentMembership
 from profiles.segments.base import ConditionKind, Sql, parse_time, require, within, window_start
 from profiles.segments.filters import (
     RELATIVE_OPERATORS, Target, Valued, all_match, filter_matches, filter_sql, filters_q, json_target,
@@ -208,15 +209,39 @@ OBJECT = ConditionKind("object", validate=_validate_object, compile=_compile_obj
 
 # --- segment -------------------------------------------------------------------------------------
 
+# The id of the segment whose conditions are being validated, while `validating_segment` says so
+# (an update, in the App API and the admin): a condition naming it is a self-reference.
+SAVING_SEGMENT: ContextVar[int | None] = ContextVar("segment_being_saved", default=None)
+MAX_SEGMENT_ID = 2**63 - 1  # a bigint
+
+
+@contextmanager
+def validating_segment(segment_id: int | None):
+    """Validate conditions as those of segment `segment_id` (None: a segment not saved yet)."""
+    token = SAVING_SEGMENT.set(segment_id)
+    try:
+        yield
+    finally:
+        SAVING_SEGMENT.reset(token)
+
+
 def _validate_segment(body, path, context):
+    """The id must be a segment of the validation context's workspace (when there is one) other
+    than the segment being saved. Compiling never checks: a segment deleted later makes the leaf
+    match nobody (`not_member`: everybody), not the recompute fail."""
     segment_id = require(body, "id", path)
     if isinstance(segment_id, str) and segment_id.isdigit():
         segment_id = int(segment_id)
-    if not isinstance(segment_id, int) or isinstance(segment_id, bool) or segment_id <= 0:
+    if not isinstance(segment_id, int) or isinstance(segment_id, bool) or not 0 < segment_id <= MAX_SEGMENT_ID:
         raise InvalidInput(f"{path}.id", "must be a segment id")
     operator = body.get("operator", "member")
     if operator not in ("member", "not_member"):
         raise InvalidInput(f"{path}.operator", "must be member or not_member")
+    if segment_id == SAVING_SEGMENT.get():
+        raise InvalidInput(f"{path}.id", "a segment cannot be defined by its own membership")
+    workspace = context.workspace
+    if workspace is not None and not Segment.objects.for_workspace(workspace).filter(pk=segment_id).exists():
+        raise InvalidInput(f"{path}.id", "no segment of this workspace has this id")
     return {"id": segment_id, "operator": operator}
 
 

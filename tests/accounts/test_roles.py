@@ -7,7 +7,9 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from accounts import services
 from accounts.models import Membership
 from accounts.permissions import has_workspace_perm, workspace_permissions
-from accounts.roles import ROLE_PERMISSIONS, WORKSPACE_PERMISSIONS, Role, permissions_for
+from accounts.grants import scopes_of_role
+from accounts.models import AppScope
+from accounts.roles import ROLE_PERMISSIONS, SCOPE_PERMISSIONS, WORKSPACE_PERMISSIONS, Role, permissions_for
 from tests.support.factories import UserFactory, make_member
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "roles.md"
@@ -31,6 +33,33 @@ def doc_table() -> dict[str, frozenset[str]]:
 def test_docs_table_equals_the_code():
     assert doc_table() == {role.value: perms for role, perms in ROLE_PERMISSIONS.items()}
     assert set().union(*ROLE_PERMISSIONS.values()) == set(WORKSPACE_PERMISSIONS)
+
+
+def doc_scope_table() -> dict[str, frozenset[str]]:
+    """docs/roles.md's "| scope | needs every one of |" table."""
+    text = DOC.read_text().split("## Who may grant what")[1]
+    lines = text.split("| scope | needs every one of |")[1].split("\n\n")[0].splitlines()
+    table = {}
+    for line in lines:
+        if line.startswith("| `"):
+            scope, needs = [cell.strip() for cell in line.strip("|").split("|")]
+            table[scope.strip("`")] = frozenset(re.findall(r"`([a-z_]+)`", needs))
+    return table
+
+
+def test_docs_scope_table_equals_the_code():
+    assert doc_scope_table() == SCOPE_PERMISSIONS
+    assert set(SCOPE_PERMISSIONS) == set(AppScope.values)
+    assert set().union(*SCOPE_PERMISSIONS.values()) <= set(WORKSPACE_PERMISSIONS)
+
+
+def test_the_scopes_each_role_holds():
+    """docs/roles.md: owners and admins hold every scope, developers `read`, compliance officers
+    `compliance` (they still cannot manage keys), marketers and analysts none."""
+    assert {role: scopes_of_role(role) for role in Role.values} == {
+        Role.OWNER: {"read", "write", "compliance"}, Role.ADMIN: {"read", "write", "compliance"},
+        Role.DEVELOPER: {"read"}, Role.COMPLIANCE: {"compliance"}, Role.MARKETER: set(), Role.ANALYST: set(),
+    }
 
 
 @pytest.mark.parametrize("role", Role.values)

@@ -289,8 +289,21 @@ def test_changing_a_config_keeps_merges_and_removes_secrets(client, tenant_a):
     url = admin_url(ChannelConfig, "change", config.pk)
 
     # An empty box keeps the stored secrets; the settings are replaced as shown.
-    response = client.post(url, change_post(config, settings=json.dumps({"host": "mx.example.test",
-                                                                         "username": "mailer"})))
+    response = client.post(url, change_post(config, settings=json.dumps({"host": "smtp.example.test",
+                                                                         "username": "mailer", "use_tls": True})))
+    assert response.status_code == 302, form_errors(response)
+    config.refresh_from_db()
+    assert config.settings == {"host": "smtp.example.test", "username": "mailer", "use_tls": True}
+    assert read_secrets(config) == {"password": SECRET}
+
+    # A new destination (host) does not take the stored password along: it must be given again.
+    moved = json.dumps({"host": "mx.example.test", "username": "mailer"})
+    response = client.post(url, change_post(config, settings=moved))
+    assert response.status_code == 200
+    assert "destination changed" in str(form_errors(response)["secrets"])
+    config.refresh_from_db()
+    assert config.settings["host"] == "smtp.example.test" and read_secrets(config) == {"password": SECRET}
+    response = client.post(url, change_post(config, settings=moved, secrets=json.dumps({"password": SECRET})))
     assert response.status_code == 302, form_errors(response)
     config.refresh_from_db()
     assert config.settings == {"host": "mx.example.test", "username": "mailer"}

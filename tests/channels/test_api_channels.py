@@ -142,6 +142,24 @@ def test_patch_merges_settings_and_secrets(tenant_a):
     assert read_secrets(config) == {"password": "new-pass"} and config.sender == "other@acme.test"
 
 
+def test_stored_credentials_never_follow_a_new_destination(tenant_a):
+    # Whoever may change a configuration must not be able to send its stored password to a host of
+    # their choosing (and read it there with a test send): a new host needs the password again.
+    client = tenant_a.app_client()
+    url = f"{C}/{create(client)['id']}"
+    response = client.patch(url, {"settings": {"host": "mail.attacker.test"}}, format="json")
+    assert response.status_code == 400 and [e["field"] for e in response.json()["errors"]] == ["secrets.password"]
+    config = ChannelConfig.unscoped.get(pk=url.rsplit("/", 1)[1])
+    assert config.settings["host"] == "smtp.acme.test" and read_secrets(config) == {"password": "s3cret-pass"}
+    response = client.patch(url, {"settings": {"port": 2525}}, format="json")  # the port is part of the destination
+    assert response.status_code == 400
+    response = client.patch(url, {"settings": {"host": "mail2.acme.test"}, "secrets": {"password": "s3cret-pass"}},
+                            format="json")
+    assert response.status_code == 200, response.content
+    config.refresh_from_db()
+    assert config.settings["host"] == "mail2.acme.test" and read_secrets(config) == {"password": "s3cret-pass"}
+
+
 @pytest.mark.parametrize("body, field", [
     ({"type": "sms"}, "type"),
     ({"provider": "anymail"}, "provider"),

@@ -289,3 +289,10 @@ def test_whatsapp_configuration_is_not_reachable_through_the_twilio_hook(client,
     config = ChannelConfigFactory(workspace=tenant_a.workspace, type="whatsapp", provider="whatsapp_cloud",
                                   secrets={"access_token": "t", "app_secret": TOKEN, "verify_token": "v"})
     assert inbound(client, config, "STOP").status_code == 404
+
+
+def test_a_nul_character_in_a_provider_form_post_is_refused_and_nothing_is_stored(client, tenant_a, sms):
+    # PostgreSQL cannot store NUL: the form is refused with a 400 naming the field before any view runs.
+    response = inbound(client, sms, "hi\x00there")
+    assert response.status_code == 400 and response.json()["errors"][0]["field"] == "Body"
+    assert not InboundMessage.unscoped.exists() and not Profile.unscoped.exists()

@@ -268,6 +268,22 @@ def test_create_returns_the_secret_once(tenant_a, receiver):
         assert "secret" not in shown.content.decode()
 
 
+def test_a_write_only_key_cannot_point_webhooks_at_itself(tenant_a, receiver):
+    # A webhook's calls carry recipients and message data: creating or retargeting one needs `read`
+    # too, or a write-only key could read through it.
+    hook, _ = create_webhook(workspace=tenant_a.workspace, name="ours", url=receiver.url + "/in")
+    write_only = app_client_with_scopes(tenant_a, "write")
+    body = {"name": "mine", "endpoint": "https://attacker.example/collect"}
+    assert write_only.post("/v1/reporting_webhooks", body, format="json").status_code == 403
+    assert write_only.patch(f"/v1/reporting_webhooks/{hook.pk}", {"endpoint": "https://attacker.example/c"},
+                            format="json").status_code == 403
+    assert list(ReportingWebhook.unscoped.values_list("name", "url")) == [("ours", receiver.url + "/in")]
+    both = app_client_with_scopes(tenant_a, "read", "write")
+    assert both.post("/v1/reporting_webhooks", {"name": "mine", "endpoint": receiver.url + "/x"},
+                     format="json").status_code == 201
+    assert write_only.delete(f"/v1/reporting_webhooks/{hook.pk}").status_code == 204  # deleting leaks nothing
+
+
 def test_created_webhook_signs_with_its_secret(tenant_a, person, receiver):
     response = tenant_a.app_client().post("/v1/reporting_webhooks", {"name": "r", "url": receiver.url},
                                           format="json")

@@ -1,6 +1,6 @@
 import json
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.management.base import CommandError
 
 from accounts import services
@@ -9,7 +9,8 @@ from accounts.management.base import AuditedCommand, get_workspace
 
 
 class Command(AuditedCommand):
-    help = "Create, list, rotate or revoke API keys of a workspace."
+    help = ("Create, list, rotate or revoke API keys of a workspace. With --actor-email the user's role must hold "
+            "every scope of the key (docs/roles.md); without it the command acts as the trusted operator.")
 
     def add_arguments(self, parser):
         super().add_arguments(parser)
@@ -32,20 +33,23 @@ class Command(AuditedCommand):
                 if not opts["kind"] or not opts["name"]:
                     raise CommandError("create needs --kind and --name")
                 key, secret = services.create_api_key(
-                    workspace=workspace, kind=opts["kind"], name=opts["name"], scopes=opts["scopes"] or []
+                    workspace=workspace, kind=opts["kind"], name=opts["name"], scopes=opts["scopes"] or [],
+                    acting_user=self.actor,
                 )
                 self.stdout.write(json.dumps({"id": key.pk, "kind": key.kind, "site_id": workspace.site_id, "secret": secret}))
             else:
                 key = self._find(workspace, opts["key"])
                 if action == "revoke":
-                    services.revoke_api_key(api_key=key)
+                    services.revoke_api_key(api_key=key, acting_user=self.actor)
                     self.stdout.write(f"Revoked key {key.pk} ({key.prefix}…)")
                 else:
-                    new, secret = services.rotate_api_key(api_key=key)
+                    new, secret = services.rotate_api_key(api_key=key, acting_user=self.actor)
                     self.stdout.write(json.dumps({"id": new.pk, "kind": new.kind, "site_id": workspace.site_id,
                                                   "secret": secret, "revoked": key.pk}))
         except ValidationError as exc:
             raise CommandError("; ".join(exc.messages)) from exc
+        except PermissionDenied as exc:
+            raise CommandError(str(exc)) from exc
 
     def _find(self, workspace, ref):
         if not ref:

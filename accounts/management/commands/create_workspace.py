@@ -11,7 +11,9 @@ from accounts.management.base import AuditedCommand
 
 
 class Command(AuditedCommand):
-    help = "Create a workspace, its owner, and one key of each kind (App API key with every scope)."
+    help = ("Create a workspace, its owner, and one key of each kind (App API key with every scope). An "
+            "installation operator's act: --actor-email is only recorded in the audit log, and every key is "
+            "within the new owner's rights.")
 
     def add_arguments(self, parser):
         super().add_arguments(parser)
