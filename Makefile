@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 
-.PHONY: install run lint test bench bench-segments bench-messaging migrate clean
+.PHONY: install run lint test bench bench-segments bench-messaging bench-journeys migrate clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
@@ -34,6 +34,9 @@ bench-segments: $(STAMP)
 
 bench-messaging: $(STAMP)
 	$(PY) benchmarks/messaging.py $(BENCH_ARGS)
+
+bench-journeys: $(STAMP)
+	$(PY) benchmarks/journeys.py $(BENCH_ARGS)
 
 migrate: $(STAMP)
 	$(PY) manage.py migrate

@@ -284,3 +284,6 @@ class TransactionalMessageAdmin(ContentAdmin):
         except rendering.RenderError as exc:
             return None, str(exc), 400
         return rendered, None, 200
+
+
+from campaigns import admin_journeys  # noqa: E402,F401  (registers the campaign and journey admins)

@@ -13,6 +13,8 @@ class CampaignsConfig(AppConfig):
         from channels.content.rendering import register_source_describer
         from channels.models import Delivery
         from channels.usage import register_usage_counter
+        from campaigns.journeys.triggers import CONSUMER, FEED_KINDS, handle
+        from profiles.changefeed import register_consumer
         from profiles.segments.registry import register_condition_kind
 
         # The `message` segment condition (campaigns/conditions.py), after channels' `channel`.
@@ -21,3 +23,5 @@ class CampaignsConfig(AppConfig):
         register_usage_counter(transactional_messages_using)
         # `message.*` in a transactional delivery's templates: the message's id, name and version.
         register_source_describer(Delivery.Source.TRANSACTIONAL, describe)
+        # Journeys: triggers, exits, goals and waits read the change feed (campaigns/journeys/triggers.py).
+        register_consumer(CONSUMER, handle, kinds=FEED_KINDS, batch_size=500, queue="journeys")

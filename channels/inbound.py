@@ -36,6 +36,7 @@ from channels.models import (
     ConsentSource, Delivery, DeliveryEvent, InboundMessage, KeywordRule, SubscriptionPreference, Suppression,
 )
 from profiles.changefeed import recording as feed
+from profiles.changefeed.consumers import nudge as nudge_consumers
 from profiles.erasure import SuppressionFilter
 from profiles.models import Profile
 
@@ -114,6 +115,8 @@ def receive_message(config, *, from_address: str, provider_message_id: str, body
             to_address=normalize_address(channel, to_address)[:64], body=body, media=media or [],
             provider_message_id=provider_message_id, keyword=match.keyword if match else "")
         feed.inbound_message(message)
+        workspace_id = workspace.pk
+        transaction.on_commit(lambda: nudge_consumers(workspace_id))  # a waiting survey hears the reply now
     replies = apply_keyword(config, match, phone=phone, profile=profile, text=body,
                             message_id=provider_message_id) if match else []
     if profile is not None:

@@ -13,6 +13,7 @@ from typing import NamedTuple
 
 from auditlog.context import disable_auditlog
 from celery import current_app
+from campaigns.models import BroadcastError, BroadcastTrigger, BroadcastTriggerState, Journey, JourneyStep
 from channels.consent import PHONE_CHANNELS, normalize_address
 from channels.models import (
     ChannelType,
@@ -240,7 +241,8 @@ def delete_memberships(record):
 def delete_profile(record):
     """The profile row. Its dependants are gone by now; any that arrived since go with it, each
     through its workspace-led index (never an unfiltered cascade over events)."""
-    counts = _late_messaging_rows(record)
+    counts = {table: n for table, n in delete_journeys(record)[0].items() if n}  # runs started meanwhile
+    counts.update(_late_messaging_rows(record))
     late_letters = delete_dead_letters(record)[0]  # kept by a batch that ran after their step
     counts.update({table: n for table, n in late_letters.items() if n})
     for model in (Event, Relationship, Device, Identity, SegmentMembership, Change):
@@ -303,6 +305,46 @@ def _remove_deliveries(workspace_id, ids) -> dict:
                            f" WHERE workspace_id = %s AND {column} = ANY(%s::bigint[])", [workspace_id, ids])
             counts[model._meta.label] = cursor.rowcount
     return counts
+
+
+def delete_journeys(record):
+    """The person's journeys (runs: trigger data, journey data, survey answers) and their step
+    log, before the deliveries they point at. Live runs end with them: nothing is sent after."""
+    counts = {}
+    for model, column in ((JourneyStep, "journey_id"), (Journey, "id")):
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"DELETE FROM {model._meta.db_table} WHERE workspace_id = %s AND {column} IN ("
+                f"SELECT id FROM {Journey._meta.db_table} WHERE workspace_id = %s AND profile_id = %s)",
+                [record.workspace_id, record.workspace_id, record.profile_id])
+            counts[model._meta.label] = cursor.rowcount
+    counts.update(_forget_broadcast_recipient(record))
+    return counts, True
+
+
+def _forget_broadcast_recipient(record) -> dict:
+    """Broadcast triggers keep the identifiers they were given only until they start; the person's
+    id and email are taken out of pending ones, and out of the errors of started ones."""
+    person = Profile.objects.for_workspace(record.workspace_id).filter(pk=record.profile_id).values(
+        "external_id", "email").first()
+    names = {value for value in (person or {}).values() if value}
+    if not names:
+        return {}
+    errors, _ = BroadcastError.objects.for_workspace(record.workspace_id).filter(identifier__in=names).delete()
+    scrubbed = 0
+    for trigger in BroadcastTrigger.objects.for_workspace(record.workspace_id).filter(
+            state=BroadcastTriggerState.PENDING).select_for_update():
+        audience = dict(trigger.audience)
+        folded = {name.lower() for name in names}
+        if "values" in audience:
+            audience["values"] = [v for v in audience["values"] if v not in names and v.lower() not in folded]
+        if "rows" in audience:
+            audience["rows"] = [row for row in audience["rows"] if row[0] not in names and row[0].lower() not in folded]
+        if audience != trigger.audience:
+            trigger.audience = audience
+            trigger.save(update_fields=["audience"])
+            scrubbed += 1
+    return {BroadcastError._meta.label: errors, BroadcastTrigger._meta.label: scrubbed}
 
 
 def delete_deliveries(record):
@@ -450,6 +492,7 @@ STEPS = (
     ("inbound", delete_inbound),
     ("ingest_dead_letters", delete_dead_letters),
     ("events", delete_events),
+    ("journeys", delete_journeys),  # before deliveries: steps and runs point at them
     ("deliveries", delete_deliveries),
     ("inbound_messages", delete_inbound_messages),
     ("consent", delete_consent_records),
@@ -477,6 +520,10 @@ STEP_FOR_MODEL = {
     "profiles.Change": "change_feed",
     "profiles.Profile": "profile",
     "core.AuditEntry": "audit",
+    "campaigns.Journey": "journeys",
+    "campaigns.JourneyStep": "journeys",
+    "campaigns.BroadcastTrigger": "journeys",
+    "campaigns.BroadcastError": "journeys",
     "channels.Delivery": "deliveries",
     "channels.DeliveryEvent": "deliveries",
     "channels.ReportingWebhookCall": "deliveries",

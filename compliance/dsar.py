@@ -8,7 +8,8 @@ while it is downloaded, so there is no stored file to expire or to delete later.
 
 Deliveries (with their events) and inbound messages are streamed the same way, after the events.
 Ingest operations naming the person that the processor could not apply (dead letters, found as the
-deletion finds them) are listed as `ingest_dead_letters`.
+deletion finds them) are listed as `ingest_dead_letters`; the person's journeys (campaign runs) with
+their step log as `journeys`.
 Times are ISO 8601 with microseconds, the stored values as they are (the App API's Unix seconds
 would truncate them). Parts whose features do not exist yet are present, empty and listed in
 `not_yet_collected`; they are filled in as those features land.
@@ -23,6 +24,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models import Q
 from django.utils import timezone
 
+from campaigns.models import Journey, JourneyStep
 from channels.models import ConsentRecord, Delivery, DeliveryEvent, InboundMessage, SubscriptionPreference
 from core.audit import record_action
 from compliance.deletion import Subject, operations_naming, person_addresses, suppressions_of, unlinked_deliveries_q
@@ -32,7 +34,7 @@ from core.errors import InvalidInput
 from profiles.models import Device, Event, Identity, IngestDeadLetter, Profile, Relationship, SegmentMembership
 
 EXPORT_ACTION = "personal_data_export"
-NOT_YET_COLLECTED = ("journeys",)
+NOT_YET_COLLECTED: tuple[str, ...] = ()
 EVENT_CHUNK = 2000  # rows per database round trip
 EVENTS_PER_WRITE = 500  # events per yielded piece of the document
 DELIVERIES_PER_WRITE = 200  # deliveries per yielded piece, and per query for their events
@@ -128,6 +130,17 @@ def person_dead_letters(workspace, person: Profile) -> list[dict]:
     return [_dead_letter(row) for row in rows]
 
 
+def person_journeys(workspace, person: Profile) -> list[dict]:
+    """The person's campaign runs, oldest first, each with its step log (two queries)."""
+    runs = list(Journey.objects.for_workspace(workspace).filter(profile=person).select_related("campaign")
+                .order_by("entered_at", "pk"))
+    steps: dict[int, list] = {run.pk: [] for run in runs}
+    for step in JourneyStep.objects.for_workspace(workspace).filter(journey_id__in=steps).select_related(
+            "delivery").order_by("journey_id", "seq"):
+        steps[step.journey_id].append(_journey_step(step))
+    return [_journey(run, steps[run.pk]) for run in runs]
+
+
 def bundle_chunks(*, workspace, person: Profile) -> Iterator[bytes]:
     # Querysets are built (and the small parts read) while the workspace is in scope: the
     # returned generator runs later, when a streaming response is consumed.
@@ -159,6 +172,7 @@ def bundle_chunks(*, workspace, person: Profile) -> Iterator[bytes]:
     suppressions = [_suppression(row) for row in
                     suppressions_of(workspace.pk, person.pk, addresses).order_by("created_at", "pk")]
     dead_letters = person_dead_letters(workspace, person)
+    journeys = person_journeys(workspace, person)
     deliveries = person_deliveries(workspace, person, addresses).order_by("created_at", "pk")
     inbound = person_inbound_messages(workspace, person, addresses).order_by("received_at", "pk")
     streamed = (
@@ -167,7 +181,7 @@ def bundle_chunks(*, workspace, person: Profile) -> Iterator[bytes]:
         ("inbound_messages", _rows(inbound.iterator(chunk_size=EVENT_CHUNK), _inbound, EVENTS_PER_WRITE)),
     )
     tail = {"segment_memberships": memberships, "consent": consent, "subscription_preferences": preferences,
-            "suppressions": suppressions, "ingest_dead_letters": dead_letters} | {
+            "suppressions": suppressions, "ingest_dead_letters": dead_letters, "journeys": journeys} | {
         name: [] for name in NOT_YET_COLLECTED} | {
         "not_yet_collected": list(NOT_YET_COLLECTED)}
     return _document(head, streamed, tail)
@@ -295,6 +309,18 @@ def _preference(preference: SubscriptionPreference) -> dict:
 def _suppression(suppression) -> dict:
     return {"channel": suppression.channel, "address": suppression.address, "reason": suppression.reason,
             "note": suppression.note, "created_at": suppression.created_at}
+
+
+def _journey(run: Journey, steps: list) -> dict:
+    return {"id": run.pk, "campaign": {"id": run.campaign_id, "name": run.campaign.name}, "key": run.key,
+            "state": run.state, "exit_reason": run.exit_reason, "step": run.step, "trigger_data": run.trigger_data,
+            "data": {k: v for k, v in run.data.items() if not k.startswith("_")}, "entered_at": run.entered_at,
+            "ended_at": run.ended_at, "converted_at": run.converted_at, "steps": steps}
+
+
+def _journey_step(step: JourneyStep) -> dict:
+    return {"seq": step.seq, "step": step.step, "type": step.type, "outcome": step.outcome, "detail": step.detail,
+            "delivery_id": step.delivery.public_id if step.delivery else None, "at": step.created_at}
 
 
 def _dead_letter(letter: IngestDeadLetter) -> dict:

@@ -253,6 +253,10 @@ SPECTACULAR_SETTINGS = {
         "SegmentTypeEnum": "profiles.api.openapi.SEGMENT_TYPES",
         "SegmentStateEnum": "profiles.models.SegmentState",
         "DeadLetterStateEnum": "profiles.models.DeadLetterState",
+        "CampaignTypeEnum": "campaigns.api.openapi.CAMPAIGN_TYPES",
+        "CampaignStateEnum": "campaigns.api.openapi.CAMPAIGN_STATES",
+        "JourneyStateEnum": "campaigns.api.openapi.JOURNEY_STATES",
+        "StepTypeEnum": "campaigns.journeys.definition.STEP_TYPES",
     },
 }
 
@@ -283,6 +287,9 @@ CELERY_BEAT_SCHEDULE = {
     "reporting-webhooks": {"task": "webhooks.send_due_reporting_calls", "schedule": 15.0},
     "change-feed-drive": {"task": "default.drive_change_feed", "schedule": 5.0},
     "change-feed-prune": {"task": "default.prune_change_feed", "schedule": 900.0},
+    "journeys-tick": {"task": "journeys.tick", "schedule": 1.0},
+    "journeys-date-triggers": {"task": "journeys.date_triggers", "schedule": 60.0},
+    "journeys-broadcasts": {"task": "journeys.start_broadcasts", "schedule": 5.0},
 }
 CELERY_TIMEZONE = "UTC"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False

@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 
+from campaigns.hooks import campaign_webhook
 from config import views as ops
 from core.api.schema import INGEST_SCHEMA_SETTINGS
 from profiles.api.track_v1 import PushEventsView
@@ -48,6 +49,7 @@ urlpatterns = [
     # Tracking links, unsubscribe and preference pages, ESP webhooks (signed tokens / secrets)
     path("", include("channels.public_urls")),
     path("hooks/", include("channels.hooks_urls")),
+    path("hooks/campaigns/<str:token>", campaign_webhook, name="campaign-webhook"),
     # CDP (Segment wire format)
     path("cdp/v1/", include("profiles.api.cdp_urls")),
 ]

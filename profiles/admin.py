@@ -188,6 +188,17 @@ def register_person_action(action, *, permission: str) -> None:
         PERSON_ACTIONS.append((action, permission))
 
 
+# Sections of a person's page offered by higher layers (campaigns: the person's journeys), each a
+# callable (request, profile) -> HTML with the workspace permission it needs; filled when their
+# admin modules load.
+PERSON_PANELS: list[tuple] = []
+
+
+def register_person_panel(panel, *, permission: str) -> None:
+    if all(existing is not panel for existing, _ in PERSON_PANELS):
+        PERSON_PANELS.append((panel, permission))
+
+
 @admin.register(Profile)
 class ProfileAdmin(PeopleAdmin):
     form = ProfileForm
@@ -257,6 +268,8 @@ class ProfileAdmin(PeopleAdmin):
             context["related_objects"], context["more_related_objects"] = related_objects_of(obj)
             context["related_rows"] = RELATED_ROWS
             context["event_timeline"] = EventTimeline(request, obj)
+            context["person_panels"] = [panel(request, obj) for panel, permission in PERSON_PANELS
+                                        if has_perm(request, permission)]
         return super().render_change_form(request, context, add, change, form_url, obj)
 
 

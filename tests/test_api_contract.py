@@ -3,8 +3,8 @@
 Two documents: the App API (/v1/schema/) and the ingestion surfaces, Track v1/v2 and CDP
 (/api/schema/). Two workspaces hold real data (people with events and devices, objects and
 relationships, segments, channel configurations, topics, preferences, transactional messages,
-deliveries with events, suppressions, reporting webhooks, deletions, dead letters...). Every
-operation of each document is then called as workspace A: the App API with an App key holding
+campaigns with a run, a broadcast triggered and started, deliveries with events, suppressions,
+reporting webhooks, deletions, dead letters...). Every operation of each document is then called as workspace A: the App API with an App key holding
 `read` and `write` (the `/v1/compliance/` operations with a key holding `compliance`), Track with
 A's site id and Track key, CDP with A's write key. First:
 
@@ -49,11 +49,13 @@ from schemathesis.specs.openapi.checks import (
 
 from accounts import services as accounts
 from accounts.models import ApiKeyKind, AppScope
+from campaigns.journeys import broadcasts, engine
 from channels.feedback import record_delivery_event
 from channels.models import Delivery
 from core.context import workspace_scope
 from profiles.ingest.processor import process_pending
 from profiles.models import IngestDeadLetter, SuppressedIdentifier
+from tests.campaigns.journeys.conftest import feed
 from tests.helpers import basic_auth
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -232,6 +234,41 @@ def populate(tenant, prefix: str) -> Seeded:
     ids["deletion"] = deletion["id"]
     ids["suppressed_identifiers"] = list(SuppressedIdentifier.unscoped.filter(workspace=ws).values_list("pk", flat=True))
 
+    # Campaigns: one running with a run waiting in it (an event through the Track API, the
+    # journeys consumer and a tick, as the workers do), a draft, a spare draft to delete.
+    def send_step(subject: str) -> dict:
+        return {"type": "send", "channel": "email", "content": {"subject": subject, "body": "<p>Hi</p>"}}
+
+    welcome_campaign = ok(app.post("/v1/campaigns", {
+        "key": f"{p}-welcome", "name": "Welcome", "trigger": {"type": "event", "name": "signed_up"},
+        "workflow": {"start": "welcome", "steps": {"welcome": {**send_step("Welcome"), "next": "wait"},
+                                                   "wait": {"type": "delay", "duration": {"days": 1}}}}},
+        format="json"))["campaign"]
+    ok(app.post(f"/v1/campaigns/{welcome_campaign['id']}/activate"))
+    ok(track.post(f"/api/v1/customers/{p}-ada/events", {"name": "signed_up", "data": {"plan": "pro"}}, format="json"))
+    feed(ws)  # the journeys consumer, once the feed's horizon has passed the event
+    engine.tick()
+    draft = ok(app.post("/v1/campaigns", {"name": "Draft", "trigger": {"type": "event", "name": "joined"},
+                                          "workflow": {"start": "hi", "steps": {"hi": send_step("Hi")}}},
+                        format="json"))["campaign"]
+    spare_campaign = ok(app.post("/v1/campaigns", {"name": "Spare", "type": "broadcast"}, format="json"))["campaign"]
+    ids["campaigns"] = [welcome_campaign["id"], draft["id"]]
+    ids["welcome_campaign"], ids["draft_campaign"] = welcome_campaign["id"], draft["id"]
+    ids["spare_campaign"] = spare_campaign["id"]
+    ids["journeys"] = [run["id"] for run in ok(app.get(f"/v1/campaigns/{welcome_campaign['id']}/journeys"))["journeys"]]
+    assert len(ids["journeys"]) == 1
+
+    # A broadcast, active, triggered through the API and started (as journeys.start_broadcasts
+    # does): its trigger has recipients and an error (an id that names nobody).
+    sale = ok(app.post("/v1/campaigns", {"name": "Sale", "type": "broadcast", "workflow": {
+        "start": "sale", "steps": {"sale": send_step("Sale {{ trigger.code }}")}}}, format="json"))["campaign"]
+    ok(app.post(f"/v1/campaigns/{sale['id']}/activate"))
+    sale_trigger = ok(app.post(f"/v1/campaigns/{sale['id']}/triggers", {"data": {"code": "S1"},
+                                                                        "ids": [f"{p}-ada", f"{p}-nobody"]},
+                               format="json", headers={"Idempotency-Key": f"{p}-sale-1"}))
+    broadcasts.start_due()
+    ids["broadcast"], ids["broadcast_trigger"] = sale["id"], sale_trigger["id"]
+
     # Dead letters: operations the processor could not apply.
     letters = [IngestDeadLetter.unscoped.create(
         workspace=ws, source="track", payload={"op": "identify", "person": {"id": f"{p}-dead"}, "n": n},
@@ -257,7 +294,7 @@ def _rows(key: str, name: str = "id"):
     return known
 
 
-PEOPLE_PATHS = ("attributes", "activities", "relationships", "subscription_preferences", "inbox_token")
+PEOPLE_PATHS = ("attributes", "activities", "relationships", "subscription_preferences", "inbox_token", "journeys")
 APP_PATHS = {
     "/v1/api_keys/{id}/": _rows("victim_key"),
     "/v1/api_keys/{id}/revoke/": _rows("victim_key_2"),
@@ -286,6 +323,12 @@ APP_PATHS = {
     "/v1/ingest/dead_letters/{id}/": _rows("dead_letters"),
     "/v1/ingest/dead_letters/{id}/replay/": _rows("dead_letters"),
     "/v1/ingest/dead_letters/{id}/discard/": _rows("dead_letters"),
+    **{f"/v1/campaigns/{{id}}/{suffix}": _rows("campaigns") for suffix in (
+        "", "actions/", "activate/", "pause/", "resume/", "stop/", "journeys/", "metrics/")},
+    "/v1/journeys/{id}/": _rows("journeys"),
+    "/v1/campaigns/{id}/triggers/": _rows("broadcast"),
+    **{f"/v1/campaigns/{{id}}/triggers/{{trigger_id}}/{suffix}": lambda w: [
+        {"id": w.ids["broadcast"], "trigger_id": w.ids["broadcast_trigger"]}] for suffix in ("", "errors/")},
 }
 
 
@@ -438,6 +481,54 @@ def app_good_cases(w: Seeded) -> dict[str, list[dict]]:
         "POST /v1/ingest/dead_letters/{id}/discard/": [{"path_parameters": {"id": i["dead_letters"][0]}}],
         "POST /v1/ingest/dead_letters/{id}/replay/": [{"path_parameters": {"id": i["dead_letters"][1]}}],
         "POST /v1/ingest/dead_letters/replay/": [{"body": {"ids": [i["dead_letters"][2]]}}],
+        # Campaigns and journeys (campaigns/api/campaign_views.py). Writes run in path order: the
+        # draft is replaced, changed, activated, then drained; the running one paused and resumed.
+        "GET /v1/campaigns/": [{}],
+        "POST /v1/campaigns/": [{"body": {
+            "key": f"{p}-survey", "name": "Survey", "description": "NPS", "type": "triggered",
+            "trigger": {"type": "inbound_message", "channel": "sms", "keywords": ["nps"]},
+            "audience": {"segment_id": i["manual_segment"]}, "re_entry": {"mode": "after", "after": {"days": 30}},
+            "exit": {"events": ["churned"]}, "goal": {"event": {"name": "purchase"}, "within": {"days": 7}},
+            "journey_key": "", "workflow": {"start": "ask", "steps": {
+                "ask": {"type": "send", "channel": "sms", "content": {"body": "Score 0-10?"}, "next": "answer"},
+                "answer": {"type": "wait_for_reply", "channel": "sms", "within": {"hours": 24}, "store_as": "nps",
+                           "branches": [{"pattern": "^(9|10)", "next": "thanks"}], "else": None},
+                "thanks": {"type": "update_attributes", "attributes": {"promoter": True}}}}}}],
+        "GET /v1/campaigns/schema/": [{}],
+        "GET /v1/campaigns/{id}/": [{"path_parameters": {"id": c}} for c in i["campaigns"]],
+        "PUT /v1/campaigns/{id}/": [{"path_parameters": {"id": i["draft_campaign"]}, "body": {"campaign": {
+            "name": "Draft 2", "trigger": {"type": "event", "name": "joined", "filters": [
+                {"field": "plan", "operator": "eq", "value": "pro"}]},
+            "workflow": {"start": "hi", "steps": {"hi": {"type": "send", "channel": "email", "content": {
+                "subject": "Hi", "body": "<p>{{ trigger.plan }}</p>"}}}}}}}],
+        "PATCH /v1/campaigns/{id}/": [{"path_parameters": {"id": i["draft_campaign"]},
+                                       "body": {"description": "patched"}}],
+        "DELETE /v1/campaigns/{id}/": [{"path_parameters": {"id": i["spare_campaign"]}}],
+        "GET /v1/campaigns/{id}/actions/": [{"path_parameters": {"id": c}} for c in i["campaigns"]],
+        "POST /v1/campaigns/{id}/activate/": [{"path_parameters": {"id": i["draft_campaign"]}}],
+        "POST /v1/campaigns/{id}/pause/": [{"path_parameters": {"id": i["welcome_campaign"]}}],
+        "POST /v1/campaigns/{id}/resume/": [{"path_parameters": {"id": i["welcome_campaign"]}}],
+        "POST /v1/campaigns/{id}/stop/": [{"path_parameters": {"id": i["draft_campaign"]}, "body": {"mode": "drain"}}],
+        "GET /v1/campaigns/{id}/journeys/": [
+            {"path_parameters": {"id": i["welcome_campaign"]}},
+            {"path_parameters": {"id": i["welcome_campaign"]},
+             "query": {"customer_id": f"{p}-ada", "state": "waiting", "limit": 1}}],
+        "GET /v1/campaigns/{id}/metrics/": [{"path_parameters": {"id": c}} for c in i["campaigns"]],
+        "POST /v1/campaigns/{id}/triggers/": [
+            {"path_parameters": {"id": i["broadcast"]}, "body": {
+                "data": {"code": "S2"}, "per_user_data": [{"id": f"{p}-bob", "data": {"code": "B"}}],
+                "id_ignore_missing": True, "send_at": int(timezone.now().timestamp()) + 3600}},
+            {"path_parameters": {"id": i["broadcast"]}, "headers": {"Idempotency-Key": f"{p}-sale-1"},
+             "body": {"ids": [f"{p}-ada"]}}],  # a retry: the first trigger's id
+        "GET /v1/campaigns/{id}/triggers/{trigger_id}/": [
+            {"path_parameters": {"id": i["broadcast"], "trigger_id": i["broadcast_trigger"]}}],
+        "GET /v1/campaigns/{id}/triggers/{trigger_id}/errors/": [
+            {"path_parameters": {"id": i["broadcast"], "trigger_id": i["broadcast_trigger"]}},
+            {"path_parameters": {"id": i["broadcast"], "trigger_id": i["broadcast_trigger"]}, "query": {"limit": 1}}],
+        "GET /v1/journeys/{id}/": [{"path_parameters": {"id": j}} for j in i["journeys"]],
+        "GET /v1/customers/{identifier}/journeys/": [{"path_parameters": ada},
+                                                     {"path_parameters": {"identifier": i["ada_email"]},
+                                                      "query": {"id_type": "email", "state": "waiting"}}],
     }
 
 

@@ -73,6 +73,7 @@ def test_every_tenant_table_has_an_index_led_by_workspace():
 GLOBALLY_UNIQUE = {
     "channels.ChannelConfig.channelconfig_unique_public_id": "names the configuration in provider webhook URLs",
     "channels.Delivery.delivery_unique_public_id": "in tracking links and the API's delivery_id",
+    "campaigns.Campaign.campaign_unique_webhook_token": "names the campaign in its inbound-webhook trigger URL",
 }
 
 
@@ -115,6 +116,11 @@ NOT_AUDITED = {
     "channels.ConsentRecord": "the consent ledger is itself an append-only record",
     "channels.SubscriptionPreference": "every change is a consent ledger row",
     "channels.ReportingWebhookCall": "outgoing queue of metric events",
+    "campaigns.CampaignTrigger": "an index rebuilt from the campaign's own (audited) rules",
+    "campaigns.Journey": "runs at message volume; their history is the step log",
+    "campaigns.JourneyStep": "the step log itself, at message volume",
+    "campaigns.BroadcastTrigger": "requests to send, at API volume; recorded as api_request audit actions",
+    "campaigns.BroadcastError": "per-recipient problems of a broadcast trigger",
 }
 
 

@@ -7,6 +7,18 @@ file and the text of its line (stripped), so edits elsewhere in the file do not 
 """
 
 ALLOWED = {
+    ("campaigns/journeys/broadcasts.py", "trigger = (BroadcastTrigger.unscoped.filter(state=BroadcastTriggerState.PENDING,"):
+        "the broadcast starter (beat) claims due triggers of every workspace; each starts in its workspace's scope",
+    ("campaigns/journeys/triggers.py", 'return Campaign.unscoped.select_related("workspace").filter(webhook_token=token).first()'):
+        "a webhook-trigger URL names its campaign by token only; the campaign tells the workspace",
+    ("campaigns/journeys/dates.py", "campaigns = Campaign.unscoped.filter(state=CampaignState.ACTIVE, type=CampaignType.TRIGGERED,"):
+        "the date-trigger scan (beat) looks at date-triggered campaigns of every workspace",
+    ("campaigns/journeys/engine.py", 'live = Journey.unscoped.filter(campaign=OuterRef("pk"), workspace=OuterRef("workspace"),'):
+        "the tick stops drained campaigns of every workspace: a correlated subquery per campaign row",
+    ("campaigns/journeys/engine.py", "return Campaign.unscoped.filter(state=CampaignState.DRAINING).filter(~Exists(live)).update("):
+        "the tick stops drained campaigns of every workspace (one UPDATE)",
+    ("campaigns/journeys/engine.py", "return (Journey.unscoped.filter(state__in=LIVE_JOURNEY_STATES, next_run_at__lte=now,"):
+        "the tick (beat) claims due runs of every workspace; each is advanced in its own workspace's scope",
     ("accounts/api/base.py", "return self.model.unscoped.none()"):
         "the OpenAPI schema generator builds views without a request or key: an empty queryset",
     ("accounts/authentication.py", 'ApiKey.unscoped.select_related("workspace")'):

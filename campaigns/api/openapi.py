@@ -5,15 +5,23 @@ Each one describes what a view answers or accepts today: the answers are built b
 `rendered_json`) and `send_views.py`; the input is what their cleaners accept. Times are Unix
 seconds. Create and update bodies may also come wrapped in their envelope
 (`{"message": {...}}`, `{"layout": {...}}`, `{"snippet": {...}}`, `{"preview": {...}}`).
+
+Campaigns and journeys (the end of this file) are answered by `campaign_views.py`; the full
+format of a campaign definition is the JSON Schema at `GET /v1/campaigns/schema`
+(campaigns/journeys/schema.py), which these components summarize.
 """
 
 from rest_framework import serializers
 
-from campaigns.models import TransactionalMessage
+from campaigns.journeys.broadcasts import MAX_RECIPIENTS_LISTED
+from campaigns.journeys.definition import STEP_KEY, STEP_TYPES, TRIGGER_TYPES
+from campaigns.models import BroadcastTriggerState, CampaignState, CampaignType, JourneyState, TransactionalMessage
 from channels.models import ChannelType
 from core.api.schema import BOOLEAN_INPUT, SchemaField, document, json_object, one_of, unix_time
 
 TRANSACTIONAL_CHANNELS = TransactionalMessage.Channel  # named in SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]
+# Choice sets of campaigns and journeys used in several components, named there too.
+CAMPAIGN_TYPES, CAMPAIGN_STATES, JOURNEY_STATES = CampaignType, CampaignState, JourneyState
 TEXT_FIELDS = ("subject", "body", "body_plain", "from", "reply_to", "preheader")
 
 
@@ -267,3 +275,275 @@ SEND_REQUESTS = {
                       closed=True)
     for channel, name in SEND_NAMES.items()
 }
+
+
+# --- campaigns -----------------------------------------------------------------------------------------
+
+SCHEMA_NOTE = "The full format: the JSON Schema at GET /v1/campaigns/schema."
+# Read-only fields of a campaign's answer a definition body may carry (a campaign read and sent back).
+CAMPAIGN_READ_ONLY = ("id", "state", "active", "created", "updated", "activated", "stopped", "actions", "version",
+                      "webhook_url")
+
+ACTION = {
+    "id": serializers.CharField(help_text="The step's key."),
+    "type": serializers.ChoiceField(choices=STEP_TYPES),
+    "name": serializers.CharField(allow_blank=True),
+    "channel": serializers.ChoiceField(choices=ChannelType.choices, allow_null=True,
+                                       help_text="Send and wait-for-reply steps."),
+}
+Action = document("CampaignActionSerializer", ACTION,
+                  "A workflow step, in the workflow's reading order (depth first from the start step).")
+ActionDetail = document("CampaignActionDetailSerializer", {
+    **ACTION, "step": json_object(help_text="The step's definition as stored."),
+}, "A workflow step with its definition.")
+ActionList = document("CampaignActionListSerializer", {"actions": ActionDetail(many=True)})
+
+WORKFLOW = {
+    "type": "object", "required": ["start", "steps"], "additionalProperties": False,
+    "properties": {
+        "start": {"type": "string", "nullable": True, "description": "The first step's key."},
+        "steps": {"type": "object", "description": "Steps by key.", "additionalProperties": {
+            "type": "object", "required": ["type"],
+            "properties": {"type": {"type": "string", "enum": list(STEP_TYPES)}},
+        }},
+    },
+}
+CAMPAIGN_SUMMARY = {
+    "id": serializers.IntegerField(),
+    "key": serializers.CharField(allow_blank=True, help_text="The stable key of journeys as code (may be empty)."),
+    "name": serializers.CharField(),
+    "description": serializers.CharField(allow_blank=True),
+    "type": serializers.ChoiceField(choices=CampaignType.choices),
+    "state": serializers.ChoiceField(choices=CampaignState.choices),
+    "active": serializers.BooleanField(help_text="state is active (admitting people)."),
+    "created": unix_time(),
+    "updated": unix_time(),
+    "activated": unix_time(allow_null=True, help_text="Unix seconds of the last activation."),
+    "stopped": unix_time(allow_null=True, help_text="Unix seconds of the last stop."),
+    "trigger": json_object(help_text="What starts a run, e.g. {\"type\": \"event\", \"name\": \"signed_up\"}."),
+    "webhook_url": serializers.CharField(allow_null=True, help_text=(
+        "A webhook-triggered campaign's URL: POST a JSON body to it to start a run (the token in it is its "
+        "credential: keep it secret). Null for other triggers.")),
+    "actions": Action(many=True),
+}
+CampaignSummary = document("CampaignSummarySerializer", CAMPAIGN_SUMMARY,
+                           "A campaign as lists show it (Customer.io's shape).")
+Campaign = document("CampaignSerializer", {
+    **CAMPAIGN_SUMMARY,
+    "audience": json_object(allow_null=True, help_text="A condition tree checked at entry; null: everybody."),
+    "re_entry": json_object(),
+    "exit": json_object(),
+    "goal": json_object(allow_null=True),
+    "journey_key": serializers.CharField(allow_blank=True),
+    "workflow": SchemaField(WORKFLOW),
+    "version": serializers.IntegerField(help_text="Goes up by one with each change of the definition."),
+}, "A campaign with its whole definition (what PUT takes back). " + SCHEMA_NOTE)
+CampaignResponse = document("CampaignResponseSerializer", {"campaign": Campaign()})
+CampaignList = document("CampaignListSerializer", {"campaigns": CampaignSummary(many=True)})
+
+
+def _definition_input(name: str, *, partial: bool):
+    def loose(what: str, **schema) -> SchemaField:
+        return SchemaField({"type": "object", **schema}, required=False, allow_null=True, help_text=what)
+
+    fields = {
+        "key": serializers.CharField(max_length=100, allow_blank=True, allow_null=True, required=False),
+        "name": serializers.CharField(max_length=150, required=not partial, allow_null=partial),
+        "description": serializers.CharField(max_length=10000, allow_blank=True, allow_null=True, required=False),
+        "type": serializers.ChoiceField(choices=CampaignType.choices, required=False,
+                                        help_text="Default triggered; changes only while a draft."),
+        "trigger": loose("{\"type\": ...} and its fields; a broadcast's is {\"type\": \"api\"} (the default).",
+                         required=["type"], properties={"type": {"type": "string", "enum": list(TRIGGER_TYPES)}}),
+        "audience": loose("null, {\"segment_id\": N} or a condition tree."),
+        "re_entry": loose("{\"mode\": \"once\"|\"always\"|\"after\", \"after\", \"concurrent\"}."),
+        "exit": loose("{\"when_unmatched\", \"events\", \"on_goal\"}."),
+        "goal": loose("{\"event\"|\"segment_entered\"|\"segment_exited\", \"within\"}."),
+        "journey_key": serializers.CharField(max_length=150, allow_blank=True, allow_null=True, required=False),
+        "workflow": SchemaField({
+            "type": "object", "additionalProperties": False,
+            "properties": {
+                "start": {"type": "string", "nullable": True, "pattern": STEP_KEY.pattern},
+                "steps": {"type": "object", "maxProperties": 200, "additionalProperties": {
+                    "type": "object", "required": ["type"],
+                    "properties": {"type": {"type": "string", "enum": list(STEP_TYPES)}},
+                }},
+            },
+        }, required=False,
+            help_text="{\"start\": \"<step key>\", \"steps\": {\"<key>\": {\"type\": ..., \"next\": ...}}}."),
+    }
+    doc = ("Only the fields given change." if partial else "The whole definition: fields left out take their "
+           "defaults.") + " The read-only fields of a campaign's answer (" + ", ".join(CAMPAIGN_READ_ONLY) + \
+        ") are accepted and ignored; any other field is a 400. " + SCHEMA_NOTE
+    body = document(f"{name}Serializer", fields, doc, closed=True)
+    return one_of(f"{name}Body", body, document(f"{name}EnvelopeSerializer", {"campaign": body()}, closed=True))
+
+
+CampaignDefinitionBody = _definition_input("CampaignDefinition", partial=False)
+CampaignPatchBody = _definition_input("CampaignPatch", partial=True)
+StopBody = document("CampaignStopSerializer", {
+    "mode": serializers.ChoiceField(choices=["exit", "drain"],
+                                    help_text="exit: every live run exits now; drain: runs finish, nobody new "
+                                              "enters."),
+}, closed=True)
+
+DefinitionSchema = document("CampaignDefinitionSchemaSerializer", {
+    "$schema": serializers.CharField(),
+    "$id": serializers.CharField(),
+    "title": serializers.CharField(),
+    "description": serializers.CharField(),
+    "type": serializers.CharField(),
+    "required": serializers.ListField(child=serializers.CharField()),
+    "additionalProperties": serializers.BooleanField(),
+    "properties": json_object(),
+    "allOf": serializers.ListField(child=json_object()),
+    "$defs": json_object(),
+    "examples": serializers.ListField(child=json_object(), help_text="Valid definitions."),
+}, "A JSON Schema (draft 2020-12) document.")
+
+
+# --- journeys ------------------------------------------------------------------------------------------
+
+JourneyCustomer = document("JourneyCustomerSerializer", {
+    "id": serializers.CharField(allow_null=True, help_text="The person's id (external id), if they have one."),
+    "cio_id": serializers.CharField(),
+}, "The person of the run.")
+JOURNEY = {
+    "id": serializers.IntegerField(),
+    "campaign_id": serializers.IntegerField(),
+    "customer": JourneyCustomer(allow_null=True, help_text="Null for a run without a person (webhook-triggered)."),
+    "key": serializers.CharField(allow_null=True, help_text="The journey key's value, if the campaign has one."),
+    "state": serializers.ChoiceField(choices=JourneyState.choices),
+    "exit_reason": serializers.CharField(allow_null=True),
+    "step": serializers.CharField(allow_null=True, help_text="The step it waits at, or runs next."),
+    "next_run_at": unix_time(allow_null=True),
+    "entered_at": unix_time(),
+    "ended_at": unix_time(allow_null=True),
+    "converted_at": unix_time(allow_null=True),
+    "trigger_data": json_object(help_text="`trigger.*` in templates."),
+    "data": json_object(help_text="`journey.*` in templates."),
+}
+Journey = document("JourneySerializer", JOURNEY, "One run of a campaign's workflow.")
+JourneyStepRow = document("JourneyStepSerializer", {
+    "seq": serializers.IntegerField(help_text="Step executions of the run count up from 1."),
+    "step": serializers.CharField(allow_null=True),
+    "type": serializers.CharField(allow_null=True, help_text="The step's type; null for an exit from outside "
+                                                             "(stop, exit event, goal)."),
+    "outcome": serializers.CharField(help_text="sent, skipped, waiting, waited, yes, no, matched, timeout, "
+                                               "replied, failed, exited..."),
+    "detail": json_object(),
+    "delivery_id": serializers.CharField(allow_null=True, help_text="The message a send step made."),
+    "created_at": unix_time(),
+})
+JourneyDetail = document("JourneyDetailSerializer", {**JOURNEY, "steps": JourneyStepRow(many=True)},
+                         "A run with its step log.")
+JourneyResponse = document("JourneyResponseSerializer", {"journey": JourneyDetail()})
+JourneyList = document("JourneyListSerializer", {
+    "journeys": Journey(many=True),
+    "next": serializers.CharField(allow_blank=True, help_text="Cursor of the next page; empty on the last page."),
+})
+
+
+# --- metrics -------------------------------------------------------------------------------------------
+
+COUNT = serializers.IntegerField
+MessageCounts = document("StepMessageCountsSerializer", {
+    "deliveries": COUNT(help_text="Messages the step made."),
+    **{name: COUNT() for name in ("sent", "delivered", "opened", "clicked", "converted", "bounced", "unsubscribed")},
+}, "What happened to the messages a send step made.")
+StepMetrics = document("StepMetricsSerializer", {
+    "id": serializers.CharField(help_text="The step's key."),
+    "type": serializers.CharField(help_text="The step's type (as logged, for a removed step)."),
+    "removed": serializers.BooleanField(help_text="No longer in the workflow; runs passed through it."),
+    "entered": COUNT(help_text="Runs that executed the step."),
+    "waiting": COUNT(help_text="Runs waiting at it now."),
+    "completed": COUNT(help_text="Runs that got past it."),
+    "exited": COUNT(help_text="Runs that exited at it."),
+    "exited_by_reason": serializers.DictField(child=COUNT()),
+    "failed": COUNT(help_text="Runs whose step failed here."),
+    "outcomes": serializers.DictField(child=COUNT(), help_text="Step executions by outcome."),
+    "messages": MessageCounts(allow_null=True, help_text="Send steps."),
+})
+MetricsTotals = document("CampaignMetricsTotalsSerializer", {
+    "entered": COUNT(help_text="Runs ever started."),
+    "live": COUNT(help_text="Runs active or waiting."),
+    "completed": COUNT(), "exited": COUNT(), "failed": COUNT(), "converted": COUNT(),
+})
+CampaignMetrics = document("CampaignMetricsSerializer", {
+    "campaign_id": serializers.IntegerField(), "totals": MetricsTotals(), "steps": StepMetrics(many=True),
+})
+CampaignMetricsResponse = document("CampaignMetricsResponseSerializer", {"metrics": CampaignMetrics()})
+
+
+# --- broadcast triggers --------------------------------------------------------------------------------
+# Answered by broadcast_views.py; the body is what campaigns/journeys/broadcasts.clean_request accepts.
+
+IDENTIFIER = {"oneOf": [{"type": "string", "minLength": 1, "maxLength": 254}, {"type": "integer"}]}
+LOCAL_TIME = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}$"
+
+
+def _identifiers(what: str) -> SchemaField:
+    return SchemaField({"type": "array", "minItems": 1, "maxItems": MAX_RECIPIENTS_LISTED, "items": IDENTIFIER,
+                        "nullable": True}, required=False, allow_null=True, help_text=what)
+
+
+def _broadcast_flag(what: str) -> serializers.BooleanField:
+    return serializers.BooleanField(required=False, help_text=what + " Default false.")
+
+
+BroadcastTriggerBody = document("BroadcastTriggerRequestSerializer", {
+    "data": json_object(required=False, allow_null=True,
+                        help_text="`trigger.*` in the broadcast's messages, for every recipient."),
+    "recipients": json_object(required=False, allow_null=True, help_text=(
+        "A condition tree of the segment condition language: who receives it. Give at most one of recipients, "
+        "ids, emails and per_user_data; none: the campaign's audience (everybody when it has none).")),
+    "ids": _identifiers("People by id (external id); ids that name nobody are errors of the trigger."),
+    "emails": _identifiers("People by email (case-insensitive); emails that name nobody are errors of the "
+                           "trigger."),
+    "per_user_data": SchemaField({
+        "type": "array", "minItems": 1, "maxItems": MAX_RECIPIENTS_LISTED, "nullable": True,
+        "items": {"type": "object", "additionalProperties": False, "properties": {
+            "id": IDENTIFIER, "email": {"type": "string", "minLength": 1, "maxLength": 254},
+            "data": {"type": "object", "nullable": True, "description": "Merged over `data` for this person."},
+        }},
+    }, required=False, allow_null=True, help_text=(
+        "People with data of their own: each row {\"id\" or \"email\": ..., \"data\": {...}}, every row naming "
+        "its person the same way.")),
+    "id_ignore_missing": _broadcast_flag("true: ids (or per_user_data ids) that name nobody are not errors."),
+    "email_ignore_missing": _broadcast_flag("true: emails that name nobody are not errors."),
+    "email_add_duplicates": _broadcast_flag("Accepted for Customer.io's clients; an email names one person here."),
+    "send_at": SchemaField({"type": "number", "minimum": 1, "maximum": 253402300798, "nullable": True},
+                           required=False, allow_null=True,
+                           help_text="Unix seconds: fix the recipients and send then (a past time: now)."),
+    "local_time": SchemaField({"type": "string", "pattern": LOCAL_TIME, "nullable": True}, required=False,
+                              allow_null=True, help_text=(
+                                  "YYYY-MM-DDTHH:MM: send at this wall-clock time in each recipient's time zone "
+                                  "(not with send_at).")),
+}, "Trigger an active broadcast (Customer.io's API-triggered broadcast). Any other field is a 400; no person is "
+   "ever created.", closed=True)
+BroadcastTriggered = document("BroadcastTriggeredSerializer", {
+    "id": serializers.IntegerField(help_text="The trigger's id: follow it at GET /v1/campaigns/{id}/triggers/"
+                                             "{trigger_id}."),
+}, "The trigger stored (or, for a repeated Idempotency-Key, the one first stored).")
+BroadcastTriggerDoc = document("BroadcastTriggerSerializer", {
+    "id": serializers.IntegerField(),
+    "campaign_id": serializers.IntegerField(),
+    "state": serializers.ChoiceField(choices=BroadcastTriggerState.choices, help_text=(
+        "failed: the broadcast was no longer active when the trigger was due.")),
+    "processed": serializers.BooleanField(help_text="state is not pending."),
+    "created_at": unix_time(),
+    "processed_at": unix_time(allow_null=True),
+    "send_at": unix_time(allow_null=True, help_text="Unix seconds, if the request gave send_at."),
+    "local_time": serializers.CharField(allow_null=True, help_text="The request's local_time, if it gave one."),
+    "recipients": serializers.IntegerField(help_text="Runs created (0 while pending)."),
+    "error_count": serializers.IntegerField(help_text="Identifiers that named nobody."),
+    "error": serializers.CharField(allow_null=True, help_text="Why a failed trigger failed."),
+}, "A trigger of a broadcast.")
+BroadcastTriggerResponse = document("BroadcastTriggerResponseSerializer", {"trigger": BroadcastTriggerDoc()})
+BroadcastErrorDoc = document("BroadcastErrorSerializer", {
+    "identifier": serializers.CharField(allow_blank=True, help_text="The id or email the request named."),
+    "reason": serializers.CharField(),
+}, "A recipient the trigger could not reach.")
+BroadcastErrorList = document("BroadcastErrorListSerializer", {
+    "errors": BroadcastErrorDoc(many=True),
+    "next": serializers.CharField(allow_blank=True, help_text="Cursor of the next page; empty on the last page."),
+})

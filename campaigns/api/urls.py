@@ -1,15 +1,19 @@
-"""App API paths for message content and transactional sends (/v1/...), with or without a trailing slash.
+"""App API paths for message content, transactional sends, campaigns and journeys (/v1/...), with or
+without a trailing slash.
 
 Included by config/urls.py as `path("v1/", include("campaigns.api.urls"))`.
 """
 
 from django.urls import re_path
 
+from campaigns.api import broadcast_views as b
+from campaigns.api import campaign_views as c
 from campaigns.api import send_views as send
 from campaigns.api import views as v
 
 TRANSACTIONAL = r"^transactional/(?P<pk>\d+)"
 LAYOUT = r"^layouts/(?P<pk>\d+)"
+CAMPAIGN = r"^campaigns/(?P<pk>\d+)"
 
 
 def _actions(viewset, **mapping):
@@ -38,4 +42,25 @@ urlpatterns = [
     re_path(r"^layouts/?$", _actions(v.LayoutViewSet, get="list", post="create"), name="app-layouts"),
     re_path(LAYOUT + r"/?$", _actions(v.LayoutViewSet, get="retrieve", put="partial_update", patch="partial_update",
                                       delete="destroy"), name="app-layout"),
+    # Campaigns and journeys (campaign_views.py). A person's runs are here, not with the other
+    # /customers/{id}/... paths: profiles is a lower layer.
+    re_path(r"^campaigns/?$", c.CampaignsView.as_view(), name="app-campaigns"),
+    re_path(r"^campaigns/schema/?$", c.CampaignSchemaView.as_view(), name="app-campaigns-schema"),
+    re_path(CAMPAIGN + r"/?$", c.CampaignView.as_view(), name="app-campaign"),
+    re_path(CAMPAIGN + r"/actions/?$", c.CampaignActionsView.as_view(), name="app-campaign-actions"),
+    re_path(CAMPAIGN + r"/activate/?$", c.CampaignActivateView.as_view(), name="app-campaign-activate"),
+    re_path(CAMPAIGN + r"/pause/?$", c.CampaignPauseView.as_view(), name="app-campaign-pause"),
+    re_path(CAMPAIGN + r"/resume/?$", c.CampaignResumeView.as_view(), name="app-campaign-resume"),
+    re_path(CAMPAIGN + r"/stop/?$", c.CampaignStopView.as_view(), name="app-campaign-stop"),
+    re_path(CAMPAIGN + r"/journeys/?$", c.CampaignJourneysView.as_view(), name="app-campaign-journeys"),
+    re_path(CAMPAIGN + r"/metrics/?$", c.CampaignMetricsView.as_view(), name="app-campaign-metrics"),
+    # Broadcast triggers (broadcast_views.py), Customer.io's API-triggered broadcasts.
+    re_path(CAMPAIGN + r"/triggers/?$", b.BroadcastTriggersView.as_view(), name="app-campaign-triggers"),
+    re_path(CAMPAIGN + r"/triggers/(?P<trigger_id>\d+)/?$", b.BroadcastTriggerView.as_view(),
+            name="app-campaign-trigger"),
+    re_path(CAMPAIGN + r"/triggers/(?P<trigger_id>\d+)/errors/?$", b.BroadcastTriggerErrorsView.as_view(),
+            name="app-campaign-trigger-errors"),
+    re_path(r"^journeys/(?P<pk>\d+)/?$", c.JourneyView.as_view(), name="app-journey"),
+    re_path(r"^customers/(?P<identifier>.+)/journeys/?$", c.CustomerJourneysView.as_view(),
+            name="app-customer-journeys"),
 ]

@@ -10,7 +10,7 @@ push title/link/image_url/sound/custom_data, WhatsApp template/media_url, webhoo
 method/url/headers/body...). Every string in the payload, however nested, is a template too,
 except email `attachments` and `bcc` (UNRENDERED_EMAIL_KEYS), which reach the payload unchanged.
 
-Scopes (docs/templates.md): customer, event, trigger, campaign, message, snippets.
+Scopes (docs/templates.md): customer, event, trigger, campaign, journey, message, snippets.
 """
 
 from __future__ import annotations
@@ -118,6 +118,7 @@ def build_scopes(*, workspace_id: int, profile, message_data: Mapping | None, me
         "event": templating.plain(message_data.get("event") or {}),
         "trigger": templating.plain(message_data.get("trigger") or {}),
         "campaign": templating.plain(message_data.get("campaign") or {}),
+        "journey": templating.plain(message_data.get("journey") or {}),
         "message": templating.plain(message),
         "snippets": snippets,
         **links,

@@ -215,6 +215,22 @@ def drive() -> int:
     return scheduled
 
 
+def nudge(workspace_id: int) -> int:
+    """After a commit that wrote rows (an ingest batch): a consume task for each registered
+    consumer in that workspace now, unless one is already scheduled — beat's drive would find the
+    rows up to 5 s later. Returns the number enqueued. A row still below another transaction's
+    horizon is left to the next nudge or drive."""
+    from profiles.tasks import consume_change_feed
+
+    scheduled = 0
+    for consumer in registered_consumers():
+        if cache.add(SCHEDULE_KEY.format(consumer.name, workspace_id), 1, SCHEDULE_SECONDS):
+            consume_change_feed.apply_async(kwargs={"workspace_id": workspace_id, "consumer": consumer.name},
+                                            queue=consumer.queue)
+            scheduled += 1
+    return scheduled
+
+
 def consume(workspace, name: str) -> RunResult:
     """The consume task: run the consumer for a while, then either hand over to a fresh task (rows
     left) or let beat schedule the next run. A failing handler leaves the schedule key to expire,

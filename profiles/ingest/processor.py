@@ -20,6 +20,7 @@ from django.db import connection, transaction
 
 from profiles import services
 from profiles.changefeed import recording as feed
+from profiles.changefeed.consumers import nudge as nudge_consumers
 from profiles.erasure import SuppressionFilter
 from profiles.ingest.dead_letters import Failure, keep_failures
 from profiles.ingest.store import SCHEDULE_KEY
@@ -134,6 +135,9 @@ def process_batch(workspace) -> int:
                 row_of = {id(payload): pk for pk, payload in rows}
                 keep_failures(workspace, [(row_of[id(f.operation)], f.error) for f in failures])
             _delete_applied(workspace.pk, [pk for pk, _ in rows])
+            # What the batch changed is in the feed: its consumers (journeys) run as soon as it
+            # commits, not at beat's next drive.
+            transaction.on_commit(lambda: nudge_consumers(workspace.pk))
         return len(rows)
 
 

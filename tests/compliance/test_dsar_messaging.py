@@ -97,7 +97,7 @@ def test_consent_preferences_suppressions_and_inbound_messages(tenant_a, ann, me
         ("push", "tok-ann", "invalid", ""), ("sms", "+905551112233", "stop", "note-ann")]
     assert [(m["channel"], m["from"], m["body"], m["keyword"]) for m in bundle["inbound_messages"]] == [
         ("sms", "+905551112233", "hello-ann", ""), ("sms", "+905551112233", "STOP", "STOP")]
-    assert bundle["not_yet_collected"] == ["journeys"] and bundle["journeys"] == []
+    assert bundle["not_yet_collected"] == [] and bundle["journeys"] == []
 
 
 def test_nothing_of_anyone_elses_messaging_is_in_the_bundle(tenant_a, ann, messaging):

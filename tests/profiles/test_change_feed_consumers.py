@@ -16,6 +16,7 @@ from django.db import connection, connections, transaction
 from django.utils import timezone
 
 from profiles.changefeed import register_consumer, rewind, run_consumer, unregister_consumer
+from profiles.changefeed import consumers as consumer_registry
 from profiles.changefeed.consumers import SCHEDULE_KEY, drive, horizon, pending_workspaces, prune
 from profiles.ingest.processor import process_pending
 from profiles.ingest.store import stage_operations
@@ -27,6 +28,17 @@ from tests.profiles import changefeed_support as support
 
 ROOT = Path(__file__).resolve().parents[2]
 T = 1_700_000_000
+
+
+@pytest.fixture(autouse=True)
+def only_this_files_consumers():
+    """The consumers the application registers (the journey engine's) are set aside: these tests
+    count cursors, drives and prunes of their own consumers only."""
+    registered = dict(consumer_registry._consumers)
+    consumer_registry._consumers.clear()
+    yield
+    consumer_registry._consumers.clear()
+    consumer_registry._consumers.update(registered)
 
 
 def event(n, person="u1"):
@@ -292,6 +304,17 @@ def test_drive_schedules_each_consumer_and_workspace_with_rows_once(two_tenants,
         messages = [json.loads(m) for m in broker.lrange(queue, 0, -1)]
         return [(m["headers"]["task"], json.loads(base64.b64decode(m["body"]))[1]) for m in messages]
 
+    from django.core.cache import cache
+
+    expected_default = [("default.consume_change_feed", {"workspace_id": a.workspace.pk, "consumer": support.NAME})]
+    expected_journeys = [("default.consume_change_feed", {"workspace_id": a.workspace.pk,
+                                                          "consumer": "journeys-like"})]
+    # The ingest batch asked for each consumer as it committed (nudge), once.
+    assert queued("default") == expected_default and queued("journeys") == expected_journeys
+    assert drive() == 0  # already scheduled
+    # Beat's drive is for what a nudge missed: as if those tasks were lost with their worker.
+    broker.delete("default", "journeys")
+    cache.delete_many([SCHEDULE_KEY.format(name, a.workspace.pk) for name in (support.NAME, "journeys-like")])
     assert pending_workspaces(support.NAME) == [a.workspace.pk]
     assert drive() == 2
     assert queued("default") == [("default.consume_change_feed", {"workspace_id": a.workspace.pk,
@@ -301,8 +324,6 @@ def test_drive_schedules_each_consumer_and_workspace_with_rows_once(two_tenants,
     assert drive() == 0  # already scheduled
     consume_change_feed.apply(kwargs={"workspace_id": a.workspace.pk, "consumer": support.NAME})
     assert pending_workspaces(support.NAME) == [] and pending_workspaces("journeys-like") == [a.workspace.pk]
-    from django.core.cache import cache
-
     assert cache.get(SCHEDULE_KEY.format(support.NAME, a.workspace.pk)) is None  # caught up: beat may schedule again
     assert len(support.deliveries()) == 2 and b.workspace.pk not in pending_workspaces("journeys-like")
 
