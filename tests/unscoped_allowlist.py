@@ -7,6 +7,10 @@ file and the text of its line (stripped), so edits elsewhere in the file do not 
 """
 
 ALLOWED = {
+    ("campaigns/journeys/engine.py", 'campaigns = Campaign.unscoped.select_related("workspace").in_bulk({run.campaign_id for run in runs})'):
+        "the tick's claimed runs (any workspace) get their campaigns and workspaces in one query",
+    ("campaigns/journeys/engine.py", "fresh = {journey.pk: journey for journey in Journey.unscoped.filter(pk__in=[run.pk for run in runs])"):
+        "a failed tick batch reloads its claimed runs (by primary key, any workspace) to retry them one by one",
     ("campaigns/journeys/broadcasts.py", "trigger = (BroadcastTrigger.unscoped.filter(state=BroadcastTriggerState.PENDING,"):
         "the broadcast starter (beat) claims due triggers of every workspace; each starts in its workspace's scope",
     ("campaigns/journeys/triggers.py", 'return Campaign.unscoped.select_related("workspace").filter(webhook_token=token).first()'):
@@ -17,7 +21,7 @@ ALLOWED = {
         "the tick stops drained campaigns of every workspace: a correlated subquery per campaign row",
     ("campaigns/journeys/engine.py", "return Campaign.unscoped.filter(state=CampaignState.DRAINING).filter(~Exists(live)).update("):
         "the tick stops drained campaigns of every workspace (one UPDATE)",
-    ("campaigns/journeys/engine.py", "return (Journey.unscoped.filter(state__in=LIVE_JOURNEY_STATES, next_run_at__lte=now,"):
+    ("campaigns/journeys/engine.py", "runs = list(Journey.unscoped.filter(state__in=LIVE_JOURNEY_STATES, next_run_at__lte=now,"):
         "the tick (beat) claims due runs of every workspace; each is advanced in its own workspace's scope",
     ("accounts/api/base.py", "return self.model.unscoped.none()"):
         "the OpenAPI schema generator builds views without a request or key: an empty queryset",

@@ -246,6 +246,13 @@ SEND_FIELDS = {
                            "language": {"type": "string", "maxLength": 20, "nullable": True},
                            "components": {"type": "array", "items": {}, "nullable": True}},
         }, required=False, allow_null=True, help_text="A WhatsApp message template."),
+        "buttons": SchemaField({
+            "type": "array", "minItems": 1, "maxItems": 3, "nullable": True,
+            "items": {"type": "object", "additionalProperties": False, "required": ["title"],
+                      "properties": {"title": {"type": "string", "minLength": 1, "maxLength": 20},
+                                     "id": {"type": "string", "maxLength": 256}}},
+        }, required=False, allow_null=True, help_text="1 to 3 reply buttons under the body (free-form, inside the "
+                                                      "24-hour window); a tap comes back as the button's title."),
     },
     ChannelType.PUSH: {
         **COMMON, "to": TO, "title": serializers.CharField(max_length=1000, **INLINE),

@@ -37,6 +37,7 @@ from campaigns.api.openapi import SEND_REQUESTS
 from channels.api.openapi import QueuedDelivery
 from channels.api.serializers import clean_recipient, unix
 from channels.api.views import MessagingView
+from channels.providers.whatsapp import buttons_problem
 from channels.models import ChannelType
 from core.errors import InvalidInput
 from profiles.ingest.operations import (
@@ -231,6 +232,11 @@ def _whatsapp_content(body: dict) -> dict:
                 raise InvalidInput("template.components", "must be a list")
             cleaned["components"] = template["components"]
         content["template"] = cleaned
+    if body.get("buttons") is not None:
+        problem = buttons_problem(body["buttons"], templates=True)
+        if problem:
+            raise InvalidInput("buttons", problem)
+        content["buttons"] = body["buttons"]
     return content
 
 

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from channels.configs import NoChannelConfig, config_for
 from channels.content import templating
 from channels.models import ChannelType
+from channels.providers.whatsapp import buttons_problem
 from core.errors import InvalidFields, InvalidInput
 from profiles.segments import conditions
 from profiles.segments.filters import validate_filters
@@ -446,6 +447,11 @@ def _send(body, path, workspace):
                 raise InvalidInput(f"{path}.content.{key}", f"is required for {article} {channel} message")
         if channel == "whatsapp" and not (content.get("body") or content.get("template")):
             raise InvalidInput(f"{path}.content.body", "a WhatsApp message needs a body or a template")
+        if "buttons" in content:
+            problem = buttons_problem(content["buttons"], templates=True) if channel == "whatsapp" else \
+                "reply buttons are for WhatsApp messages"
+            if problem:
+                raise InvalidInput(f"{path}.content.buttons", problem)
         templates_in(content, f"{path}.content")
         out["content"] = content
     else:

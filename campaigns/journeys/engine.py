@@ -16,13 +16,14 @@ next step is looked up when the wait ends, so edits of a live workflow reach peo
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import re
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import requests
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Exists, Max, OuterRef, Q
 from django.utils import timezone
 
@@ -38,7 +39,7 @@ from channels.models import ChannelConfig, Delivery, DeliveryStatus, InboundMess
 from channels.safe_http import BlockedDestination, safe_request
 from core.context import workspace_scope
 from profiles import services as people
-from profiles.segments.conditions import evaluate_for
+from profiles.segments.conditions import evaluate_for, matching
 
 log = logging.getLogger(__name__)
 
@@ -144,20 +145,23 @@ def _render(value, data, path):
 class Advance:
     """One run's advance, inside the caller's transaction with the run's row locked."""
 
-    def __init__(self, journey: Journey, now: datetime):
+    def __init__(self, journey: Journey, now: datetime, batch: Batch | None = None):
         self.journey = journey
         self.campaign = journey.campaign
         self.now = now
         self.steps = (self.campaign.workflow or {}).get("steps") or {}
+        self.batch = batch or Batch([], now)
+        self.first_step = True  # conditions precomputed for the batch hold for a run's first step only
 
     # -- bookkeeping --
     def log(self, step_key: str, step: dict | None, outcome: str, *, detail: dict | None = None,
             delivery: Delivery | None = None) -> None:
+        """A step-log row, written with the batch's others (one INSERT)."""
         journey = self.journey
         journey.seq += 1
-        JourneyStep.objects.for_workspace(journey.workspace_id).create(
-            journey=journey, campaign_id=journey.campaign_id, seq=journey.seq, step=step_key, type=(step or {}).get("type", ""),
-            outcome=outcome, detail=detail or {}, delivery=delivery, created_at=self.now)
+        self.batch.steps.append((journey.workspace_id, journey.pk, journey.campaign_id, journey.seq, step_key,
+                                 (step or {}).get("type", ""), outcome, json.dumps(detail or {}),
+                                 delivery.pk if delivery is not None else None, self.now))
 
     def end(self, state: str, reason: str = "") -> None:
         journey = self.journey
@@ -190,28 +194,37 @@ class Advance:
             if journey.wait:
                 if not self.resume(step):
                     return
+                self.first_step = False
                 continue
             if self.exit_check(step, woke=False):
                 return
             if step.get("only_if") is not None and not self.matches(step["only_if"]):
                 self.log(journey.step, step, "skipped")
                 self.go(step.get("next"))
+                self.first_step = False
                 continue
             try:
                 waiting = STEP_RUNNERS[step["type"]](self, step)
             except StepFailed as failure:
                 if self.failed(step, failure):
                     return
+                self.first_step = False
                 continue
+            self.first_step = False
             if waiting:
                 return
         # A loop of steps that never waits: yield and carry on at the next tick.
         journey.next_run_at = self.now
 
     def matches(self, tree) -> bool:
-        if not self.journey.profile_id:
+        journey = self.journey
+        if not journey.profile_id:
             return False
-        return evaluate_for(self.journey.workspace, tree, self.journey.profile_id, now=self.now)
+        if self.first_step:
+            known = self.batch.known(tree, journey.profile_id)
+            if known is not None:
+                return known
+        return evaluate_for(journey.workspace, tree, journey.profile_id, now=self.now)
 
     def exit_check(self, step: dict, *, woke: bool) -> bool:
         """Before every send and on every wake-up: the campaign's exit rule `when_unmatched`."""
@@ -303,7 +316,7 @@ class Advance:
         journey.data.setdefault("replies", {})[name] = answer
         if journey.profile_id:
             if step.get("store_as"):
-                update_person(journey, {step["store_as"]: answer}, self.now)
+                update_person(journey, {step["store_as"]: answer}, self.now, self.batch)
             people.record_person_event(workspace_id=journey.workspace_id, profile_id=journey.profile_id,
                                        name=step.get("event") or "journey_reply",
                                        data={"campaign_id": journey.campaign_id, "journey_id": journey.pk,
@@ -341,7 +354,9 @@ def reply_branch(step: dict, body: str) -> tuple[str | None, str]:
     return step.get("else"), "else"
 
 
-def update_person(journey: Journey, attributes: dict, now: datetime) -> None:
+def update_person(journey: Journey, attributes: dict, now: datetime, batch: Batch | None = None) -> None:
+    if batch is not None:
+        batch.changed.add(journey.profile_id)  # the batch's precomputed conditions no longer hold for them
     person = journey.profile
     people.identify(journey.workspace, {"op": "identify", "person": {"cio_id": person.cio_id}, "ts": now.timestamp(),
                                         "attributes": attributes})
@@ -486,7 +501,7 @@ def _update_attributes(run: Advance, step: dict) -> bool:
         values = render_value(step["attributes"], journey, "attributes")
     except templating.TemplateError as exc:
         raise StepFailed("template_error", detail={"error": exc.describe()}) from None
-    update_person(journey, values, run.now)
+    update_person(journey, values, run.now, run.batch)
     run.log(journey.step, step, "updated", detail={"attributes": sorted(values)})
     run.go(step.get("next"))
     return False
@@ -547,7 +562,7 @@ def _webhook(run: Advance, step: dict) -> bool:
         values = {attribute: stored.get(field) for attribute, field in step["store_attributes"].items()
                   if field in stored}
         if values:
-            update_person(journey, values, run.now)
+            update_person(journey, values, run.now, run.batch)
     journey.data.get("_attempts", {}).pop(journey.step, None)
     run.log(journey.step, step, "called", detail={"status": response.status_code})
     run.go(step.get("next"))
@@ -565,19 +580,126 @@ STEP_RUNNERS = {"send": _send, "delay": _delay, "time_window": _time_window, "wa
                 "wait_for_reply": _wait_for_reply, "update_attributes": _update_attributes,
                 "update_object": _update_object, "webhook": _webhook, "exit": _exit}
 
-SAVED_FIELDS = ["state", "exit_reason", "step", "seq", "next_run_at", "wait", "data", "last_delivery",
-                "last_message_at", "ended_at", "updated_at"]
+class Batch:
+    """What the runs of one tick batch share: the step-log rows and the runs to write (one INSERT,
+    one UPDATE for the batch), and the answers of the conditions their first steps ask, computed
+    with one query per condition for all the batch's people."""
+
+    def __init__(self, runs: list[Journey], now: datetime):
+        self.now = now
+        self.steps: list[tuple] = []  # JourneyStep rows, as STEP_COLUMNS
+        self.changed: set[int] = set()
+        self.answers: dict[str, tuple[set[int], set[int]]] = {}  # condition → (people asked, who match)
+        self._precompute(runs)
+
+    @staticmethod
+    def _key(tree) -> str:
+        return json.dumps(tree, sort_keys=True, separators=(",", ":"))
+
+    def _first_conditions(self, journey: Journey) -> list:
+        """The conditions a run's first step will ask (its only_if, a branch, a split, a
+        condition wait it resumes)."""
+        step = ((journey.campaign.workflow or {}).get("steps") or {}).get(journey.step)
+        if not step or not journey.profile_id:
+            return []
+        if journey.wait:
+            return [step["condition"]] if journey.wait.get("kind") == "condition" and "condition" in step else []
+        trees = [step["only_if"]] if step.get("only_if") is not None else []
+        if step["type"] == "branch":
+            trees.append(step["condition"])
+        elif step["type"] == "split":
+            trees.extend(branch["condition"] for branch in step["branches"])
+        elif step["type"] == "wait_until" and "condition" in step:
+            trees.append(step["condition"])
+        return trees
+
+    def _precompute(self, runs: list[Journey]) -> None:
+        asked: dict[tuple[int, str], tuple[object, object, set[int]]] = {}
+        for journey in runs:
+            for tree in self._first_conditions(journey):
+                key = (journey.workspace_id, self._key(tree))
+                asked.setdefault(key, (journey.workspace, tree, set()))[2].add(journey.profile_id)
+        for (_, key), (workspace, tree, profile_ids) in asked.items():
+            if len(profile_ids) < 2:
+                continue  # one person: asked when needed, as without a batch
+            matched = set(matching(workspace, tree, now=self.now, profile_ids=list(profile_ids))
+                          .values_list("pk", flat=True))
+            self.answers[key] = (profile_ids, matched)
+
+    def known(self, tree, profile_id: int) -> bool | None:
+        """The precomputed answer, or None (not asked for this person, or they changed since)."""
+        if profile_id in self.changed or not self.answers:
+            return None
+        asked = self.answers.get(self._key(tree))
+        if asked is None or profile_id not in asked[0]:
+            return None
+        return profile_id in asked[1]
+
+    def write(self, runs: list[Journey]) -> None:
+        if self.steps:
+            save_steps(self.steps)
+        if runs:
+            save_runs(runs, self.now)
+        self.steps = []
+
+
+STEP_COLUMNS = (("workspace_id", "bigint"), ("journey_id", "bigint"), ("campaign_id", "bigint"), ("seq", "integer"),
+                ("step", "text"), ("type", "text"), ("outcome", "text"), ("detail", "jsonb"),
+                ("delivery_id", "bigint"), ("created_at", "timestamptz"))
+
+
+def save_steps(rows: list[tuple]) -> None:
+    """Step-log rows in one INSERT … SELECT FROM unnest(…) (no model instance per row)."""
+    arrays = ", ".join("%s::text[]::jsonb[]" if kind == "jsonb" else f"%s::{kind}[]" for _, kind in STEP_COLUMNS)
+    names = ", ".join(name for name, _ in STEP_COLUMNS)
+    with connection.cursor() as cursor:
+        cursor.execute(f"INSERT INTO {JourneyStep._meta.db_table} ({names}) SELECT * FROM unnest({arrays})",
+                       [list(column) for column in zip(*rows)])
+
+
+def save_runs(runs: list[Journey], now: datetime) -> None:
+    """The runs' new positions in one UPDATE … FROM unnest(…) (Django's bulk_update builds a CASE
+    per field and row, which costs more Python than the whole advance)."""
+    columns = {
+        "state": ("text", [run.state for run in runs]),
+        "exit_reason": ("text", [run.exit_reason for run in runs]),
+        "step": ("text", [run.step for run in runs]),
+        "seq": ("integer", [run.seq for run in runs]),
+        "next_run_at": ("timestamptz", [run.next_run_at for run in runs]),
+        "wait": ("jsonb", [json.dumps(run.wait) for run in runs]),
+        "data": ("jsonb", [json.dumps(run.data) for run in runs]),
+        "last_delivery_id": ("bigint", [run.last_delivery_id for run in runs]),
+        "last_message_at": ("timestamptz", [run.last_message_at for run in runs]),
+        "ended_at": ("timestamptz", [run.ended_at for run in runs]),
+    }
+    arrays = ", ".join(f"%s::{kind}[]" if kind != "jsonb" else "%s::text[]::jsonb[]" for kind, _ in columns.values())
+    assignments = ", ".join(f"{name} = v.{name}" for name in columns)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""UPDATE {Journey._meta.db_table} AS j SET {assignments}, updated_at = %s
+                FROM unnest(%s::bigint[], {arrays}) AS v(id, {", ".join(columns)})
+                WHERE j.id = v.id""",
+            [now, [run.pk for run in runs], *[values for _, values in columns.values()]])
+    for run in runs:
+        run.updated_at = now
+
+
+def _run(journey: Journey, now: datetime, batch: Batch) -> None:
+    journey.next_run_at = None
+    with workspace_scope(journey.workspace):
+        Advance(journey, now, batch).run()
 
 
 def advance(journey: Journey, *, now: datetime | None = None) -> None:
-    """Take a locked, live run as far as it goes now, and save it. Any error of a step's own making
-    is its failure policy's business; an unexpected one fails the run (logged), never the tick."""
+    """Take one locked, live run as far as it goes now, and save it, in a savepoint of its own. Any
+    error of a step's own making is its failure policy's business; an unexpected one fails the run
+    (logged), never the tick."""
     now = now or timezone.now()
-    journey.next_run_at = None
+    batch = Batch([], now)
     try:
         with transaction.atomic():
-            Advance(journey, now).run()
-            journey.save(update_fields=SAVED_FIELDS)
+            _run(journey, now, batch)
+            batch.write([journey])
     except Exception as exc:  # noqa: BLE001 — one broken run must not stall the others
         log.exception("journey %s failed", journey.pk)
         Journey.objects.for_workspace(journey.workspace_id).filter(pk=journey.pk).update(
@@ -585,27 +707,53 @@ def advance(journey: Journey, *, now: datetime | None = None) -> None:
             ended_at=now, updated_at=now)
 
 
+def advance_batch(runs: list[Journey], *, now: datetime) -> None:
+    """Advance locked runs together: their step-log rows in one INSERT, the runs in one UPDATE, the
+    conditions of their first steps one query each. If anything unexpected fails, the batch's
+    savepoint rolls everything back (deliveries and their send tasks included) and each run is
+    advanced again on its own (`advance`), so one broken run fails alone."""
+    try:
+        with transaction.atomic():
+            batch = Batch(runs, now)
+            for journey in runs:
+                _run(journey, now, batch)
+            batch.write(runs)
+        return
+    except Exception:  # noqa: BLE001 — retried run by run below
+        log.warning("a journey batch failed; advancing its runs one by one", exc_info=True)
+    fresh = {journey.pk: journey for journey in Journey.unscoped.filter(pk__in=[run.pk for run in runs])
+             .select_related("campaign", "workspace", "profile")}
+    for journey in runs:
+        if journey.pk in fresh:
+            advance(fresh[journey.pk], now=now)
+
+
 # --- the tick ---------------------------------------------------------------------------------------------
 
-def due_runs(now: datetime, limit: int):
-    return (Journey.unscoped.filter(state__in=LIVE_JOURNEY_STATES, next_run_at__lte=now,
-                                    campaign__state__in=RUNNING_CAMPAIGN_STATES)
-            .select_related("campaign", "workspace", "profile")
-            .order_by("next_run_at")
-            .select_for_update(skip_locked=True, of=("self",))[:limit])
+def due_runs(now: datetime, limit: int) -> list[Journey]:
+    """Claim up to `limit` due runs of running campaigns (FOR UPDATE SKIP LOCKED), with their
+    people; their campaigns and workspaces are read once per batch, not once per run."""
+    runs = list(Journey.unscoped.filter(state__in=LIVE_JOURNEY_STATES, next_run_at__lte=now,
+                                        campaign__state__in=RUNNING_CAMPAIGN_STATES)
+                .select_related("profile")
+                .order_by("next_run_at")
+                .select_for_update(skip_locked=True, of=("self",))[:limit])
+    campaigns = Campaign.unscoped.select_related("workspace").in_bulk({run.campaign_id for run in runs})
+    for run in runs:
+        run.campaign = campaigns[run.campaign_id]
+        run.workspace = run.campaign.workspace
+    return runs
 
 
 def tick(*, now: datetime | None = None, batch_size: int = TICK_BATCH, max_batches: int = 20) -> int:
-    """Claim due runs (FOR UPDATE SKIP LOCKED) in batches, advance each, commit each batch.
-    Returns how many runs were advanced."""
+    """Claim due runs (FOR UPDATE SKIP LOCKED) in batches, advance them (`advance_batch`), commit each
+    batch. Returns how many runs were advanced."""
     total = 0
     for _ in range(max_batches):
         moment = now or timezone.now()
         with transaction.atomic():
-            runs = list(due_runs(moment, batch_size))
-            for journey in runs:
-                with workspace_scope(journey.workspace):
-                    advance(journey, now=moment)
+            runs = due_runs(moment, batch_size)
+            advance_batch(runs, now=moment)
         total += len(runs)
         if len(runs) < batch_size:
             break

@@ -37,7 +37,6 @@ TEMPLATE = {"type": "string", "maxLength": d.MAX_TEXT, "description": "A Liquid 
 METHOD = "^(?:" + "|".join("".join(f"[{c.upper()}{c.lower()}]" for c in m)
                            for m in ("GET", "POST", "PUT", "PATCH", "DELETE")) + ")$"
 # Step types that name their outcomes (yes/no, branches, cohorts, matched/timeout...) instead of `next`.
-NAMES_OUTCOMES = ("exit", "branch", "split", "random_split", "wait_until", "wait_for_reply")
 
 
 def text(max_length: int = 255, **extra) -> dict:
@@ -191,10 +190,12 @@ def _step(kind: str, properties: dict, *, required: tuple = (), description: str
     common = {
         "type": {"const": kind},
         "name": optional(text(150)),
-        "only_if": optional({**ref("condition"), "description": "People who do not match skip the step."}),
         "on_failure": {"enum": list(d.ON_FAILURE), "default": "exit"},
-        "next": NULL if kind in NAMES_OUTCOMES else NEXT,
+        "next": NULL if kind in d.BRANCHING_STEPS else NEXT,
     }
+    if kind not in d.BRANCHING_STEPS:
+        common["only_if"] = optional({**ref("condition"), "description": "People who do not match skip the step "
+                                                                         "(an exit step: to its `next`, if any)."})
     if description:
         extra["description"] = description
     return closed({**common, **properties}, required=("type", *required), **extra)

@@ -1,7 +1,7 @@
 """WhatsApp Business Cloud API (Meta Graph API).
 
 POST {base}/{phone_number_id}/messages with the access token as Bearer. A message is a template
-(allowed any time) or free-form text/media, which WhatsApp only allows inside the 24-hour
+(allowed any time) or free-form text/media/reply buttons, which WhatsApp only allows inside the 24-hour
 customer service window: within 24 hours of the person's last message to this number (an
 InboundMessage on this configuration). Statuses and inbound messages arrive at
 /hooks/whatsapp/<public_id>, signed with the app secret (channels/hooks.py).
@@ -69,6 +69,41 @@ def template_object(template: dict) -> dict:
     return body
 
 
+MAX_BUTTONS, MAX_BUTTON_TITLE, MAX_BUTTON_ID = 3, 20, 256
+
+
+def buttons_object(text: str, buttons) -> dict:
+    """An interactive message with reply buttons (free-form, inside the window): `buttons` is a
+    list of 1 to 3 {"title", "id"?}; the person's tap comes back as an inbound message whose text
+    is the button's title (channels/hooks.py), so a journey's wait-for-reply branches on it."""
+    if not text:
+        raise ProviderError("a WhatsApp message with buttons needs a body")
+    problem = buttons_problem(buttons)
+    if problem:
+        raise ProviderError(problem)
+    replies = [{"type": "reply", "reply": {"id": str(button.get("id") or button["title"].strip())[:MAX_BUTTON_ID],
+                                           "title": button["title"].strip()}} for button in buttons]
+    return {"type": "button", "body": {"text": text}, "action": {"buttons": replies}}
+
+
+def buttons_problem(buttons, *, templates: bool = False) -> str | None:
+    """What is wrong with a list of reply buttons, or None. `templates`: titles are still Liquid
+    (checked at save), so a title with a tag may be longer until rendered."""
+    if not isinstance(buttons, list) or not 1 <= len(buttons) <= MAX_BUTTONS:
+        return f"a WhatsApp message has 1 to {MAX_BUTTONS} reply buttons"
+    for i, button in enumerate(buttons):
+        if not isinstance(button, dict) or set(button) - {"id", "title"}:
+            return f"button {i + 1}: {{\"title\", \"id\"}} only"
+        title = button.get("title")
+        if not isinstance(title, str) or not title.strip():
+            return f"button {i + 1}: a title of 1 to {MAX_BUTTON_TITLE} characters"
+        if len(title.strip()) > MAX_BUTTON_TITLE and not (templates and "{" in title):
+            return f"button {i + 1}: a title of 1 to {MAX_BUTTON_TITLE} characters"
+        if button.get("id") is not None and (not isinstance(button["id"], str) or len(button["id"]) > MAX_BUTTON_ID):
+            return f"button {i + 1}: an id of at most {MAX_BUTTON_ID} characters"
+    return None
+
+
 def media_object(payload: dict) -> tuple[str, dict] | None:
     """(type, {"link": url, ...}) from payload `media` {type, url|link, caption, filename} or
     `media_url` + `media_type`; None when there is no media."""
@@ -105,7 +140,9 @@ class WhatsAppCloudProvider(Provider):
             raise ProviderError(OUTSIDE_WINDOW)
         text = message.body or message.body_plain
         media = media_object(payload)
-        if media is not None:
+        if payload.get("buttons"):
+            body.update(type="interactive", interactive=buttons_object(text, payload["buttons"]))
+        elif media is not None:
             kind, obj = media
             if text and kind in CAPTIONED:
                 obj.setdefault("caption", text)

@@ -161,6 +161,20 @@ def test_free_form_inside_the_window_then_not_after_it_closes(client, tenant_a, 
     assert len(graph.server.requests) == 2
 
 
+def test_reply_buttons_inside_the_window(client, tenant_a, wa, person, graph):
+    assert hook(client, wa, text_message("Merhaba")).status_code == 200
+    outcome, _ = send(tenant_a, person, {"body": "Happy, {{ customer.id }}?", "buttons": [
+        {"id": "yes", "title": "Yes {{ customer.id }}"}, {"title": "No"}]})
+    assert outcome.result == "sent"
+    assert graph.server.requests[0].json()["interactive"] == {
+        "type": "button", "body": {"text": "Happy, ada?"},
+        "action": {"buttons": [{"type": "reply", "reply": {"id": "yes", "title": "Yes ada"}},
+                               {"type": "reply", "reply": {"id": "No", "title": "No"}}]}}
+    outcome, delivery = send(tenant_a, person, {"body": "Pick", "buttons": [{"title": str(n)} for n in range(4)]})
+    assert outcome.result == "failed" and "1 to 3 reply buttons" in delivery.failure_reason
+    assert len(graph.server.requests) == 1
+
+
 def test_the_window_is_per_configuration(client, tenant_a, graph, person):
     first = whatsapp_config(tenant_a, graph, number_id="1066")
     second = whatsapp_config(tenant_a, graph, number_id="2077", name="second", is_default=False)

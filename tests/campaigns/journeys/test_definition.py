@@ -183,3 +183,26 @@ def test_normalized_definition_fills_defaults(tenant_a):
     assert values["exit_rules"] == {"when_unmatched": False, "events": [], "on_goal": False}
     assert values["workflow"]["steps"]["hold"] == {"type": "delay", "on_failure": "exit",
                                                    "duration": {"hours": 1}, "next": None}
+
+
+def test_whatsapp_reply_buttons_are_checked_and_only_if_is_not_for_branching_steps(tenant_a):
+    ask = {"type": "send", "channel": "whatsapp", "content": {"body": "Happy?", "buttons": [
+        {"title": "Yes, {{ customer.first_name }} is very happy indeed"}, {"title": "No", "id": "no"}]}}
+    made = create(tenant_a.workspace, workflow={"start": "ask", "steps": {"ask": ask}})
+    assert made.workflow["steps"]["ask"]["content"]["buttons"][1] == {"title": "No", "id": "no"}
+    bad = {"start": "ask", "steps": {
+        "ask": {**ask, "content": {"body": "Happy?", "buttons": [{"title": "x" * 21}]}},
+        "sms": {"type": "send", "channel": "sms", "content": {"body": "Hi", "buttons": [{"title": "Yes"}]}},
+        "many": {"type": "send", "channel": "whatsapp", "content": {"body": "Pick", "buttons": [{"title": "a"}] * 4}},
+        "pick": {"type": "branch", "condition": {"attribute": {"field": "plan", "operator": "exists"}},
+                 "only_if": {"attribute": {"field": "plan", "operator": "exists"}}},
+        "end": {"type": "exit", "next": "ask"}}}
+    with pytest.raises(InvalidFields) as error:
+        create(tenant_a.workspace, name="Bad", workflow=bad)
+    found = errors_of(error)
+    assert found["workflow.steps.ask.content.buttons"] == "button 1: a title of 1 to 20 characters"
+    assert found["workflow.steps.sms.content.buttons"] == "reply buttons are for WhatsApp messages"
+    assert found["workflow.steps.many.content.buttons"] == "a WhatsApp message has 1 to 3 reply buttons"
+    assert found["workflow.steps.pick.only_if"].startswith("a branch step chooses its own way")
+    assert found["workflow.steps.end.next"].startswith("an exit step ends the journey")
+    assert not Campaign.unscoped.filter(name="Bad").exists()

@@ -61,3 +61,26 @@ def test_a_drained_campaign_stops_when_its_last_run_ends(tenant_a, track, clock,
     made.refresh_from_db()
     assert made.state == "stopped"
     assert Journey.objects.for_workspace(ws).get(campaign=made).state == "completed"
+
+
+def test_one_broken_run_fails_alone_and_its_batch_is_advanced_once(tenant_a, track, clock, email_config):
+    """A run whose stored step is broken (a definition written past validation) raises inside the
+    batch: the batch rolls back and is advanced run by run; the others send exactly once."""
+    from campaigns.models import Campaign
+
+    ws = tenant_a.workspace
+    good = campaign(ws, trigger={"type": "event", "name": "signed_up"}, workflow=WORKFLOW)
+    broken = campaign(ws, name="Broken", trigger={"type": "event", "name": "signed_up"},
+                      workflow={"start": "wait", "steps": {"wait": {"type": "delay", "duration": {"days": 1}}}})
+    Campaign.unscoped.filter(pk=broken.pk).update(workflow={"start": "wait", "steps": {"wait": {"type": "delay"}}})
+    for name in ("ada", "bob", "cem"):
+        track.put(f"/api/v1/customers/{name}", {"email": f"{name}@example.test", "first_name": name, "plan": "pro"},
+                  format="json")
+        track.post(f"/api/v1/customers/{name}/events", {"name": "signed_up", "data": {"plan": "pro"}}, format="json")
+    feed(ws)
+    assert tick() == 6
+    runs = Journey.objects.for_workspace(ws)
+    assert sorted(runs.filter(campaign=good).values_list("state", flat=True)) == ["waiting"] * 3
+    assert set(runs.filter(campaign=broken).values_list("state", "exit_reason")) == {("failed", "error: KeyError")}
+    assert Delivery.objects.for_workspace(ws).filter(source="campaign").count() == 3
+    assert JourneyStep.objects.for_workspace(ws).filter(campaign=good).count() == 6  # sent + waiting, once each
