@@ -10,7 +10,8 @@ from campaigns.journeys import engine, services
 from campaigns.journeys.triggers import CONSUMER
 from profiles.changefeed import run_consumer
 from profiles.changefeed.consumers import horizon
-from profiles.models import Change
+from campaigns.models import Journey, JourneyStep
+from profiles.models import Change, Profile
 from profiles.ingest.processor import process_pending
 from tests.campaigns.conftest import make_config
 from tests.helpers import wait_until
@@ -52,3 +53,27 @@ def feed(workspace):
 
 def tick(now=None):
     return engine.tick(now=now)
+
+
+def identify(track, pid, **attributes):
+    response = track.put(f"/api/v1/customers/{pid}", attributes, format="json")
+    assert response.status_code == 200, response.content
+
+
+def event(track, pid, name, data=None, **extra):
+    response = track.post(f"/api/v1/customers/{pid}/events", {"name": name, "data": data or {}, **extra},
+                          format="json")
+    assert response.status_code == 200, response.content
+
+
+def person(ws, pid) -> Profile:
+    return Profile.objects.for_workspace(ws).get(external_id=pid)
+
+
+def runs_of(made, **filters) -> list[Journey]:
+    return list(Journey.objects.for_workspace(made.workspace_id).filter(campaign=made, **filters).order_by("pk"))
+
+
+def step_log(run) -> list[tuple[int, str, str]]:
+    return list(JourneyStep.objects.for_workspace(run.workspace_id).filter(journey=run).order_by("seq")
+                .values_list("seq", "step", "outcome"))

@@ -13,8 +13,7 @@ from django.utils import timezone
 from campaigns.models import Journey
 from channels.models import Delivery
 from tests.campaigns.conftest import make_config
-from tests.campaigns.journeys.conftest import campaign, tick
-from tests.campaigns.journeys.test_exactly_once import feed_settled, step_log
+from tests.campaigns.journeys.conftest import campaign, feed, step_log, tick
 from tests.support.delivering import send_now
 from tests.support.fakes import FakeSmtpServer
 
@@ -64,7 +63,7 @@ def test_identify_and_track_with_the_customerio_client_send_the_journey_by_email
         cio.track(customer_id="ada", name="signed_up", data={"plan": "pro"})
         cio.track(customer_id="bob", name="signed_up", data={"plan": "free"})
         cio.track(customer_id="bob", name="viewed_pricing")  # another event: no journey
-        feed_settled(ws)
+        feed(ws)
         assert tick() == 2
         send_queued(tenant_a)
         assert received(smtp) == [("ada@example.test", "Welcome Ada"), ("bob@example.test", "Welcome Bob")]

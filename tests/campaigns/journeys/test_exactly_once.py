@@ -24,10 +24,7 @@ from campaigns.journeys.triggers import CONSUMER
 from campaigns.models import Journey, JourneyStep
 from channels.models import Delivery
 from profiles.changefeed import rewind, run_consumer
-from profiles.changefeed.consumers import horizon
-from profiles.ingest.processor import process_pending
-from profiles.models import Change
-from tests.campaigns.journeys.conftest import campaign, tick
+from tests.campaigns.journeys.conftest import campaign, event, feed, identify, runs_of, step_log, tick
 from tests.helpers import wait_until
 from tests.support.fakes import FakeHttpServer, Reply
 
@@ -38,33 +35,14 @@ ROOT = Path(__file__).resolve().parents[3]
 
 # --- helpers shared by the journeys' exactly-once, reply/webhook and end-to-end tests ----------------------
 
-def feed_settled(workspace):
-    """Apply staged ingest, wait until the feed's horizon has passed every row (transactions of other
-    test databases on the server hold it back for a moment), then run the journeys consumer."""
-    process_pending(workspace)
-    top = Change.objects.for_workspace(workspace).order_by("-txid").values_list("txid", flat=True).first()
-    assert wait_until(lambda: top is None or horizon() > top, timeout=60), "the horizon never passed the rows"
-    return run_consumer(workspace, CONSUMER)
 
 
-def identify(track, person_id, **attributes):
-    response = track.put(f"/api/v1/customers/{person_id}", attributes, format="json")
-    assert response.status_code == 200, response.content
 
 
-def event(track, person_id, name, data=None, **extra):
-    response = track.post(f"/api/v1/customers/{person_id}/events", {"name": name, "data": data or {}, **extra},
-                          format="json")
-    assert response.status_code == 200, response.content
 
 
-def step_log(run) -> list[tuple[int, str, str]]:
-    return list(JourneyStep.objects.for_workspace(run.workspace_id).filter(journey=run).order_by("seq")
-                .values_list("seq", "step", "outcome"))
 
 
-def runs_of(made) -> list[Journey]:
-    return list(Journey.objects.for_workspace(made.workspace_id).filter(campaign=made).order_by("pk"))
 
 
 def journey_deliveries(workspace) -> list[str]:
@@ -118,7 +96,7 @@ def start_runs(tenant, track, made, count: int) -> list[Journey]:
     for n in range(count):
         identify(track, f"p{n}", email=f"p{n}@example.test")
         event(track, f"p{n}", "signed_up")
-    feed_settled(tenant.workspace)
+    feed(tenant.workspace)
     runs = runs_of(made)
     assert len(runs) == count and {run.step for run in runs} == {"hello"}
     return runs
@@ -259,15 +237,15 @@ def test_the_same_event_ingested_twice_starts_one_run(tenant_a, track):
     made = campaign(ws, trigger={"type": "event", "name": "ordered"}, re_entry={"mode": "always"}, workflow=ONE_STEP)
     identify(track, "ada", email="ada@example.test")
     event(track, "ada", "ordered", {"order_id": 7}, id="order-7")
-    feed_settled(ws)
+    feed(ws)
     assert tick() == 1  # the run completes, so a live run keeps nothing out either
     event(track, "ada", "ordered", {"order_id": 7}, id="order-7")  # the client retried
-    feed_settled(ws)
+    feed(ws)
     assert tick() == 0
     assert [run.state for run in runs_of(made)] == ["completed"]
 
     event(track, "ada", "ordered", {"order_id": 8}, id="order-8")  # a new order does start a run
-    feed_settled(ws)
+    feed(ws)
     assert tick() == 1
     assert [run.state for run in runs_of(made)] == ["completed", "completed"]
 
@@ -279,7 +257,7 @@ def test_a_replayed_change_starts_no_second_run(tenant_a, track):
     event(track, "ada", "ordered", {"order_id": 7})
     identify(track, "bob", email="bob@example.test")
     event(track, "bob", "ordered", {"order_id": 9})
-    feed_settled(ws)
+    feed(ws)
     assert tick() == 2
     before = [(run.pk, run.trigger_ref) for run in runs_of(made)]
     assert len(before) == 2 and all(ref.startswith("change:") for _, ref in before)

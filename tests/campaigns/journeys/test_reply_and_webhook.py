@@ -11,8 +11,7 @@ from campaigns.models import Journey
 from channels.models import Delivery, InboundMessage
 from profiles.changefeed import rewind, run_consumer
 from profiles.models import Event, Profile
-from tests.campaigns.journeys.conftest import T0, campaign, tick
-from tests.campaigns.journeys.test_exactly_once import event, feed_settled, identify, runs_of, step_log
+from tests.campaigns.journeys.conftest import T0, campaign, event, feed, identify, runs_of, step_log, tick
 from tests.channels.test_inbound import inbound
 from tests.channels.test_sms import FakeTwilio, twilio_config
 from tests.support.delivering import send_now
@@ -64,7 +63,7 @@ def webhook_campaign(ws, url, *, name="Welcome", **call):
 def start(tenant, track, made, person="ada"):
     identify(track, person, email=f"{person}@example.test", plan="free")
     event(track, person, made.trigger["name"], {"plan": "pro"})
-    feed_settled(tenant.workspace)
+    feed(tenant.workspace)
     (run,) = [run for run in runs_of(made) if run.profile.external_id == person]
     return run
 
@@ -203,7 +202,7 @@ def test_a_two_question_sms_survey_over_twilio(client, tenant_a, track, clock, t
     for name, phone in PHONES.items():
         identify(track, name, phone=phone, first_name=name.title())
         event(track, name, "visited")
-    feed_settled(ws)
+    feed(ws)
     assert tick() == 3
     assert sorted(sent_sms(tenant_a, twilio)) == [(PHONES[name], f"Hi {name.title()}, did you like it? YES/NO")
                                                   for name in ("ada", "bob", "cem")]
@@ -215,7 +214,7 @@ def test_a_two_question_sms_survey_over_twilio(client, tenant_a, track, clock, t
     clock.shift(timedelta(minutes=5))
     assert inbound(client, sms, "Yes!", sender=PHONES["ada"]).status_code == 200
     assert inbound(client, sms, "Hayır", sender=PHONES["cem"]).status_code == 200
-    feed_settled(ws)
+    feed(ws)
     assert tick() == 2
     assert sorted(sent_sms(tenant_a, twilio)) == [(PHONES["ada"], "Rate us from 1 to 5"),
                                                   (PHONES["cem"], "Sorry to hear that")]
@@ -229,7 +228,7 @@ def test_a_two_question_sms_survey_over_twilio(client, tenant_a, track, clock, t
     # Question 2 answered; the answer becomes an attribute, an event and journey data.
     clock.shift(timedelta(minutes=5))
     inbound(client, sms, " 4 ", sender=PHONES["ada"])
-    feed_settled(ws)
+    feed(ws)
     assert tick() == 1
     assert sent_sms(tenant_a, twilio) == [(PHONES["ada"], "Thanks, you gave 4")]
     runs["ada"].refresh_from_db()
@@ -262,19 +261,19 @@ def test_a_reply_answers_only_a_question_asked_before_it(client, tenant_a, track
     made = campaign(ws, trigger={"type": "event", "name": "visited"}, workflow=SURVEY)
     identify(track, "ada", phone=PHONES["ada"], first_name="Ada")
     event(track, "ada", "visited")
-    feed_settled(ws)
+    feed(ws)
     inbound(client, sms, "yes", sender=PHONES["ada"])  # before the question; the feed has not read it yet
     assert tick() == 1
     (run,) = runs_of(made)
     assert (run.state, run.step) == ("waiting", "a1")
-    feed_settled(ws)
+    feed(ws)
     assert tick() == 0
     run.refresh_from_db()
     assert (run.state, run.step, run.wait["reply"]) == ("waiting", "a1", None)
 
     clock.shift(timedelta(minutes=1))
     inbound(client, sms, "Evet", sender=PHONES["ada"])
-    feed_settled(ws)
+    feed(ws)
     assert tick() == 1
     run.refresh_from_db()
     assert (run.state, run.step) == ("waiting", "a2")

@@ -10,9 +10,9 @@ import pytest
 from campaigns.journeys import services
 from campaigns.models import Journey, JourneyStep
 from channels.models import Delivery
-from profiles.models import Change, CustomObject, Profile, Relationship, SegmentKind
+from profiles.models import Change, CustomObject, Relationship, SegmentKind
 from profiles.segments import services as segments
-from tests.campaigns.journeys.conftest import T0, campaign, feed, tick
+from tests.campaigns.journeys.conftest import T0, campaign, event, feed, identify, person, runs_of, tick
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -21,24 +21,12 @@ HOLD = {"start": "hold", "steps": {"hold": {"type": "delay", "duration": {"hours
 MAIL = {"subject": "Hi {{ customer.first_name }}", "body": "x"}
 
 
-def identify(track, pid, **attributes):
-    response = track.put(f"/api/v1/customers/{pid}", attributes, format="json")
-    assert response.status_code == 200, response.content
 
 
-def event(track, pid, name, data=None, **extra):
-    response = track.post(f"/api/v1/customers/{pid}/events", {"name": name, "data": data or {}, **extra},
-                          format="json")
-    assert response.status_code == 200, response.content
 
 
-def person(ws, pid) -> Profile:
-    return Profile.objects.for_workspace(ws).get(external_id=pid)
 
 
-def runs_of(made, **filters):
-    return list(Journey.objects.for_workspace(made.workspace_id).filter(campaign=made, **filters)
-                .select_related("profile").order_by("pk"))
 
 
 def run_of(made, pid, **filters) -> Journey:

@@ -10,8 +10,7 @@ import time_machine
 
 from campaigns.journeys.dates import run_date_triggers
 from campaigns.models import Journey, JourneyStep
-from profiles.models import Profile
-from tests.campaigns.journeys.conftest import T0, campaign, feed, tick
+from tests.campaigns.journeys.conftest import T0, campaign, event, feed, identify, person, tick
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -20,18 +19,10 @@ def at(*args) -> datetime:
     return datetime(*args, tzinfo=UTC)
 
 
-def identify(track, pid, **attributes):
-    response = track.put(f"/api/v1/customers/{pid}", attributes, format="json")
-    assert response.status_code == 200, response.content
 
 
-def event(track, pid, name, data=None):
-    response = track.post(f"/api/v1/customers/{pid}/events", {"name": name, "data": data or {}}, format="json")
-    assert response.status_code == 200, response.content
 
 
-def person(ws, pid) -> Profile:
-    return Profile.objects.for_workspace(ws).get(external_id=pid)
 
 
 def run_of(made, pid) -> Journey:

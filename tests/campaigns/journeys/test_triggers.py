@@ -7,32 +7,21 @@ import pytest
 
 from campaigns.models import Journey
 from channels.inbound import receive_message
-from profiles.models import Profile, SegmentKind
+from profiles.models import SegmentKind
 from profiles.segments import services as segments
-from tests.campaigns.journeys.conftest import T0, campaign, feed, tick
+from tests.campaigns.journeys.conftest import T0, campaign, event, feed, identify, person, runs_of, tick
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 HOLD = {"start": "hold", "steps": {"hold": {"type": "delay", "duration": {"days": 1}}}}
 
 
-def identify(track, pid, **attributes):
-    response = track.put(f"/api/v1/customers/{pid}", attributes, format="json")
-    assert response.status_code == 200, response.content
 
 
-def event(track, pid, name, data=None, **extra):
-    response = track.post(f"/api/v1/customers/{pid}/events", {"name": name, "data": data or {}, **extra},
-                          format="json")
-    assert response.status_code == 200, response.content
 
 
-def person(ws, pid) -> Profile:
-    return Profile.objects.for_workspace(ws).get(external_id=pid)
 
 
-def runs_of(made, **filters):
-    return list(Journey.objects.for_workspace(made.workspace_id).filter(campaign=made, **filters).order_by("pk"))
 
 
 def entered(made) -> list[str]:
