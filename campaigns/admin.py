@@ -287,3 +287,4 @@ class TransactionalMessageAdmin(ContentAdmin):
 
 
 from campaigns import admin_journeys  # noqa: E402,F401  (registers the campaign and journey admins)
+from campaigns import admin_delivery_rules  # noqa: E402,F401  (registers the delivery rules page)

@@ -239,6 +239,9 @@ class CampaignAdmin(ServiceBackedAdminMixin, WorkspaceScopedAdmin):
             ("Entry and exit", {"fields": [*json[:1], *webhook, *json[1:5], "journey_key"],
                                 "description": "JSON in the App API format (docs/journeys.md)."}),
             ("Workflow", {"fields": json[5:]}),
+            ("Delivery rules", {"fields": ["priority", "exempt_from_caps", "when_capped", "when_quiet"],
+                                "description": "How the workspace's frequency caps and quiet hours apply to this "
+                                              "campaign's sends (Delivery rules page)."}),
         ]
         if obj is not None:
             fieldsets.append(("Record", {"fields": self.record}))

@@ -82,6 +82,14 @@ class Campaign(WorkspaceScopedModel):
     journey_key = models.CharField(max_length=150, blank=True,
                                    help_text="Trigger-data field whose value gives each key its own run")
     workflow = models.JSONField(default=dict, blank=True)
+    # Delivery rules (campaigns/journeys/rules.py, docs/journeys.md "Delivery rules").
+    priority = models.IntegerField(default=0, blank=True,
+                                   help_text="Under a frequency cap, a higher priority goes first")
+    exempt_from_caps = models.BooleanField(default=False, help_text="Its sends ignore the frequency caps")
+    when_capped = models.CharField(max_length=4, choices=[("wait", "wait for the next allowed slot"),
+                                                         ("skip", "skip the message")], default="wait", blank=True)
+    when_quiet = models.CharField(max_length=4, choices=[("hold", "hold until quiet hours end"),
+                                                        ("skip", "skip the message")], default="hold", blank=True)
     version = models.PositiveIntegerField(default=1, editable=False)
     webhook_token = models.CharField(max_length=64, blank=True, editable=False)
     activated_at = models.DateTimeField(null=True, blank=True, editable=False)
@@ -289,3 +297,26 @@ class BroadcastError(WorkspaceScopedModel):
 
     def __str__(self):
         return f"{self.reason}"
+
+
+class DeliveryRules(WorkspaceScopedModel):
+    """The workspace's delivery rules for marketing sends (campaign and broadcast send steps; never
+    transactional): frequency caps, quiet hours, the global holdout. One row per workspace; no row
+    means no rules. Checked and applied by campaigns/journeys/rules.py."""
+
+    frequency_caps = models.JSONField(default=list, blank=True,
+                                      help_text='[{"channel": "email" | null, "limit": N, "period": {"days": 1}}]')
+    quiet_hours = models.JSONField(null=True, blank=True,
+                                   help_text='{"start": "21:00", "end": "08:00", "timezone": "Europe/Istanbul"} or null')
+    holdout_percent = models.PositiveSmallIntegerField(default=0, help_text="0 to 50: people who get no marketing")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    audit_exclude_fields = ("updated_at",)
+    audit_str_is_safe = True
+
+    class Meta:
+        verbose_name = verbose_name_plural = "delivery rules"
+        constraints = [models.UniqueConstraint(fields=["workspace"], name="deliveryrules_one_per_workspace")]
+
+    def __str__(self):
+        return "Delivery rules"

@@ -525,6 +525,12 @@ def app_good_cases(w: Seeded) -> dict[str, list[dict]]:
         "GET /v1/campaigns/{id}/triggers/{trigger_id}/errors/": [
             {"path_parameters": {"id": i["broadcast"], "trigger_id": i["broadcast_trigger"]}},
             {"path_parameters": {"id": i["broadcast"], "trigger_id": i["broadcast_trigger"]}, "query": {"limit": 1}}],
+        # Delivery rules (campaigns/api/delivery_rules_views.py).
+        "GET /v1/delivery_rules/": [{}],
+        "PUT /v1/delivery_rules/": [{"body": {
+            "frequency_caps": [{"channel": "email", "limit": 3, "period": {"days": 1}},
+                               {"channel": None, "limit": 5, "period": {"hours": 168}}],
+            "quiet_hours": {"start": "21:00", "end": "08:00", "timezone": "Europe/Istanbul"}, "holdout_percent": 0}}],
         "GET /v1/journeys/{id}/": [{"path_parameters": {"id": j}} for j in i["journeys"]],
         "GET /v1/customers/{identifier}/journeys/": [{"path_parameters": ada},
                                                      {"path_parameters": {"identifier": i["ada_email"]},

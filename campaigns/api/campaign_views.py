@@ -81,6 +81,8 @@ def campaign_json(campaign: Campaign) -> dict:
         **campaign_summary_json(campaign),
         "audience": campaign.audience, "re_entry": campaign.re_entry or {}, "exit": campaign.exit_rules or {},
         "goal": campaign.goal, "journey_key": campaign.journey_key, "workflow": _workflow(campaign),
+        "priority": campaign.priority, "exempt_from_caps": campaign.exempt_from_caps,
+        "when_capped": campaign.when_capped, "when_quiet": campaign.when_quiet,
         "version": campaign.version,
     }
 

@@ -14,7 +14,7 @@ format of a campaign definition is the JSON Schema at `GET /v1/campaigns/schema`
 from rest_framework import serializers
 
 from campaigns.journeys.broadcasts import MAX_RECIPIENTS_LISTED
-from campaigns.journeys.definition import STEP_KEY, STEP_TYPES, TRIGGER_TYPES
+from campaigns.journeys.definition import DURATION_UNITS, STEP_KEY, STEP_TYPES, TRIGGER_TYPES
 from campaigns.models import BroadcastTriggerState, CampaignState, CampaignType, JourneyState, TransactionalMessage
 from channels.models import ChannelType
 from core.api.schema import BOOLEAN_INPUT, SchemaField, document, json_object, one_of, unix_time
@@ -333,6 +333,16 @@ CAMPAIGN_SUMMARY = {
         "credential: keep it secret). Null for other triggers.")),
     "actions": Action(many=True),
 }
+# A campaign's delivery-rule fields (docs/journeys.md "Delivery rules"), as answered.
+CAMPAIGN_RULES = {
+    "priority": lambda **kw: serializers.IntegerField(
+        min_value=-1000, max_value=1000, help_text="Under a frequency cap, a higher priority sends first.", **kw),
+    "exempt_from_caps": lambda **kw: serializers.BooleanField(help_text="Ignores the frequency caps.", **kw),
+    "when_capped": lambda **kw: serializers.ChoiceField(
+        choices=["wait", "skip"], help_text="A capped send waits for the next slot or is skipped.", **kw),
+    "when_quiet": lambda **kw: serializers.ChoiceField(
+        choices=["hold", "skip"], help_text="A send in quiet hours is held until they end or skipped.", **kw),
+}
 CampaignSummary = document("CampaignSummarySerializer", CAMPAIGN_SUMMARY,
                            "A campaign as lists show it (Customer.io's shape).")
 Campaign = document("CampaignSerializer", {
@@ -343,6 +353,7 @@ Campaign = document("CampaignSerializer", {
     "goal": json_object(allow_null=True),
     "journey_key": serializers.CharField(allow_blank=True),
     "workflow": SchemaField(WORKFLOW),
+    **{name: field() for name, field in CAMPAIGN_RULES.items()},
     "version": serializers.IntegerField(help_text="Goes up by one with each change of the definition."),
 }, "A campaign with its whole definition (what PUT takes back). " + SCHEMA_NOTE)
 CampaignResponse = document("CampaignResponseSerializer", {"campaign": Campaign()})
@@ -377,6 +388,7 @@ def _definition_input(name: str, *, partial: bool):
             },
         }, required=False,
             help_text="{\"start\": \"<step key>\", \"steps\": {\"<key>\": {\"type\": ..., \"next\": ...}}}."),
+        **{name: field(required=False, allow_null=True) for name, field in CAMPAIGN_RULES.items()},
     }
     doc = ("Only the fields given change." if partial else "The whole definition: fields left out take their "
            "defaults.") + " The read-only fields of a campaign's answer (" + ", ".join(CAMPAIGN_READ_ONLY) + \
@@ -469,6 +481,12 @@ StepMetrics = document("StepMetricsSerializer", {
     "failed": COUNT(help_text="Runs whose step failed here."),
     "outcomes": serializers.DictField(child=COUNT(), help_text="Step executions by outcome."),
     "messages": MessageCounts(allow_null=True, help_text="Send steps."),
+    "variants": SchemaField({
+        "type": "object", "additionalProperties": {"type": "object"},
+        "description": "Send steps with A/B variants: per variant key (control first) its message counts as in "
+                       "`messages` and, for the others, `test`: figures against the control; `holdout`: "
+                       "{\"people\", \"converted\"}.",
+    }, required=False),
 })
 MetricsTotals = document("CampaignMetricsTotalsSerializer", {
     "entered": COUNT(help_text="Runs ever started."),
@@ -554,3 +572,50 @@ BroadcastErrorList = document("BroadcastErrorListSerializer", {
     "errors": BroadcastErrorDoc(many=True),
     "next": serializers.CharField(allow_blank=True, help_text="Cursor of the next page; empty on the last page."),
 })
+
+
+# --- delivery rules (delivery_rules_views.py) ---------------------------------------------------------
+
+PERIOD = {"type": "object", "minProperties": 1, "maxProperties": 1, "additionalProperties": False,
+          "properties": {unit: {"type": "integer", "minimum": 1} for unit in DURATION_UNITS},
+          "description": "A rolling window: one unit, e.g. {\"days\": 1} (at most 366 days)."}
+HH_MM = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
+
+
+def _frequency_cap(name: str, *, closed: bool):
+    return document(name, {
+        "channel": serializers.ChoiceField(choices=ChannelType.choices, allow_null=True,
+                                           help_text="The channel counted and capped; null: all channels."),
+        "limit": serializers.IntegerField(min_value=1, max_value=10_000,
+                                          help_text="At most this many messages in the window."),
+        "period": SchemaField(PERIOD),
+    }, "At most `limit` campaign and broadcast messages per person in a rolling `period`.", closed=closed)
+
+
+def _quiet_hours(name: str, *, closed: bool):
+    return document(name, {
+        "start": serializers.RegexField(HH_MM, help_text="When quiet hours begin, HH:MM on the person's clock."),
+        "end": serializers.RegexField(HH_MM, help_text="When they end (before start: they span midnight)."),
+        "timezone": serializers.CharField(allow_null=True, required=False, help_text=(
+            "The IANA zone for people without one (their `timezone` attribute, then their profile's zone come "
+            "first); null: the workspace's.")),
+    }, "No marketing sends between start and end in the person's time zone.", closed=closed)
+
+
+FrequencyCap = _frequency_cap("FrequencyCapSerializer", closed=False)
+QuietHours = _quiet_hours("QuietHoursSerializer", closed=False)
+DeliveryRulesDoc = document("DeliveryRulesSerializer", {
+    "frequency_caps": FrequencyCap(many=True),
+    "quiet_hours": QuietHours(allow_null=True),
+    "holdout_percent": serializers.IntegerField(min_value=0, max_value=50, help_text=(
+        "Percent of people (a stable draw) who get no marketing messages; transactional still goes.")),
+    "updated": unix_time(allow_null=True, help_text="Unix seconds of the last change; null: never set."),
+}, "The workspace's delivery rules for campaign and broadcast sends (docs/journeys.md).")
+DeliveryRulesResponse = document("DeliveryRulesResponseSerializer", {"delivery_rules": DeliveryRulesDoc()})
+FrequencyCapInput = _frequency_cap("FrequencyCapInputSerializer", closed=True)
+QuietHoursInput = _quiet_hours("QuietHoursInputSerializer", closed=True)
+DeliveryRulesBody = document("DeliveryRulesInputSerializer", {
+    "frequency_caps": FrequencyCapInput(many=True, required=False, allow_null=True),
+    "quiet_hours": QuietHoursInput(required=False, allow_null=True),
+    "holdout_percent": serializers.IntegerField(min_value=0, max_value=50, required=False, allow_null=True),
+}, "The whole rules: fields left out take their defaults (no caps, no quiet hours, no holdout).", closed=True)

@@ -8,6 +8,7 @@ from django.urls import re_path
 
 from campaigns.api import broadcast_views as b
 from campaigns.api import campaign_views as c
+from campaigns.api import delivery_rules_views as rules
 from campaigns.api import send_views as send
 from campaigns.api import views as v
 
@@ -60,6 +61,8 @@ urlpatterns = [
             name="app-campaign-trigger"),
     re_path(CAMPAIGN + r"/triggers/(?P<trigger_id>\d+)/errors/?$", b.BroadcastTriggerErrorsView.as_view(),
             name="app-campaign-trigger-errors"),
+    # The workspace's delivery rules: caps, quiet hours, holdout (delivery_rules_views.py).
+    re_path(r"^delivery_rules/?$", rules.DeliveryRulesView.as_view(), name="app-delivery-rules"),
     re_path(r"^journeys/(?P<pk>\d+)/?$", c.JourneyView.as_view(), name="app-journey"),
     re_path(r"^customers/(?P<identifier>.+)/journeys/?$", c.CustomerJourneysView.as_view(),
             name="app-customer-journeys"),

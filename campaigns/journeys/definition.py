@@ -13,6 +13,7 @@ import re
 from datetime import time as dt_time
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from campaigns.journeys import rules
 from channels.configs import NoChannelConfig, config_for
 from channels.content import templating
 from channels.models import ChannelType
@@ -431,7 +432,8 @@ def _send(body, path, workspace):
     channel = body.get("channel")
     if channel not in SEND_CHANNELS:
         raise InvalidInput(f"{path}.channel", f"must be one of {', '.join(SEND_CHANNELS)}")
-    out: dict = {"_allowed": ("channel", "content", "message_id", "channel_config_id", "topic", "tracked"),
+    out: dict = {"_allowed": ("channel", "content", "message_id", "channel_config_id", "topic", "tracked",
+                              "variants", "holdout"),
                  "channel": channel}
     if ("content" in body) == ("message_id" in body):
         raise InvalidInput(path, "give content or message_id (one of them)")
@@ -465,6 +467,8 @@ def _send(body, path, workspace):
         if message is not None and message.channel != channel:
             raise InvalidInput(f"{path}.message_id", f"is a {message.channel} message, not {channel}")
         out["message_id"] = message_id
+    if body.get("variants") is not None or body.get("holdout") is not None:
+        out.update(_variants(body, path, channel))
     if body.get("channel_config_id") is not None:
         from channels.models import ChannelConfig
 
@@ -485,6 +489,51 @@ def _send(body, path, workspace):
             raise InvalidInput(f"{path}.tracked", "must be true or false")
         out["tracked"] = body["tracked"]
     return out
+
+
+VARIANT_KEY = re.compile(r"^[A-Za-z0-9_-]{1,20}$")
+
+
+def _variants(body, path: str, channel: str) -> dict:
+    """A/B variants of a send step: 2 to 8 of {"key", "weight", "content"} (a variant's content
+    overrides the step's content field by field; the first variant is the control), and an optional
+    holdout ({"weight": N}: people who get nothing, tracked for conversion)."""
+    variants = body.get("variants")
+    if not isinstance(variants, list) or not 2 <= len(variants) <= 8:
+        raise InvalidInput(f"{path}.variants", "must be a list of 2 to 8 {\"key\", \"weight\", \"content\"}")
+    out, keys = [], set()
+    base = body.get("content") or {}
+    for i, variant in enumerate(variants):
+        vpath = f"{path}.variants.{i}"
+        if not isinstance(variant, dict):
+            raise InvalidInput(vpath, "must be {\"key\", \"weight\", \"content\"}")
+        unknown_keys(variant, {"key", "weight", "content"}, vpath)
+        key = variant.get("key")
+        if not isinstance(key, str) or not VARIANT_KEY.match(key) or key == "holdout":
+            raise InvalidInput(f"{vpath}.key", "must be 1 to 20 letters, digits, _ or - (not holdout)")
+        if key in keys:
+            raise InvalidInput(f"{vpath}.key", "another variant has this key")
+        keys.add(key)
+        weight = variant.get("weight", 1)
+        if not isinstance(weight, int) or isinstance(weight, bool) or not 0 < weight <= 10000:
+            raise InvalidInput(f"{vpath}.weight", "must be a whole number from 1 to 10000")
+        content = variant.get("content") or {}
+        if not isinstance(content, dict):
+            raise InvalidInput(f"{vpath}.content", "must be an object of the fields this variant changes")
+        templates_in(content, f"{vpath}.content")
+        if body.get("content") is not None and channel == "email":
+            for field in ("subject", "body"):
+                if not {**base, **content}.get(field):
+                    raise InvalidInput(f"{vpath}.content.{field}", "is required for an email message")
+        out.append({"key": key, "weight": weight, "content": content})
+    result: dict = {"variants": out}
+    holdout = body.get("holdout")
+    if holdout is not None:
+        if not isinstance(holdout, dict) or set(holdout) != {"weight"} or not isinstance(holdout["weight"], int) \
+                or isinstance(holdout["weight"], bool) or not 0 < holdout["weight"] <= 10000:
+            raise InvalidInput(f"{path}.holdout", "must be {\"weight\": N}, N from 1 to 10000")
+        result["holdout"] = {"weight": holdout["weight"]}
+    return result
 
 
 def _delay(body, path, workspace):
@@ -678,7 +727,7 @@ STEP_CLEANERS = {"send": _send, "delay": _delay, "time_window": _time_window, "w
 # --- the whole definition ----------------------------------------------------------------------------------
 
 DEFINITION_FIELDS = ("key", "name", "description", "type", "trigger", "audience", "re_entry", "exit", "goal",
-                     "journey_key", "workflow")
+                     "journey_key", "workflow", "priority", "exempt_from_caps", "when_capped", "when_quiet")
 
 
 def clean_definition(body, *, workspace, partial: bool = False, current: dict | None = None) -> dict:
@@ -731,6 +780,7 @@ def clean_definition(body, *, workspace, partial: bool = False, current: dict | 
         out["goal"] = errors.check(clean_goal, body.get("goal"), "goal", workspace)
     if "workflow" in body or not partial:
         out["workflow"] = clean_workflow(body.get("workflow", {"start": None, "steps": {}}), errors, workspace)
+    out.update(rules.clean_campaign_fields(body, errors, partial=partial))  # delivery rules (rules.py)
     errors.raise_if_any()
     return out
 

@@ -27,6 +27,7 @@ from django.db import connection, transaction
 from django.db.models import Exists, Max, OuterRef, Q
 from django.utils import timezone
 
+from campaigns.journeys import rules
 from campaigns.journeys.definition import WEEKDAYS, parse_clock, seconds
 from campaigns.models import (
     LIVE_JOURNEY_STATES, Campaign, CampaignState, Journey, JourneyState, JourneyStep, TransactionalMessage,
@@ -372,6 +373,20 @@ def _send(run: Advance, step: dict) -> bool:
     if not journey.profile_id:
         raise StepFailed("no_person")
     workspace = journey.workspace
+    variant, content = "", step.get("content")
+    if step.get("variants"):
+        variant = variant_of(journey, step)
+        if variant == HOLDOUT:
+            run.log(journey.step, step, "holdout", detail={"variant": HOLDOUT})
+            run.go(step.get("next"))
+            return False
+        chosen = next(item for item in step["variants"] if item["key"] == variant)
+        content = {**(content or {}), **chosen["content"]}
+    # The workspace's delivery rules (holdout, quiet hours, frequency caps and priority) may hold,
+    # skip or delay the send: then the step is done with here.
+    verdict = rules.before_send(run, step)
+    if verdict is not None:
+        return verdict
     message = None
     if step.get("message_id"):
         message = TransactionalMessage.objects.for_workspace(workspace).select_related(
@@ -394,8 +409,8 @@ def _send(run: Advance, step: dict) -> bool:
             delivery, _ = queue_delivery(
                 workspace, channel=step["channel"], source=Delivery.Source.CAMPAIGN, profile=journey.profile,
                 source_id=str(journey.campaign_id), message_content=message.content if message else None,
-                channel_config=config, topic=topic, content=step.get("content"), message_data=message_data(journey),
-                idempotency_key=f"journey:{journey.pk}:{seq}",
+                channel_config=config, topic=topic, content=content, message_data=message_data(journey),
+                idempotency_key=f"journey:{journey.pk}:{seq}", variant=variant,
                 tracked=step.get("tracked", message.tracked if message else True))
             if delivery.status != DeliveryStatus.UNDELIVERABLE:
                 render_delivery(delivery)
@@ -403,11 +418,26 @@ def _send(run: Advance, step: dict) -> bool:
         raise StepFailed("template_error", detail={"error": exc.describe()}) from None
     if delivery.status == DeliveryStatus.UNDELIVERABLE:
         raise StepFailed("undeliverable", detail={"delivery_id": delivery.public_id})
-    run.log(journey.step, step, "sent", delivery=delivery, detail={"delivery_id": delivery.public_id})
+    run.log(journey.step, step, "sent", delivery=delivery,
+            detail={"delivery_id": delivery.public_id, **({"variant": variant} if variant else {})})
     journey.last_delivery, journey.last_message_at = delivery, run.now
     journey.data.get("_attempts", {}).pop(journey.step, None)
     run.go(step.get("next"))
     return False
+
+
+HOLDOUT = "holdout"
+
+
+def variant_of(journey: Journey, step: dict) -> str:
+    """The A/B variant (or HOLDOUT) of a person at a send step: a stable draw from the workspace,
+    campaign, step key and the person's cio_id, proportional to the weights, so retries, re-entries
+    and edits that keep the step key give the same answer."""
+    choices = [(item["key"], item["weight"]) for item in step["variants"]]
+    if step.get("holdout"):
+        choices.append((HOLDOUT, step["holdout"]["weight"]))
+    seed = f"{journey.workspace_id}:{journey.campaign_id}:{journey.step}:{journey.profile.cio_id}"
+    return choices[cohort_of(seed, [weight for _, weight in choices])][0]
 
 
 def _delay(run: Advance, step: dict) -> bool:
@@ -461,9 +491,9 @@ def _split(run: Advance, step: dict) -> bool:
     return False
 
 
-def cohort_of(journey_id: int, step_key: str, weights: list[int]) -> int:
-    """A stable draw (the same run and step always get the same cohort) proportional to weights."""
-    digest = hashlib.sha256(f"{journey_id}:{step_key}".encode()).digest()
+def cohort_of(seed: str, weights: list[int]) -> int:
+    """A stable draw (the same seed always gets the same cohort) proportional to weights."""
+    digest = hashlib.sha256(seed.encode()).digest()
     point = int.from_bytes(digest[:8], "big") % sum(weights)
     for i, weight in enumerate(weights):
         if point < weight:
@@ -473,7 +503,7 @@ def cohort_of(journey_id: int, step_key: str, weights: list[int]) -> int:
 
 
 def _random_split(run: Advance, step: dict) -> bool:
-    i = cohort_of(run.journey.pk, run.journey.step, [c["weight"] for c in step["cohorts"]])
+    i = cohort_of(f"{run.journey.pk}:{run.journey.step}", [c["weight"] for c in step["cohorts"]])
     run.log(run.journey.step, step, f"cohort_{i}")
     run.go(step["cohorts"][i].get("next"))
     return False

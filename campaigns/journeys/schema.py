@@ -426,6 +426,15 @@ def _document() -> dict:
         "journey_key": optional({"type": "string", "maxLength": 150,
                                  "description": "A trigger-data field: each of its values gets its own run."}),
         "workflow": ref("workflow"),
+        # Delivery rules (docs/journeys.md "Delivery rules"; the workspace's own are at /v1/delivery_rules).
+        "priority": {"anyOf": [{"type": "integer", "minimum": -1000, "maximum": 1000}, NULL], "default": 0,
+                     "description": "Under a frequency cap, a higher-priority campaign's send goes first."},
+        "exempt_from_caps": {"anyOf": [{"type": "boolean"}, NULL], "default": False,
+                             "description": "Its sends ignore the workspace's frequency caps."},
+        "when_capped": {"anyOf": [{"enum": ["wait", "skip"]}, NULL], "default": "wait",
+                        "description": "A send a cap stops: wait for the next allowed slot, or skip it."},
+        "when_quiet": {"anyOf": [{"enum": ["hold", "skip"]}, NULL], "default": "hold",
+                       "description": "A send in the person's quiet hours: hold it until they end, or skip it."},
     }
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",

@@ -11,6 +11,7 @@ from __future__ import annotations
 from django.db.models import Count, Exists, F, Max, OuterRef, Q
 from django.db.models.fields.json import KeyTextTransform
 
+from campaigns.experiments import stats
 from campaigns.journeys.definition import next_keys
 from campaigns.models import (
     LIVE_JOURNEY_STATES, BroadcastError, BroadcastTrigger, Campaign, Journey, JourneyState, JourneyStep,
@@ -139,6 +140,8 @@ def campaign_metrics(campaign: Campaign) -> dict:
     for step, reason, n in exits.values_list("step", "reason").annotate(n=Count("pk")).order_by():
         reasons.setdefault(step, {})[reason or "unknown"] = n
     messages = {row.pop("step"): row for row in _message_counts(workspace_id, log)}
+    with_variants = any(step.get("variants") for step in ((campaign.workflow or {}).get("steps") or {}).values())
+    variants = _variant_counts(campaign, log) if with_variants else {}  # two more queries, only for A/B tests
 
     steps = ordered_steps(campaign.workflow or {})
     known = {key for key, _ in steps}
@@ -157,18 +160,23 @@ def campaign_metrics(campaign: Campaign) -> dict:
         }
         if kind == "send" or key in messages:
             row["messages"] = messages.get(key) or dict.fromkeys(MESSAGE_COUNTS, 0)
+        if step is not None and step.get("variants") or key in variants:
+            row["variants"] = _variants_row(step, variants.get(key, {}))
         out.append(row)
     return {"totals": totals, "steps": out}
 
 
-def _message_counts(workspace_id: int, log) -> list[dict]:
-    """Per step, its deliveries by what happened to them (one query, joined to the deliveries;
-    bounces and unsubscribes are delivery events)."""
+def _message_counts(workspace_id: int, log, *, by_variant: bool = False) -> list[dict]:
+    """Per step (and A/B variant), its deliveries by what happened to them (one query, joined to
+    the deliveries; bounces and unsubscribes are delivery events)."""
     def happened(kind: str) -> Exists:
         return Exists(DeliveryEvent.objects.for_workspace(workspace_id)
                       .filter(delivery_id=OuterRef("delivery_id"), kind=kind))
 
-    return list(log.filter(delivery__isnull=False).values("step").annotate(
+    rows = log.filter(delivery__isnull=False)
+    if by_variant:
+        rows = rows.annotate(variant=KeyTextTransform("variant", "detail")).filter(variant__isnull=False)
+    return list(rows.values("step", *(["variant"] if by_variant else [])).annotate(
         deliveries=Count("delivery", distinct=True),
         sent=Count("delivery", distinct=True, filter=Q(delivery__sent_at__isnull=False)),
         delivered=Count("delivery", distinct=True, filter=Q(delivery__delivered_at__isnull=False)),
@@ -178,3 +186,47 @@ def _message_counts(workspace_id: int, log) -> list[dict]:
         bounced=Count("delivery", distinct=True, filter=Q(happened("bounced"))),
         unsubscribed=Count("delivery", distinct=True, filter=Q(happened("unsubscribed"))),
     ).order_by())
+
+
+def _variant_counts(campaign: Campaign, log) -> dict[str, dict[str, dict]]:
+    """Per send step with A/B variants: each variant's message counts (one query) and the holdout's
+    size and conversions (one query): step → variant key → counts."""
+    out: dict[str, dict[str, dict]] = {}
+    for row in _message_counts(campaign.workspace_id, log, by_variant=True):
+        out.setdefault(row.pop("step"), {})[row.pop("variant")] = row
+    converted = Journey.objects.for_workspace(campaign.workspace_id).filter(
+        pk=OuterRef("journey_id"), converted_at__isnull=False)
+    for step, held, conversions in log.filter(outcome="holdout", detail__variant="holdout").values("step").annotate(
+            held=Count("journey", distinct=True),
+            conversions=Count("journey", distinct=True, filter=Q(Exists(converted)))).values_list(
+            "step", "held", "conversions").order_by():
+        out.setdefault(step, {})["holdout"] = {"runs": held, "converted": conversions}
+    return out
+
+
+TESTED_METRICS = ("opened", "clicked", "converted")
+
+
+def _variants_row(step: dict | None, counts: dict[str, dict]) -> dict:
+    """Each variant of the step (in the step's order, control first), then variants no longer in it.
+    Every variant gets `test`: per metric (opened, clicked, converted, out of the messages sent) the
+    probability to be best and expected loss, and for the others the two-proportion z-test against
+    the control (campaigns/experiments/stats.py, docs/experiments.md)."""
+    keys = [item["key"] for item in (step or {}).get("variants", ())]
+    keys += sorted(key for key in counts if key not in keys and key != "holdout")
+    row = {key: {**(counts.get(key) or dict.fromkeys(MESSAGE_COUNTS, 0)), "test": {}} for key in keys}
+    if keys:
+        control = row[keys[0]]
+        for metric in TESTED_METRICS:
+            best = stats.probability_to_be_best({key: (row[key][metric], row[key]["sent"]) for key in keys},
+                                                seed=f"{metric}:{','.join(keys)}")
+            for key in keys:
+                figures = {"probability_to_be_best": best[key].probability_to_be_best,
+                           "expected_loss": best[key].expected_loss}
+                if key != keys[0]:
+                    figures["against_control"] = stats.two_proportion_z_test(
+                        control[metric], control["sent"], row[key][metric], row[key]["sent"]).as_dict()
+                row[key]["test"][metric] = figures
+    if (step or {}).get("holdout") or "holdout" in counts:
+        row["holdout"] = counts.get("holdout") or {"runs": 0, "converted": 0}
+    return row

@@ -23,7 +23,8 @@ def stored_definition(campaign: Campaign) -> dict:
     return {"key": campaign.key, "name": campaign.name, "description": campaign.description, "type": campaign.type,
             "trigger": campaign.trigger, "audience": campaign.audience, "re_entry": campaign.re_entry,
             "exit": campaign.exit_rules, "goal": campaign.goal, "journey_key": campaign.journey_key,
-            "workflow": campaign.workflow}
+            "workflow": campaign.workflow, "priority": campaign.priority, "exempt_from_caps": campaign.exempt_from_caps,
+            "when_capped": campaign.when_capped, "when_quiet": campaign.when_quiet}
 
 
 def _save(campaign: Campaign, **kwargs) -> None:

@@ -70,6 +70,7 @@ def test_create_then_read_a_campaign_in_customerio_shapes(tenant_a):
         "audience": None, "re_entry": {"mode": "once", "concurrent": False},
         "exit": {"when_unmatched": False, "events": [], "on_goal": False}, "goal": None, "journey_key": "",
         "workflow": row.workflow, "version": 1, "webhook_url": None,
+        "priority": 0, "exempt_from_caps": False, "when_capped": "wait", "when_quiet": "hold",
     }
     assert made["created"] == int(row.created_at.timestamp()) and isinstance(made["updated"], int)
     assert set(row.workflow["steps"]) == set(WORKFLOW["steps"]) and row.workflow["start"] == "welcome"
@@ -105,7 +106,7 @@ def test_a_bad_definition_is_a_400_naming_each_field_and_stores_nothing(tenant_a
     assert response.status_code == 400, response.content
     assert fields_of(response) == {
         "colour": "unknown field; use key, name, description, type, trigger, audience, re_entry, exit, goal, "
-                  "journey_key, workflow",
+                  "journey_key, workflow, priority, exempt_from_caps, when_capped, when_quiet",
         "trigger.name": "is required",
         "workflow.steps.welcome.content.subject": "is required for an email message",
         "workflow.steps.wait.duration.fortnights": "unknown unit; use seconds, minutes, hours, days, weeks",
