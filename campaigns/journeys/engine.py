@@ -63,11 +63,12 @@ class StepFailed(Exception):
 
 # --- time ---------------------------------------------------------------------------------------------
 
-def person_zone(journey: Journey) -> ZoneInfo:
-    """The person's IANA `timezone` attribute, else the workspace's time zone, else UTC."""
+def person_zone(journey: Journey, default: str | None = None) -> ZoneInfo:
+    """The person's IANA `timezone` attribute, else their profile's time zone, else `default`
+    (e.g. the delivery rules' zone), else the workspace's time zone, else UTC."""
     person = journey.profile if journey.profile_id else None
     for name in ((person.attributes or {}).get("timezone") if person else None,
-                 person.time_zone if person else None, journey.workspace.time_zone):
+                 person.time_zone if person else None, default, journey.workspace.time_zone):
         if isinstance(name, str) and name:
             try:
                 return ZoneInfo(name)

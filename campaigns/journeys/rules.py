@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from django.db import connection, transaction
 
@@ -170,15 +170,9 @@ def in_holdout(rules: DeliveryRules, workspace_id: int, cio_id: str) -> bool:
 def quiet_zone(journey: Journey, rules: DeliveryRules) -> ZoneInfo:
     """The person's IANA `timezone` attribute, then their profile's time zone, then the rules'
     time zone, then the workspace's; UTC if none of them is a known zone."""
-    person = journey.profile
-    for name in ((person.attributes or {}).get("timezone"), person.time_zone, (rules.quiet_hours or {}).get("timezone"),
-                 journey.workspace.time_zone):
-        if isinstance(name, str) and name:
-            try:
-                return ZoneInfo(name)
-            except (ZoneInfoNotFoundError, ValueError):
-                continue
-    return ZoneInfo("UTC")
+    from campaigns.journeys import engine
+
+    return engine.person_zone(journey, (rules.quiet_hours or {}).get("timezone"))
 
 
 def quiet_until(rules: DeliveryRules, journey: Journey, now: datetime) -> datetime | None:
