@@ -498,25 +498,16 @@ def _variants(body, path: str, channel: str) -> dict:
     """A/B variants of a send step: 2 to 8 of {"key", "weight", "content"} (a variant's content
     overrides the step's content field by field; the first variant is the control), and an optional
     holdout ({"weight": N}: people who get nothing, tracked for conversion)."""
-    variants = body.get("variants")
-    if not isinstance(variants, list) or not 2 <= len(variants) <= 8:
-        raise InvalidInput(f"{path}.variants", "must be a list of 2 to 8 {\"key\", \"weight\", \"content\"}")
     out, keys = [], set()
     base = body.get("content") or {}
-    for i, variant in enumerate(variants):
-        vpath = f"{path}.variants.{i}"
-        if not isinstance(variant, dict):
-            raise InvalidInput(vpath, "must be {\"key\", \"weight\", \"content\"}")
-        unknown_keys(variant, {"key", "weight", "content"}, vpath)
+    for variant, vpath in _objects(body, "variants", path, 2, 8, ("key", "weight", "content")):
         key = variant.get("key")
         if not isinstance(key, str) or not VARIANT_KEY.match(key) or key == "holdout":
             raise InvalidInput(f"{vpath}.key", "must be 1 to 20 letters, digits, _ or - (not holdout)")
         if key in keys:
             raise InvalidInput(f"{vpath}.key", "another variant has this key")
         keys.add(key)
-        weight = variant.get("weight", 1)
-        if not isinstance(weight, int) or isinstance(weight, bool) or not 0 < weight <= 10000:
-            raise InvalidInput(f"{vpath}.weight", "must be a whole number from 1 to 10000")
+        share = weight(variant.get("weight", 1), f"{vpath}.weight")
         content = variant.get("content") or {}
         if not isinstance(content, dict):
             raise InvalidInput(f"{vpath}.content", "must be an object of the fields this variant changes")
@@ -525,14 +516,13 @@ def _variants(body, path: str, channel: str) -> dict:
             for field in ("subject", "body"):
                 if not {**base, **content}.get(field):
                     raise InvalidInput(f"{vpath}.content.{field}", "is required for an email message")
-        out.append({"key": key, "weight": weight, "content": content})
+        out.append({"key": key, "weight": share, "content": content})
     result: dict = {"variants": out}
     holdout = body.get("holdout")
     if holdout is not None:
-        if not isinstance(holdout, dict) or set(holdout) != {"weight"} or not isinstance(holdout["weight"], int) \
-                or isinstance(holdout["weight"], bool) or not 0 < holdout["weight"] <= 10000:
+        if not isinstance(holdout, dict) or set(holdout) != {"weight"}:
             raise InvalidInput(f"{path}.holdout", "must be {\"weight\": N}, N from 1 to 10000")
-        result["holdout"] = {"weight": holdout["weight"]}
+        result["holdout"] = {"weight": weight(holdout["weight"], f"{path}.holdout.weight")}
     return result
 
 
@@ -584,36 +574,37 @@ def _branch(body, path, workspace):
             "yes": _next(body, "yes", path), "no": _next(body, "no", path)}
 
 
+def _objects(body: dict, key: str, path: str, low: int, high: int, fields: tuple[str, ...]):
+    """(item, its path) of the list `body[key]`: low to high objects with only `fields`."""
+    items = body.get(key)
+    shape = "{" + ", ".join(f'"{field}"' for field in fields) + "}"
+    if not isinstance(items, list) or not low <= len(items) <= high:
+        raise InvalidInput(f"{path}.{key}", f"must be a list of {low} to {high} {shape}")
+    for i, item in enumerate(items):
+        ipath = f"{path}.{key}.{i}"
+        if not isinstance(item, dict):
+            raise InvalidInput(ipath, f"must be {shape}")
+        unknown_keys(item, set(fields), ipath)
+        yield item, ipath
+
+
+def weight(value, path: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= 10000:
+        raise InvalidInput(path, "must be a whole number from 1 to 10000")
+    return value
+
+
 def _split(body, path, workspace):
-    branches = body.get("branches")
-    if not isinstance(branches, list) or not 1 <= len(branches) <= 20:
-        raise InvalidInput(f"{path}.branches", "must be a list of 1 to 20 {\"condition\", \"next\"}")
-    out = []
-    for i, branch in enumerate(branches):
-        bpath = f"{path}.branches.{i}"
-        if not isinstance(branch, dict):
-            raise InvalidInput(bpath, "must be {\"condition\": ..., \"next\": ...}")
-        unknown_keys(branch, {"condition", "next"}, bpath)
-        out.append({"condition": condition(branch.get("condition"), f"{bpath}.condition", workspace),
-                    "next": _next(branch, "next", bpath)})
-    return {"_allowed": ("branches", "else"), "branches": out, "else": _next(body, "else", path)}
+    branches = [{"condition": condition(branch.get("condition"), f"{bpath}.condition", workspace),
+                 "next": _next(branch, "next", bpath)}
+                for branch, bpath in _objects(body, "branches", path, 1, 20, ("condition", "next"))]
+    return {"_allowed": ("branches", "else"), "branches": branches, "else": _next(body, "else", path)}
 
 
 def _random_split(body, path, workspace):
-    cohorts = body.get("cohorts")
-    if not isinstance(cohorts, list) or not 2 <= len(cohorts) <= 20:
-        raise InvalidInput(f"{path}.cohorts", "must be a list of 2 to 20 {\"weight\", \"next\"}")
-    out = []
-    for i, cohort in enumerate(cohorts):
-        cpath = f"{path}.cohorts.{i}"
-        if not isinstance(cohort, dict):
-            raise InvalidInput(cpath, "must be {\"weight\": N, \"next\": ...}")
-        unknown_keys(cohort, {"weight", "next"}, cpath)
-        weight = cohort.get("weight")
-        if not isinstance(weight, int) or isinstance(weight, bool) or not 0 < weight <= 10000:
-            raise InvalidInput(f"{cpath}.weight", "must be a whole number from 1 to 10000")
-        out.append({"weight": weight, "next": _next(cohort, "next", cpath)})
-    return {"_allowed": ("cohorts",), "cohorts": out}
+    cohorts = [{"weight": weight(cohort.get("weight"), f"{cpath}.weight"), "next": _next(cohort, "next", cpath)}
+               for cohort, cpath in _objects(body, "cohorts", path, 2, 20, ("weight", "next"))]
+    return {"_allowed": ("cohorts",), "cohorts": cohorts}
 
 
 def _wait_for_reply(body, path, workspace):

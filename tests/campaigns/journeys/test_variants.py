@@ -85,7 +85,7 @@ def test_variant_definitions_are_checked(tenant_a, email_config):
         "workflow.steps.mail.variants.0.weight": {**step, "variants": [{"key": "A", "weight": 0}, {"key": "B"}]},
         "workflow.steps.mail.variants.1.content.subject": {**step, "variants": [
             {"key": "A"}, {"key": "B", "content": {"subject": "{% if %}"}}]},
-        "workflow.steps.mail.holdout": {**step, "holdout": {"weight": -1}},
+        "workflow.steps.mail.holdout.weight": {**step, "holdout": {"weight": -1}},
     }
     for field, bad in cases.items():
         with pytest.raises(InvalidFields) as error:
