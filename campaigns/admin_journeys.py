@@ -26,6 +26,7 @@ from django.utils.html import format_html
 
 from campaigns.api.campaign_views import webhook_url
 from campaigns.journeys import services
+from campaigns.journeys.selectors import campaign_metrics
 from campaigns.journeys.definition import next_keys
 from campaigns.models import LIVE_JOURNEY_STATES, Campaign, CampaignState, Journey, JourneyState, JourneyStep
 from core.admin import ReadOnlyWorkspaceScopedAdmin, ServiceBackedAdminMixin, WorkspaceScopedAdmin
@@ -183,6 +184,42 @@ def step_counts(campaign: Campaign) -> list[dict]:
              "outcomes": sorted(outcomes[key].items(), key=lambda item: (-item[1], item[0]))} for key in order]
 
 
+def _rate(part: int, whole: int) -> str:
+    return f"{100 * part / whole:.1f} %" if whole else "—"
+
+
+def _percent(value) -> str:
+    return f"{100 * value:.1f} %" if value is not None else "—"
+
+
+def variant_results(campaign: Campaign) -> list[dict]:
+    """Per send step with A/B variants: each variant's sends, open/click/conversion rates and the
+    figures of GET /v1/campaigns/{id}/metrics on opens (no query when the workflow has no variants)."""
+    steps = (campaign.workflow or {}).get("steps") or {}
+    if not any(step.get("variants") for step in steps.values()):
+        return []
+    out = []
+    for row in campaign_metrics(campaign)["steps"]:
+        if not row.get("variants"):
+            continue
+        variants = []
+        for key, counts in row["variants"].items():
+            if key == "holdout":
+                variants.append({"key": key, "sent": counts["runs"], "opened": "—", "clicked": "—",
+                                 "converted": _rate(counts["converted"], counts["runs"]), "best": "—", "beat": "—"})
+                continue
+            opened = counts["test"]["opened"]
+            against = opened.get("against_control")
+            variants.append({
+                "key": key, "sent": counts["sent"], "opened": _rate(counts["opened"], counts["sent"]),
+                "clicked": _rate(counts["clicked"], counts["sent"]),
+                "converted": _rate(counts["converted"], counts["sent"]),
+                "best": _percent(opened["probability_to_be_best"]),
+                "beat": "control" if against is None else _percent(against["chance_to_beat_control"])})
+        out.append({"key": row["id"], "variants": variants})
+    return out
+
+
 def run_states(campaign: Campaign) -> list[tuple[str, str, int]]:
     """(state, label, runs) for every journey state, in one GROUP BY."""
     counts = dict(Journey.objects.for_workspace(campaign.workspace_id).filter(campaign=campaign).order_by()
@@ -314,6 +351,7 @@ class CampaignAdmin(ServiceBackedAdminMixin, WorkspaceScopedAdmin):
                     {"name": name, "label": label, "url": reverse(f"{prefix}_{name.replace('-', '_')}", args=[obj.pk])}
                     for name, (label, _, _, states) in STATE_ACTIONS.items() if obj.state in states]
             context["step_counts"] = step_counts(obj)
+            context["variant_results"] = variant_results(obj)
             context["run_states"] = [(state, label, n, journeys_url(campaign=obj.pk, state__exact=state))
                                      for state, label, n in run_states(obj)]
             context["journeys_url"] = journeys_url(campaign=obj.pk)

@@ -92,3 +92,23 @@ def test_variant_definitions_are_checked(tenant_a, email_config):
             campaign(tenant_a.workspace, activate=False, name=field, trigger={"type": "event", "name": "go"},
                      workflow={"start": "mail", "steps": {"mail": bad}})
         assert [e["field"] for e in error.value.errors()] == [field], field
+
+
+def test_the_campaign_page_shows_each_variant_with_its_rates_and_figures(client, tenant_a, track, email_config):
+    from django.urls import reverse
+    from django.utils import timezone
+
+    ws = tenant_a.workspace
+    made = campaign(ws, trigger={"type": "event", "name": "go"}, workflow=AB)
+    for pid in ("p1", "p2", "p3", "p4", "p5", "p6"):
+        identify(track, pid, email=f"{pid}@example.test")
+        event(track, pid, "go")
+    feed(ws)
+    tick()
+    Delivery.objects.for_workspace(ws).update(sent_at=timezone.now())
+    client.force_login(tenant_a.owner)
+    page = client.get(reverse("admin:campaigns_campaign_change", args=[made.pk]))
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert 'id="variants-mail"' in html and html.count('class="variant-row"') == 3  # A, B, holdout
+    assert "<code>holdout</code>" in html and "control" in html
