@@ -194,7 +194,8 @@ def _percent(value) -> str:
 
 def variant_results(campaign: Campaign) -> list[dict]:
     """Per send step with A/B variants: each variant's sends, open/click/conversion rates and the
-    figures of GET /v1/campaigns/{id}/metrics on opens (no query when the workflow has no variants)."""
+    figures of GET /v1/campaigns/{id}/metrics on opens, and the automatic winner once decided (no query
+    when the workflow has no variants)."""
     steps = (campaign.workflow or {}).get("steps") or {}
     if not any(step.get("variants") for step in steps.values()):
         return []
@@ -216,7 +217,7 @@ def variant_results(campaign: Campaign) -> list[dict]:
                 "converted": _rate(counts["converted"], counts["sent"]),
                 "best": _percent(opened["probability_to_be_best"]),
                 "beat": "control" if against is None else _percent(against["chance_to_beat_control"])})
-        out.append({"key": row["id"], "variants": variants})
+        out.append({"key": row["id"], "variants": variants, "decision": row.get("decision")})
     return out
 
 

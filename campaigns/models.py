@@ -320,3 +320,30 @@ class DeliveryRules(WorkspaceScopedModel):
 
     def __str__(self):
         return "Delivery rules"
+
+
+class VariantDecision(WorkspaceScopedModel):
+    """The automatic winner of one send step's A/B test (the step's `winner`, docs/journeys.md): the
+    sequential tests' states per challenger between beat ticks and, once decided, the winning variant
+    with the figures and time of the decision. Written by `journeys.evaluate_experiments`
+    (campaigns/journeys/experiments.py); the engine sends the winner's content from then on."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="+", db_index=False)
+    step = models.CharField(max_length=64, help_text="The send step's key")
+    state = models.JSONField(default=dict, blank=True,
+                             help_text="SequentialTest.state() per challenger variant key")
+    winner = models.CharField(max_length=20, blank=True, help_text="The winning variant's key (blank: undecided)")
+    decided_at = models.DateTimeField(null=True, blank=True)
+    figures = models.JSONField(default=dict, blank=True, help_text="Counts and p-values at the decision")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    audit_log = False  # written by a beat task every minute; the campaign definition it follows is audited
+    audit_str_is_safe = True
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["workspace", "campaign", "step"],
+                                               name="variantdecision_unique_step")]
+
+    def __str__(self):
+        return f"{self.step}: {self.winner or 'undecided'}"

@@ -28,3 +28,11 @@ def start_broadcasts():
     from campaigns.journeys.broadcasts import start_due
 
     return start_due()
+
+
+@shared_task(base=UlakTask, name="journeys.evaluate_experiments")
+def evaluate_experiments():
+    """Look at every running automatic A/B test and keep a winner once one is found (every minute)."""
+    from campaigns.journeys.experiments import evaluate_experiments as evaluate
+
+    return evaluate()

@@ -17,6 +17,8 @@ ALLOWED = {
         "a webhook-trigger URL names its campaign by token only; the campaign tells the workspace",
     ("campaigns/journeys/dates.py", "campaigns = Campaign.unscoped.filter(state=CampaignState.ACTIVE, type=CampaignType.TRIGGERED,"):
         "the date-trigger scan (beat) looks at date-triggered campaigns of every workspace",
+    ("campaigns/journeys/experiments.py", "campaigns = Campaign.unscoped.filter(state__in=(CampaignState.ACTIVE, CampaignState.DRAINING)).only("):
+        "the A/B winner evaluation (beat) looks at running campaigns of every workspace; each is read in its own",
     ("campaigns/journeys/engine.py", 'live = Journey.unscoped.filter(campaign=OuterRef("pk"), workspace=OuterRef("workspace"),'):
         "the tick stops drained campaigns of every workspace: a correlated subquery per campaign row",
     ("campaigns/journeys/engine.py", "return Campaign.unscoped.filter(state=CampaignState.DRAINING).filter(~Exists(live)).update("):

@@ -485,8 +485,16 @@ StepMetrics = document("StepMetricsSerializer", {
         "type": "object", "additionalProperties": {"type": "object"},
         "description": "Send steps with A/B variants: per variant key (control first) its message counts as in "
                        "`messages` and, for the others, `test`: figures against the control; `holdout`: "
-                       "{\"people\", \"converted\"}.",
+                       "{\"runs\", \"converted\"}.",
     }, required=False),
+    "decision": SchemaField({
+        "type": "object", "required": ["winner", "decided_at", "figures"],
+        "properties": {"winner": {"type": "string", "description": "The winning variant's key."},
+                       "decided_at": {"type": "string", "format": "date-time"},
+                       "figures": {"type": "object", "description": "Each variant's sent, successes and rate; "
+                                                                      "each test's always-valid p-value."}},
+    }, allow_null=True, required=False,
+        help_text="Send steps with A/B variants: the automatic winner once decided (docs/experiments.md), else null."),
 })
 MetricsTotals = document("CampaignMetricsTotalsSerializer", {
     "entered": COUNT(help_text="Runs ever started."),

@@ -433,7 +433,7 @@ def _send(body, path, workspace):
     if channel not in SEND_CHANNELS:
         raise InvalidInput(f"{path}.channel", f"must be one of {', '.join(SEND_CHANNELS)}")
     out: dict = {"_allowed": ("channel", "content", "message_id", "channel_config_id", "topic", "tracked",
-                              "variants", "holdout"),
+                              "variants", "holdout", "winner"),
                  "channel": channel}
     if ("content" in body) == ("message_id" in body):
         raise InvalidInput(path, "give content or message_id (one of them)")
@@ -467,7 +467,7 @@ def _send(body, path, workspace):
         if message is not None and message.channel != channel:
             raise InvalidInput(f"{path}.message_id", f"is a {message.channel} message, not {channel}")
         out["message_id"] = message_id
-    if body.get("variants") is not None or body.get("holdout") is not None:
+    if body.get("variants") is not None or body.get("holdout") is not None or body.get("winner") is not None:
         out.update(_variants(body, path, channel))
     if body.get("channel_config_id") is not None:
         from channels.models import ChannelConfig
@@ -523,7 +523,33 @@ def _variants(body, path: str, channel: str) -> dict:
         if not isinstance(holdout, dict) or set(holdout) != {"weight"}:
             raise InvalidInput(f"{path}.holdout", "must be {\"weight\": N}, N from 1 to 10000")
         result["holdout"] = {"weight": weight(holdout["weight"], f"{path}.holdout.weight")}
+    if body.get("winner") is not None:
+        result["winner"] = _winner(body["winner"], f"{path}.winner")
     return result
+
+
+WINNER_METRICS = ("opened", "clicked", "converted")
+
+
+def _winner(body, path: str) -> dict:
+    """The automatic winner of an A/B test ({"metric", "confidence", "min_per_variant", "auto"}):
+    campaigns/journeys/experiments.py picks it with an always-valid sequential test (docs/experiments.md)."""
+    if not isinstance(body, dict):
+        raise InvalidInput(path, "must be an object: {\"metric\", \"confidence\", \"min_per_variant\", \"auto\"}")
+    unknown_keys(body, ("metric", "confidence", "min_per_variant", "auto"), path)
+    metric = body.get("metric")
+    if metric not in WINNER_METRICS:
+        raise InvalidInput(f"{path}.metric", f"must be one of {', '.join(WINNER_METRICS)}")
+    confidence = body.get("confidence", 0.95)
+    if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) or not 0.8 <= confidence <= 0.999:
+        raise InvalidInput(f"{path}.confidence", "must be a number from 0.8 to 0.999")
+    minimum = body.get("min_per_variant", 100)
+    if isinstance(minimum, bool) or not isinstance(minimum, int) or not 10 <= minimum <= 10_000_000:
+        raise InvalidInput(f"{path}.min_per_variant", "must be a whole number from 10 to 10000000")
+    auto = body.get("auto", True)
+    if not isinstance(auto, bool):
+        raise InvalidInput(f"{path}.auto", "must be true or false")
+    return {"metric": metric, "confidence": float(confidence), "min_per_variant": minimum, "auto": auto}
 
 
 def _delay(body, path, workspace):

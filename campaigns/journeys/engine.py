@@ -31,6 +31,7 @@ from campaigns.journeys import rules
 from campaigns.journeys.definition import WEEKDAYS, parse_clock, seconds
 from campaigns.models import (
     LIVE_JOURNEY_STATES, Campaign, CampaignState, Journey, JourneyState, JourneyStep, TransactionalMessage,
+    VariantDecision,
 )
 from channels.content import templating
 from channels.content.rendering import build_scopes, render_delivery
@@ -374,13 +375,17 @@ def _send(run: Advance, step: dict) -> bool:
     if not journey.profile_id:
         raise StepFailed("no_person")
     workspace = journey.workspace
-    variant, content = "", step.get("content")
+    variant, content, by = "", step.get("content"), {}
     if step.get("variants"):
         variant = variant_of(journey, step)
         if variant == HOLDOUT:
             run.log(journey.step, step, "holdout", detail={"variant": HOLDOUT})
             run.go(step.get("next"))
             return False
+        # Once the A/B test has a winner (campaigns/journeys/experiments.py), every new send gets it.
+        winner = decided_winner(journey, step)
+        if winner:
+            variant, by = winner, {"by": "winner"}
         chosen = next(item for item in step["variants"] if item["key"] == variant)
         content = {**(content or {}), **chosen["content"]}
     # The workspace's delivery rules (holdout, quiet hours, frequency caps and priority) may hold,
@@ -420,7 +425,7 @@ def _send(run: Advance, step: dict) -> bool:
     if delivery.status == DeliveryStatus.UNDELIVERABLE:
         raise StepFailed("undeliverable", detail={"delivery_id": delivery.public_id})
     run.log(journey.step, step, "sent", delivery=delivery,
-            detail={"delivery_id": delivery.public_id, **({"variant": variant} if variant else {})})
+            detail={"delivery_id": delivery.public_id, **({"variant": variant} if variant else {}), **by})
     journey.last_delivery, journey.last_message_at = delivery, run.now
     journey.data.get("_attempts", {}).pop(journey.step, None)
     run.go(step.get("next"))
@@ -439,6 +444,16 @@ def variant_of(journey: Journey, step: dict) -> str:
         choices.append((HOLDOUT, step["holdout"]["weight"]))
     seed = f"{journey.workspace_id}:{journey.campaign_id}:{journey.step}:{journey.profile.cio_id}"
     return choices[cohort_of(seed, [weight for _, weight in choices])][0]
+
+
+def decided_winner(journey: Journey, step: dict) -> str:
+    """The winning variant of the step's automatic A/B test, or "" while undecided (one indexed
+    query, only for steps with a `winner`). A winner no longer among the step's variants is ignored."""
+    if not step.get("winner"):
+        return ""
+    winner = VariantDecision.objects.for_workspace(journey.workspace_id).filter(
+        campaign_id=journey.campaign_id, step=journey.step).exclude(winner="").values_list("winner", flat=True).first()
+    return winner if winner and any(item["key"] == winner for item in step["variants"]) else ""
 
 
 def _delay(run: Advance, step: dict) -> bool:

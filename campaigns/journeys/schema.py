@@ -223,6 +223,19 @@ def _send() -> dict:
         "channel_config_id": optional(ROW_ID),
         "topic": optional(text(100)),
         "tracked": {"type": "boolean"},
+        "variants": {"type": "array", "minItems": 2, "maxItems": 8, "items": closed({
+            "key": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,20}$", "not": {"const": "holdout"}},
+            "weight": {"type": "integer", "minimum": 1, "maximum": 10000, "default": 1},
+            "content": {"type": "object", "description": "The fields this variant changes."},
+        }, required=("key",)), "description": "A/B variants (the first is the control)."},
+        "holdout": optional(closed({"weight": {"type": "integer", "minimum": 1, "maximum": 10000}},
+                                   required=("weight",))),
+        "winner": optional({**closed({
+            "metric": {"enum": list(d.WINNER_METRICS)},
+            "confidence": {"type": "number", "minimum": 0.8, "maximum": 0.999, "default": 0.95},
+            "min_per_variant": {"type": "integer", "minimum": 10, "maximum": 10_000_000, "default": 100},
+            "auto": {"type": "boolean", "default": True},
+        }, required=("metric",)), "description": "Pick the winning variant automatically (needs `variants`)."}),
     }, required=("channel",), oneOf=[{"required": ["content"]}, {"required": ["message_id"]}], allOf=per_channel,
         description="Send a message: inline `content`, or a transactional message by `message_id`.")
 

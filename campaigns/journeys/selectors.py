@@ -15,6 +15,7 @@ from campaigns.experiments import stats
 from campaigns.journeys.definition import next_keys
 from campaigns.models import (
     LIVE_JOURNEY_STATES, BroadcastError, BroadcastTrigger, Campaign, Journey, JourneyState, JourneyStep,
+    VariantDecision,
 )
 from channels.models import DeliveryEvent
 
@@ -142,6 +143,7 @@ def campaign_metrics(campaign: Campaign) -> dict:
     messages = {row.pop("step"): row for row in _message_counts(workspace_id, log)}
     with_variants = any(step.get("variants") for step in ((campaign.workflow or {}).get("steps") or {}).values())
     variants = _variant_counts(campaign, log) if with_variants else {}  # two more queries, only for A/B tests
+    decisions = _decisions(campaign) if with_variants else {}
 
     steps = ordered_steps(campaign.workflow or {})
     known = {key for key, _ in steps}
@@ -162,6 +164,7 @@ def campaign_metrics(campaign: Campaign) -> dict:
             row["messages"] = messages.get(key) or dict.fromkeys(MESSAGE_COUNTS, 0)
         if step is not None and step.get("variants") or key in variants:
             row["variants"] = _variants_row(step, variants.get(key, {}))
+            row["decision"] = decisions.get(key)
         out.append(row)
     return {"totals": totals, "steps": out}
 
@@ -202,6 +205,14 @@ def _variant_counts(campaign: Campaign, log) -> dict[str, dict[str, dict]]:
             "step", "held", "conversions").order_by():
         out.setdefault(step, {})["holdout"] = {"runs": held, "converted": conversions}
     return out
+
+
+def _decisions(campaign: Campaign) -> dict[str, dict]:
+    """The automatic winners decided for the campaign's send steps (one query): step → {"winner",
+    "decided_at", "figures"} (campaigns/journeys/experiments.py)."""
+    return {step: {"winner": winner, "decided_at": decided_at, "figures": figures}
+            for step, winner, decided_at, figures in VariantDecision.objects.for_workspace(campaign.workspace_id)
+            .filter(campaign=campaign).exclude(winner="").values_list("step", "winner", "decided_at", "figures")}
 
 
 TESTED_METRICS = ("opened", "clicked", "converted")
