@@ -48,9 +48,11 @@ def queue_delivery(workspace, *, channel: str, source: str, profile=None, recipi
                    content: dict | None = None, message_data: dict | None = None,
                    idempotency_key: str | None = None, send_at: datetime | None = None,
                    retain_content: bool = True, send_to_unsubscribed: bool = False, tracked: bool = True,
-                   variant: str = "") -> tuple[Delivery, bool]:
+                   variant: str = "", undeliverable: str | None = None) -> tuple[Delivery, bool]:
     """Create the delivery (or return the one already made under `idempotency_key`) and enqueue
     its send on commit. Only transactional messages may be sent to unsubscribed people.
+    `undeliverable`: a reason the caller already knows it must not be sent (e.g. a frequency cap):
+    the delivery is recorded undeliverable with it, as for a missing address, and nothing is sent.
     Returns (delivery, created)."""
     if idempotency_key:
         existing = Delivery.objects.for_workspace(workspace).filter(idempotency_key=idempotency_key).first()
@@ -65,11 +67,11 @@ def queue_delivery(workspace, *, channel: str, source: str, profile=None, recipi
         send_to_unsubscribed=send_to_unsubscribed and source in (Delivery.Source.TRANSACTIONAL, Delivery.Source.TEST),
         idempotency_key=idempotency_key or f"auto:{public_id}", send_at=send_at,
     )
-    problem = None
+    problem = undeliverable
     try:
         delivery.channel_config = channel_config or config_for(workspace, channel)
     except NoChannelConfig as exc:
-        problem = str(exc)
+        problem = problem or str(exc)
     if problem is None and not delivery.recipient and channel not in (ChannelType.WEBHOOK,):
         problem = f"the person has no {'email address' if channel == ChannelType.EMAIL else 'phone number'}"
     try:

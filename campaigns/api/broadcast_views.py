@@ -16,7 +16,6 @@ Unix seconds.
 
 from __future__ import annotations
 
-import re
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -29,13 +28,13 @@ from campaigns.journeys import broadcasts, selectors
 from campaigns.models import BroadcastError, BroadcastTrigger, BroadcastTriggerState
 from channels.api.openapi import PAGING
 from core.api.schema import error_responses
-from core.errors import InvalidInput
+from campaigns.api.serializers import IdempotencyKey
 from profiles.api.app_filters import clean_limit, decode_cursor, next_cursor
 
 # What BroadcastTrigger.idempotency_key holds: printable ASCII without spaces, as the send API's key.
-IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+IDEMPOTENCY_KEY = IdempotencyKey(255)
 IDEMPOTENCY_PARAMETER = OpenApiParameter(
-    "Idempotency-Key", OpenApiTypes.STR, OpenApiParameter.HEADER, pattern=IDEMPOTENCY_KEY.pattern,
+    "Idempotency-Key", OpenApiTypes.STR, OpenApiParameter.HEADER, pattern=IDEMPOTENCY_KEY.pattern.pattern,
     description="Retries with the same key answer the first trigger's id and store and send nothing more.")
 REPLAYED_HEADER = OpenApiParameter(
     "Idempotent-Replayed", OpenApiTypes.STR, OpenApiParameter.HEADER, enum=["true"], response=[200],
@@ -44,12 +43,7 @@ TRIGGER_PATH = [*CAMPAIGN_PATH, OpenApiParameter("trigger_id", OpenApiTypes.INT,
                                                  description="The trigger's id (what POST …/triggers answered).")]
 
 
-def clean_idempotency_key(value: str | None) -> str:
-    if value is None:
-        return ""
-    if not IDEMPOTENCY_KEY.match(value):
-        raise InvalidInput("Idempotency-Key", "must be 1 to 255 printable ASCII characters without spaces")
-    return value
+clean_idempotency_key = IDEMPOTENCY_KEY.clean
 
 
 def trigger_json(trigger: BroadcastTrigger) -> dict:

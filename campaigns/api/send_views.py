@@ -39,6 +39,7 @@ from channels.api.serializers import clean_recipient, unix
 from channels.api.views import MessagingView
 from channels.providers.whatsapp import buttons_problem
 from channels.models import ChannelType
+from campaigns.api.serializers import IdempotencyKey
 from core.errors import InvalidInput
 from profiles.ingest.operations import (
     clean_bool, clean_email, clean_str, clean_timestamp, person_ref, require_dict,
@@ -61,7 +62,7 @@ MAX_SCHEDULE = timedelta(days=90)
 HEADER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,75}$")
 RESERVED_HEADERS = {"from", "to", "cc", "bcc", "subject", "reply-to", "message-id", "content-type",
                     "content-transfer-encoding", "mime-version"}
-IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,150}$")
+IDEMPOTENCY_KEY = IdempotencyKey(150)
 MAX_ATTACHMENT_BYTES = 2 * 1024 * 1024  # all attachments together, decoded (Customer.io's limit)
 MAX_FILENAME = 255
 # Customer.io: at most 15 recipients between `to` and `bcc`.
@@ -322,16 +323,11 @@ def clean_send(channel: str, body, idempotency_key: str) -> transactional.SendRe
     return request
 
 
-def clean_idempotency_key(value: str | None) -> str:
-    if value is None:
-        return ""
-    if not IDEMPOTENCY_KEY.match(value):
-        raise InvalidInput("Idempotency-Key", "must be 1 to 150 printable ASCII characters without spaces")
-    return value
+clean_idempotency_key = IDEMPOTENCY_KEY.clean
 
 
 IDEMPOTENCY_PARAMETER = OpenApiParameter(
-    "Idempotency-Key", OpenApiTypes.STR, OpenApiParameter.HEADER, pattern=IDEMPOTENCY_KEY.pattern,
+    "Idempotency-Key", OpenApiTypes.STR, OpenApiParameter.HEADER, pattern=IDEMPOTENCY_KEY.pattern.pattern,
     description="Retries with the same key return the first delivery and send nothing more.")
 REPLAYED_HEADER = OpenApiParameter(
     "Idempotent-Replayed", OpenApiTypes.STR, OpenApiParameter.HEADER, enum=["true"], response=[200],

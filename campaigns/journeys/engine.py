@@ -383,7 +383,7 @@ def _send(run: Advance, step: dict) -> bool:
             run.go(step.get("next"))
             return False
         # Once the A/B test has a winner (campaigns/journeys/experiments.py), every new send gets it.
-        winner = decided_winner(journey, step)
+        winner = decided_winner(run, step)
         if winner:
             variant, by = winner, {"by": "winner"}
         chosen = next(item for item in step["variants"] if item["key"] == variant)
@@ -446,13 +446,13 @@ def variant_of(journey: Journey, step: dict) -> str:
     return choices[cohort_of(seed, [weight for _, weight in choices])][0]
 
 
-def decided_winner(journey: Journey, step: dict) -> str:
-    """The winning variant of the step's automatic A/B test, or "" while undecided (one indexed
-    query, only for steps with a `winner`). A winner no longer among the step's variants is ignored."""
+def decided_winner(run: Advance, step: dict) -> str:
+    """The winning variant of the step's automatic A/B test, or "" while undecided (read once per
+    tick batch and step, only for steps with a `winner`). A winner no longer among the step's
+    variants is ignored."""
     if not step.get("winner"):
         return ""
-    winner = VariantDecision.objects.for_workspace(journey.workspace_id).filter(
-        campaign_id=journey.campaign_id, step=journey.step).exclude(winner="").values_list("winner", flat=True).first()
+    winner = run.batch.winner_of(run.journey)
     return winner if winner and any(item["key"] == winner for item in step["variants"]) else ""
 
 
@@ -636,6 +636,8 @@ class Batch:
         self.steps: list[tuple] = []  # JourneyStep rows, as STEP_COLUMNS
         self.changed: set[int] = set()
         self.answers: dict[str, tuple[set[int], set[int]]] = {}  # condition → (people asked, who match)
+        self._rules: dict[int, object] = {}  # workspace → its DeliveryRules (or None), read once per batch
+        self._winners: dict[tuple[int, str], str] = {}  # (campaign, step) → its A/B winner, read once per batch
         self._precompute(runs)
 
     @staticmethod
@@ -671,6 +673,19 @@ class Batch:
             matched = set(matching(workspace, tree, now=self.now, profile_ids=list(profile_ids))
                           .values_list("pk", flat=True))
             self.answers[key] = (profile_ids, matched)
+
+    def rules_for(self, workspace_id: int):
+        if workspace_id not in self._rules:
+            self._rules[workspace_id] = rules.rules_of(workspace_id)
+        return self._rules[workspace_id]
+
+    def winner_of(self, journey: Journey) -> str:
+        key = (journey.campaign_id, journey.step)
+        if key not in self._winners:
+            self._winners[key] = VariantDecision.objects.for_workspace(journey.workspace_id).filter(
+                campaign_id=journey.campaign_id, step=journey.step).exclude(winner="").values_list(
+                "winner", flat=True).first() or ""
+        return self._winners[key]
 
     def known(self, tree, profile_id: int) -> bool | None:
         """The precomputed answer, or None (not asked for this person, or they changed since)."""

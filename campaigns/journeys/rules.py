@@ -22,8 +22,7 @@ from django.db import connection, transaction
 
 from campaigns.journeys import definition as d
 from campaigns.models import LIVE_JOURNEY_STATES, CampaignState, DeliveryRules, Journey
-from channels.deliveries import default_recipient
-from channels.feedback import record_delivery_event
+from channels.deliveries import queue_delivery
 from channels.models import NOT_SENT_STATUSES, Delivery
 from core.errors import InvalidInput
 
@@ -231,17 +230,13 @@ def higher_priority_due(journey: Journey, now: datetime) -> int:
 
 
 def record_capped(journey: Journey, step: dict) -> Delivery:
-    """The capped message as a delivery recorded undeliverable with the reason (as queue_delivery
-    records a delivery it cannot send): visible in the person's messages and the metrics."""
-    seq = journey.seq + 1
-    delivery = Delivery(
-        workspace=journey.workspace, profile=journey.profile, channel=step["channel"], source=Delivery.Source.CAMPAIGN,
-        source_id=str(journey.campaign_id), recipient=default_recipient(step["channel"], journey.profile),
-        content=step.get("content") or {}, idempotency_key=f"journey:{journey.pk}:{seq}",
-        tracked=step.get("tracked", True))
-    delivery.save()
-    record_delivery_event(delivery, "queued")
-    record_delivery_event(delivery, "undeliverable", data={"reason": CAP_REASON})
+    """The capped message as a delivery recorded undeliverable with the reason (queue_delivery's
+    own path for a message it must not send): visible in the person's messages and the metrics."""
+    delivery, _ = queue_delivery(
+        journey.workspace, channel=step["channel"], source=Delivery.Source.CAMPAIGN, profile=journey.profile,
+        source_id=str(journey.campaign_id), content=step.get("content") or {},
+        idempotency_key=f"journey:{journey.pk}:{journey.seq + 1}", tracked=step.get("tracked", True),
+        undeliverable=CAP_REASON)
     return delivery
 
 
@@ -249,7 +244,7 @@ def before_send(run, step: dict) -> bool | None:
     """Apply the workspace's rules to a journey send step (`run` is engine.Advance). None: send
     now. Otherwise the step is done with and this is its answer (True: the run waits)."""
     journey, campaign, now = run.journey, run.campaign, run.now
-    rules = rules_of(journey.workspace_id)
+    rules = run.batch.rules_for(journey.workspace_id)  # read once per tick batch and workspace
     if rules is None:
         return None
     here = journey.step
