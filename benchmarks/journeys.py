@@ -126,9 +126,10 @@ def insert_runs(campaign_id: int, workspace_id: int, start: str, first: int, las
     with connect() as conn:
         cur = conn.execute("""
             INSERT INTO campaigns_journey (workspace_id, campaign_id, profile_id, key, exclusive, state, exit_reason,
-                step, seq, next_run_at, wait, trigger_ref, trigger_data, data, entered_at, updated_at)
+                step, seq, next_run_at, wait, trigger_ref, trigger_data, data, entered_at, updated_at, version)
             SELECT p.workspace_id, %(c)s, p.id, '', true, 'active', '', %(start)s, 0, now(), '{}'::jsonb,
-                %(ref)s || ':' || p.id, '{}'::jsonb, '{}'::jsonb, now(), now()
+                %(ref)s || ':' || p.id, '{}'::jsonb, '{}'::jsonb, now(), now(),
+                (SELECT version FROM campaigns_campaign WHERE id = %(c)s)
             FROM generate_series(%(first)s::int, %(last)s::int) g
             JOIN profiles_profile p ON p.workspace_id = %(ws)s AND p.external_id = 'user-' || g""",
                            {"c": campaign_id, "ws": workspace_id, "start": start, "ref": ref, "first": first,
@@ -653,9 +654,9 @@ def bench_broadcast(workspace) -> dict:
         conn.execute("VACUUM ANALYZE")
         baseline_s, baseline_rows = timed_sql(conn, """
             INSERT INTO campaigns_journey (workspace_id, campaign_id, profile_id, key, exclusive, state, exit_reason,
-                step, seq, next_run_at, wait, trigger_ref, trigger_data, data, entered_at, updated_at)
+                step, seq, next_run_at, wait, trigger_ref, trigger_data, data, entered_at, updated_at, version)
             SELECT m.workspace_id, %(c)s, m.profile_id, '', false, 'active', '', 'wait', 0, now(), '{}'::jsonb,
-                'baseline:' || m.profile_id, %(data)s::jsonb, '{}'::jsonb, now(), now()
+                'baseline:' || m.profile_id, %(data)s::jsonb, '{}'::jsonb, now(), now(), 1
             FROM profiles_segmentmembership m
             WHERE m.workspace_id = %(ws)s AND m.segment_id = %(s)s AND m.exited_at IS NULL""",
                                               {"c": base.pk, "ws": workspace.pk, "s": segment.pk,

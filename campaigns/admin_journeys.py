@@ -11,6 +11,7 @@ Counts (runs per campaign, per step, executions by outcome) are GROUP BY queries
 """
 
 from collections import defaultdict
+from datetime import UTC, datetime, timedelta
 
 from django import forms
 from django.contrib import admin, messages
@@ -22,13 +23,17 @@ from django.db.models.functions import Coalesce
 from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.loader import render_to_string
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html
 
+from campaigns import admin_simulate, admin_versions
 from campaigns.api.campaign_views import webhook_url
 from campaigns.journeys import services
-from campaigns.journeys.selectors import campaign_metrics
+from campaigns.journeys.selectors import broadcast_tests, campaign_metrics, holdout_lift, journey_metrics
 from campaigns.journeys.definition import next_keys
-from campaigns.models import LIVE_JOURNEY_STATES, Campaign, CampaignState, Journey, JourneyState, JourneyStep
+from campaigns.models import (
+    LIVE_JOURNEY_STATES, BroadcastTrigger, Campaign, CampaignState, CampaignType, Journey, JourneyState, JourneyStep,
+)
 from core.admin import ReadOnlyWorkspaceScopedAdmin, ServiceBackedAdminMixin, WorkspaceScopedAdmin
 from core.errors import ApiError
 from profiles.admin import PrettyJSONFormField, compact_json, pretty_json, register_person_panel
@@ -50,7 +55,8 @@ JSON_HELP = {
     "goal": 'null, or {"event": {"name": "purchased"}} | {"segment_entered": N} | {"segment_exited": N}, '
             'with "within": {"days": 7}',
     "workflow": '{"start": "<step key>", "steps": {"<key>": {"type": "send", ..., "next": "<key>"}}}. '
-                "Saving a live campaign's workflow reaches people already waiting when their wait ends.",
+                "Saving a campaign that has been live makes a new version; Publishing says what happens to "
+                "the runs already in it.",
 }
 JSON_FIELDS = tuple(JSON_HELP)
 JSON_ROWS = {"workflow": 30, "trigger": 6, "audience": 6, "goal": 5}
@@ -85,6 +91,10 @@ class CampaignForm(forms.ModelForm):
     exit = _json_field("exit")
     goal = _json_field("goal")
     workflow = _json_field("workflow")
+    # The publish choice of a campaign that has been live (admin_versions.py, docs/journeys.md "Versions").
+    publish_runs = admin_versions.publish_runs_field()
+    publish_removed = admin_versions.publish_removed_field()
+    publish_seen = admin_versions.publish_seen_field()
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -94,7 +104,9 @@ class CampaignForm(forms.ModelForm):
 
     def clean(self):
         data = super().clean()
-        self.definition = {name: data.get(name) for name in self.fields}
+        self.definition = {name: data.get(name) for name in self.fields if name not in admin_versions.PUBLISH_FIELDS}
+        self.publish = admin_versions.choice_of(data)
+        self.preview = admin_versions.dry_count(self)  # the runs per step, shown below the form
         try:
             with transaction.atomic():
                 self.save_definition()
@@ -104,15 +116,20 @@ class CampaignForm(forms.ModelForm):
         except ApiError as exc:
             for error in exc.errors():
                 self._add_service_error(error["field"], error["message"])
+        admin_versions.require_seen(self, self.preview)
         return data
 
     def save_definition(self) -> Campaign:
         """The service call that saves the submitted definition (what `clean` tries and rolls back)."""
         if self.instance.pk is None:
             return services.create_campaign(workspace=self.workspace, definition=self.definition)
-        return services.update_campaign(campaign=self.instance, definition=self.definition)
+        return services.update_campaign(campaign=self.instance, definition=self.definition, publish=self.publish)
 
     def _add_service_error(self, field: str | None, message: str) -> None:
+        publish_field = admin_versions.publish_error_field(field)
+        if publish_field is not None:
+            self.add_error(publish_field, message if publish_field == "publish_runs" else f"{field}: {message}")
+            return
         head = (field or "").split(".")[0]
         if head in self.errors:
             return  # the field's own message already says what is wrong with it
@@ -206,19 +223,69 @@ def variant_results(campaign: Campaign) -> list[dict]:
         variants = []
         for key, counts in row["variants"].items():
             if key == "holdout":
-                variants.append({"key": key, "sent": counts["runs"], "opened": "—", "clicked": "—",
+                variants.append({"key": key, "channel": "—", "sent": counts["runs"], "opened": "—", "clicked": "—",
                                  "converted": _rate(counts["converted"], counts["runs"]), "best": "—", "beat": "—"})
                 continue
             opened = counts["test"]["opened"]
             against = opened.get("against_control")
             variants.append({
-                "key": key, "sent": counts["sent"], "opened": _rate(counts["opened"], counts["sent"]),
+                "key": key, "channel": counts.get("channel") or "—", "sent": counts["sent"],
+                "opened": _rate(counts["opened"], counts["sent"]),
                 "clicked": _rate(counts["clicked"], counts["sent"]),
                 "converted": _rate(counts["converted"], counts["sent"]),
                 "best": _percent(opened["probability_to_be_best"]),
                 "beat": "control" if against is None else _percent(against["chance_to_beat_control"])})
         out.append({"key": row["id"], "variants": variants, "decision": row.get("decision")})
     return out
+
+
+BROADCAST_TEST_TRIGGERS = 20  # the latest triggers whose A/B tests on a sample the campaign page shows
+
+
+def broadcast_test_rows(campaign: Campaign) -> list[dict]:
+    """The latest triggers of a broadcast whose workflow tests on a sample, each with its tests as
+    GET /v1/campaigns/{id}/triggers/{trigger_id} shows them (no query for other campaigns; three
+    for the page's triggers, whatever their number)."""
+    steps = (campaign.workflow or {}).get("steps") or {}
+    if campaign.type != CampaignType.BROADCAST or not any(step.get("sample") for step in steps.values()):
+        return []
+    triggers = list(BroadcastTrigger.objects.for_workspace(campaign.workspace_id).filter(campaign=campaign)
+                    .order_by("-created_at", "-pk")[:BROADCAST_TEST_TRIGGERS])
+    tests = broadcast_tests(campaign, triggers)
+    out = []
+    for trigger in triggers:
+        for test in tests.get(trigger.pk, []):
+            variants = ((test["figures"] or {}).get("variants") or {}).items()
+            out.append({**test, "trigger": trigger, "results": [
+                (key, row.get("sent", 0), _percent(row.get("rate"))) for key, row in variants]})
+    return out
+
+
+def lift_row(campaign: Campaign) -> dict | None:
+    """The global holdout's lift for the campaign page, when any of its runs were held out."""
+    lift = holdout_lift(campaign)
+    if not lift["held_out"]["runs"]:
+        return None
+    test = lift["test"]
+    interval = (f"{_percent(test['ci_low'])} to {_percent(test['ci_high'])}" if test["ci_low"] is not None else "—")
+    return {**lift, "held_rate": _percent(lift["held_out"]["rate"]), "messaged_rate": _percent(lift["messaged"]["rate"]),
+            "lift_display": _percent(lift["lift"]), "interval": interval,
+            "p_value": "—" if test["p_value"] is None else f"{test['p_value']:.4f}"}
+
+
+JOURNEY_METRIC_DAYS = 14
+
+
+def journey_metric_rows(campaign: Campaign) -> list[dict]:
+    """GET /v1/campaigns/{id}/journey_metrics for the last JOURNEY_METRIC_DAYS days (UTC), a row a
+    day, newest first (one query)."""
+    end = timezone.now().astimezone(UTC)
+    metrics = journey_metrics(campaign, start=end - timedelta(days=JOURNEY_METRIC_DAYS - 1), end=end,
+                              resolution="daily")
+    names = ("started", "messaged", "never_messaged", "converted", "exited_early")
+    rows = [{"day": datetime.fromtimestamp(moment, UTC).date(), **{name: metrics[name][i] for name in names}}
+            for i, moment in enumerate(metrics["periods"])]
+    return rows[::-1]
 
 
 def run_states(campaign: Campaign) -> list[tuple[str, str, int]]:
@@ -281,6 +348,8 @@ class CampaignAdmin(ServiceBackedAdminMixin, WorkspaceScopedAdmin):
                                 "description": "How the workspace's frequency caps and quiet hours apply to this "
                                               "campaign's sends (Delivery rules page)."}),
         ]
+        if editable and admin_versions.versioned(obj):
+            fieldsets.append(admin_versions.publishing_fieldset())
         if obj is not None:
             fieldsets.append(("Record", {"fields": self.record}))
         return fieldsets
@@ -322,6 +391,10 @@ class CampaignAdmin(ServiceBackedAdminMixin, WorkspaceScopedAdmin):
         prefix = f"{self.opts.app_label}_{self.opts.model_name}"
         return [*(path(f"<path:object_id>/{action}/", self.admin_site.admin_view(self._state_view),
                        {"action": action}, name=f"{prefix}_{action.replace('-', '_')}") for action in STATE_ACTIONS),
+                *admin_simulate.simulate_urls(self),
+                path("<path:object_id>/versions/<int:number>/diff/",
+                     self.admin_site.admin_view(lambda request, object_id, number: admin_versions.diff_view(
+                         self, request, unquote(object_id), number)), name=f"{prefix}_version_diff"),
                 *super().get_urls()]
 
     def _state_view(self, request, object_id, action):
@@ -353,8 +426,15 @@ class CampaignAdmin(ServiceBackedAdminMixin, WorkspaceScopedAdmin):
                     for name, (label, _, _, states) in STATE_ACTIONS.items() if obj.state in states]
             context["step_counts"] = step_counts(obj)
             context["variant_results"] = variant_results(obj)
+            context["broadcast_tests"] = broadcast_test_rows(obj)
+            context["holdout_lift"] = lift_row(obj)
+            context["journey_metric_rows"] = journey_metric_rows(obj)
             context["run_states"] = [(state, label, n, journeys_url(campaign=obj.pk, state__exact=state))
                                      for state, label, n in run_states(obj)]
+            context["versions"] = admin_versions.version_rows(
+                obj, f"admin:{self.opts.app_label}_{self.opts.model_name}_version_diff")
+            context["version_metrics"] = admin_versions.version_metric_rows(obj)
+            context["publish_preview"] = getattr(context["adminform"].form, "preview", None)
             context["journeys_url"] = journeys_url(campaign=obj.pk)
         return super().render_change_form(request, context, add, change, form_url, obj)
 
@@ -405,16 +485,16 @@ class JourneyAdmin(ReadOnlyWorkspaceScopedAdmin):
     """Runs are the engine's: viewed here with their step log, never added, changed or deleted."""
 
     view_permission = "view_campaigns"
-    list_display = ["__str__", "campaign", "profile", "key", "state", "step", "entered_at", "next_run_at",
+    list_display = ["__str__", "campaign", "version", "profile", "key", "state", "step", "entered_at", "next_run_at",
                     "ended_at", "exit_reason"]
     list_filter = [CampaignFilter, "state", PersonFilter]
     list_select_related = ["campaign", "profile"]
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER
     ordering = ["-pk"]  # newest first through the primary key
-    fields = ["campaign", "profile", "key", "state", "exit_reason", "step", "seq", "next_run_at", "wait_display",
-              "trigger_ref", "trigger_data_display", "data_display", "last_delivery", "last_message_at",
-              "entered_at", "ended_at", "converted_at", "updated_at"]
+    fields = ["campaign", "version", "profile", "key", "state", "exit_reason", "step", "seq", "next_run_at",
+              "wait_display", "trigger_ref", "trigger_data_display", "data_display", "last_delivery",
+              "last_message_at", "entered_at", "ended_at", "converted_at", "updated_at"]
     readonly_fields = fields
 
     @admin.display(description="waits for")

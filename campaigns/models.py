@@ -119,6 +119,33 @@ class Campaign(WorkspaceScopedModel):
         return self.state == CampaignState.ACTIVE
 
 
+class CampaignVersion(WorkspaceScopedModel):
+    """One published version of a campaign's definition (docs/journeys.md "Versions"). A draft's
+    edits rewrite its current version; an edit of a campaign that has been live makes the next one,
+    keeping the old one with its author and time. `published` records what the publish did with the
+    runs already in the campaign (stay, move by step key with a mapping for removed steps, or exit)
+    and how many runs it affected at each step."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="+", db_index=False)
+    number = models.PositiveIntegerField()
+    definition = models.JSONField(default=dict, help_text="The campaign's definition (the API shape)")
+    author = models.CharField(max_length=200, blank=True, help_text="Who published it (user, API key, CLI, system)")
+    published = models.JSONField(default=dict, blank=True,
+                                 help_text="What the publish did with live runs, and how many at each step")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    audit_log = False  # the campaign's own audit entries record each edit
+    audit_str_is_safe = True
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["workspace", "campaign", "number"],
+                                               name="campaignversion_unique_number")]
+        ordering = ["-number"]
+
+    def __str__(self):
+        return f"version {self.number}"
+
+
 class TriggerRole(models.TextChoices):
     TRIGGER = "trigger"
     EXIT = "exit"
@@ -179,11 +206,14 @@ class Journey(WorkspaceScopedModel):
     data = models.JSONField(default=dict, blank=True, help_text="journey.* in templates")
     last_delivery = models.ForeignKey("channels.Delivery", null=True, blank=True, on_delete=models.SET_NULL,
                                       related_name="+", db_index=False)
-    last_message_at = models.DateTimeField(null=True, blank=True)
+    last_message_at = models.DateTimeField(null=True, blank=True, help_text="The last message sent, or held back "
+                                           "by a holdout: the goal window counts from it")
     entered_at = models.DateTimeField(default=timezone.now)
     ended_at = models.DateTimeField(null=True, blank=True)
     converted_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    version = models.PositiveIntegerField(default=1, help_text="The campaign version whose workflow the run follows")
 
     personal_data_fields = ("key", "trigger_data", "data", "wait")
     audit_log = False
@@ -330,10 +360,14 @@ class VariantDecision(WorkspaceScopedModel):
 
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="+", db_index=False)
     step = models.CharField(max_length=64, help_text="The send step's key")
+    trigger = models.ForeignKey(BroadcastTrigger, null=True, blank=True, on_delete=models.CASCADE, related_name="+",
+                                db_index=False, help_text="A broadcast A/B test's trigger (its sample's winner)")
     state = models.JSONField(default=dict, blank=True,
                              help_text="SequentialTest.state() per challenger variant key")
     winner = models.CharField(max_length=20, blank=True, help_text="The winning variant's key (blank: undecided)")
     decided_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True, help_text=(
+        "A broadcast A/B test: when the trigger's first run reached the step (its sample's wait counts from it)"))
     figures = models.JSONField(default=dict, blank=True, help_text="Counts and p-values at the decision")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -342,8 +376,11 @@ class VariantDecision(WorkspaceScopedModel):
     audit_str_is_safe = True
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["workspace", "campaign", "step"],
-                                               name="variantdecision_unique_step")]
+        constraints = [models.UniqueConstraint(fields=["workspace", "campaign", "step"], condition=models.Q(trigger=None),
+                                               name="variantdecision_unique_step"),
+                       models.UniqueConstraint(fields=["workspace", "trigger", "step"],
+                                               condition=models.Q(trigger__isnull=False),
+                                               name="variantdecision_unique_trigger_step")]
 
     def __str__(self):
         return f"{self.step}: {self.winner or 'undecided'}"

@@ -324,8 +324,12 @@ APP_PATHS = {
     "/v1/ingest/dead_letters/{id}/replay/": _rows("dead_letters"),
     "/v1/ingest/dead_letters/{id}/discard/": _rows("dead_letters"),
     **{f"/v1/campaigns/{{id}}/{suffix}": _rows("campaigns") for suffix in (
-        "", "actions/", "activate/", "pause/", "resume/", "stop/", "journeys/", "metrics/")},
+        "", "actions/", "activate/", "pause/", "resume/", "stop/", "journeys/", "metrics/", "simulate/",
+        "journey_metrics/")},
     "/v1/journeys/{id}/": _rows("journeys"),
+    **{f"/v1/campaigns/{{id}}/{suffix}": _rows("campaigns") for suffix in ("versions/", "publish_preview/")},
+    **{f"/v1/campaigns/{{id}}/versions/{{number}}/{suffix}": lambda w: [{"id": w.ids["welcome_campaign"], "number": 1}]
+       for suffix in ("", "diff/")},
     "/v1/campaigns/{id}/triggers/": _rows("broadcast"),
     **{f"/v1/campaigns/{{id}}/triggers/{{trigger_id}}/{suffix}": lambda w: [
         {"id": w.ids["broadcast"], "trigger_id": w.ids["broadcast_trigger"]}] for suffix in ("", "errors/")},
@@ -514,6 +518,24 @@ def app_good_cases(w: Seeded) -> dict[str, list[dict]]:
             {"path_parameters": {"id": i["welcome_campaign"]},
              "query": {"customer_id": f"{p}-ada", "state": "waiting", "limit": 1}}],
         "GET /v1/campaigns/{id}/metrics/": [{"path_parameters": {"id": c}} for c in i["campaigns"]],
+        "GET /v1/campaigns/{id}/journey_metrics/": [
+            {"path_parameters": {"id": c}, "query": {"start": 1767225600, "end": 1767830400, "resolution": "daily"}}
+            for c in i["campaigns"]],
+        # Versions and the dry count of a publish (campaigns/api/version_views.py).
+        "GET /v1/campaigns/{id}/versions/": [{"path_parameters": {"id": c}} for c in i["campaigns"]],
+        "GET /v1/campaigns/{id}/versions/{number}/": [{"path_parameters": {"id": c, "number": 1}}
+                                                      for c in i["campaigns"]],
+        "GET /v1/campaigns/{id}/versions/{number}/diff/": [
+            {"path_parameters": {"id": i["welcome_campaign"], "number": 1}, "query": {"against": 1}}],
+        "POST /v1/campaigns/{id}/publish_preview/": [{"path_parameters": {"id": i["welcome_campaign"]}, "body": {
+            "name": "Welcome", "trigger": {"type": "event", "name": "signed_up"},
+            "workflow": {"start": "hi", "steps": {"hi": {"type": "send", "channel": "email", "content": {
+                "subject": "Hi", "body": "<p>Hi</p>"}}}}}}],
+        "POST /v1/campaigns/{id}/simulate/": [
+            {"path_parameters": {"id": i["welcome_campaign"]},
+             "body": {"customer_id": f"{p}-ada", "event": {"name": "signed_up", "data": {"plan": "pro"}}}},
+            {"path_parameters": {"id": i["welcome_campaign"]},  # the event does not match: no entry
+             "body": {"customer_id": i["ada_email"], "id_type": "email", "event": {"name": "other"}}}],
         "POST /v1/campaigns/{id}/triggers/": [
             {"path_parameters": {"id": i["broadcast"]}, "body": {
                 "data": {"code": "S2"}, "per_user_data": [{"id": f"{p}-bob", "data": {"code": "B"}}],

@@ -18,7 +18,7 @@ from accounts import services as accounts
 from accounts.models import ApiKeyKind, AppScope
 from campaigns.journeys import broadcasts
 from campaigns.journeys import services as journeys
-from campaigns.models import BroadcastTrigger, Campaign
+from campaigns.models import BroadcastTrigger, Campaign, CampaignVersion, Journey
 from campaigns.services import create_transactional_message
 from channels.models import Delivery
 from channels.sending import deliver
@@ -138,7 +138,7 @@ def test_apply_creates_then_is_unchanged_then_updates_by_key(ulak, tenant_a, tmp
     stored = the_campaign(tenant_a)
     assert stored.workflow["steps"]["welcome"]["content"]["subject"] == "Welcome aboard"
     assert stored.workflow["steps"]["wait"]["duration"] == {"hours": 2}
-    assert stored.version == version + 1
+    assert stored.version == version == 1  # a draft's edits rewrite its version (docs/journeys.md "Versions")
     assert Campaign.unscoped.filter(workspace=tenant_a.workspace).count() == 1
 
 
@@ -252,6 +252,134 @@ def test_a_running_campaign_is_updated_only_with_a_workflow_that_can_run(ulak, t
     assert sorted(error_lines(result)) == ["workflow.steps.pro: is unreachable from the start step",
                                            "workflow.steps.upsell: is unreachable from the start step"]
     assert the_campaign(tenant_a).workflow["steps"]["wait"]["next"] == "pro"
+
+
+def test_updating_a_live_campaign_with_runs_needs_the_publish_choice(ulak, tenant_a, email_config, tmp_path):
+    ulak("campaigns", "apply", write(tmp_path, "welcome.json", DEFINITION))
+    assert ulak("campaigns", "activate", "welcome").returncode == 0
+    campaign = the_campaign(tenant_a)
+    run = Journey.unscoped.create(workspace=tenant_a.workspace, campaign=campaign, state="waiting", step="wait",
+                                  seq=2, profile=ProfileFactory(workspace=tenant_a.workspace))
+    shorter = json.loads(json.dumps(DEFINITION))  # `wait` removed: welcome goes straight to `pro`
+    shorter["workflow"]["steps"]["welcome"]["next"] = "pro"
+    del shorter["workflow"]["steps"]["wait"]
+    path = write(tmp_path, "shorter.json", shorter)
+
+    refused = ulak("campaigns", "apply", path)
+    assert refused.returncode == 1
+    lines = error_lines(refused)
+    assert lines[0].startswith("publish: is required: 1 runs are live and the workflow changed")
+    assert lines[1].startswith("say what happens to the runs already in the campaign: --runs stay|move|exit")
+    preview = ulak("campaigns", "apply", path, "--preview")
+    assert preview.returncode == 0, preview.stderr
+    out = preview.stdout.splitlines()
+    assert out[0] == f"campaign {campaign.pk} (welcome): version 1 -> 2, 1 live runs; --runs is required"
+    assert out[1].split() == ["STEP", "RUNS", "CHANGE"] and ["wait", "1", "removed"] in [line.split() for line in out]
+    as_json = json.loads(ulak("campaigns", "apply", path, "--preview", "--json").stdout)
+    assert as_json["preview"]["live_runs"] == 1
+    assert ulak("campaigns", "apply", path, "--map", "wait=pro").returncode == 2  # --map needs --runs move
+    assert ulak("campaigns", "apply", path, "--runs", "move", "--map", "wait").returncode == 2
+    stranded = ulak("campaigns", "apply", path, "--runs", "move")
+    assert stranded.returncode == 1
+    assert error_lines(stranded)[0].startswith("publish.removed.wait: 1 runs are at this step")
+    assert (the_campaign(tenant_a).version, the_campaign(tenant_a).workflow["steps"]["wait"]["next"]) == (1, "pro")
+
+    moved = ulak("campaigns", "apply", path, "--runs", "move", "--map", "wait=pro")
+    assert moved.returncode == 0, moved.stderr
+    assert moved.stdout.strip() == f"updated campaign {campaign.pk} (welcome)"
+    run.refresh_from_db()
+    assert (run.version, run.step, run.state, run.wait) == (2, "pro", "active", {})
+    version = CampaignVersion.unscoped.get(campaign=campaign, number=2)
+    assert version.author == "API key app" and version.published["removed"] == {"wait": "pro"}
+
+
+def test_apply_with_runs_stay_map_to_exit_and_runs_exit(ulak, tenant_a, email_config, tmp_path):
+    """`--runs stay`, `--runs move --map OLD=` and `--runs exit`, each to a successful update, and the
+    runs' state and version afterwards; a file the server finds unchanged stores nothing, whatever
+    `--runs` says, and its preview says so."""
+    path = write(tmp_path, "welcome.json", DEFINITION)
+    ulak("campaigns", "apply", path)
+    assert ulak("campaigns", "activate", "welcome").returncode == 0
+    campaign = the_campaign(tenant_a)
+    label = f"campaign {campaign.pk} (welcome)"
+    first = Journey.unscoped.create(workspace=tenant_a.workspace, campaign=campaign, state="waiting", step="wait",
+                                    seq=2, profile=ProfileFactory(workspace=tenant_a.workspace))
+
+    # The hand-written file leaves defaults out: the server finds the stored definition.
+    same = ulak("campaigns", "apply", path, "--preview")
+    assert same.returncode == 0, same.stderr
+    assert same.stdout.splitlines()[0] == (f"{label}: version 1 unchanged (the update stores nothing and leaves the "
+                                           "runs alone), 1 live runs")
+    kept = ulak("campaigns", "apply", path, "--runs", "exit")
+    assert kept.returncode == 0 and kept.stdout.strip() == f"unchanged {label}", kept.stderr
+    first.refresh_from_db()
+    assert (the_campaign(tenant_a).version, first.state, first.version) == (1, "waiting", 1)
+
+    shorter = json.loads(json.dumps(DEFINITION))  # `wait` removed: welcome goes straight to `pro`
+    shorter["workflow"]["steps"]["welcome"]["next"] = "pro"
+    del shorter["workflow"]["steps"]["wait"]
+    stay = ulak("campaigns", "apply", write(tmp_path, "v2.json", shorter), "--runs", "stay")
+    assert stay.returncode == 0 and stay.stdout.strip() == f"updated {label}", stay.stderr
+    first.refresh_from_db()
+    assert (first.state, first.step, first.version) == ("waiting", "wait", 1)  # on version 1's workflow still
+    assert CampaignVersion.unscoped.get(campaign=campaign, number=2).published == {
+        "runs": "stay", "removed": {}, "affected": {"wait": 1}}
+
+    # `--map wait=`: the version-1 run at `wait` (a step version 2 already lacks) exits.
+    mapped = ulak("campaigns", "apply", write(tmp_path, "v3.json", {**shorter, "description": "third"}),
+                  "--runs", "move", "--map", "wait=")
+    assert mapped.returncode == 0 and mapped.stdout.strip() == f"updated {label}", mapped.stderr
+    first.refresh_from_db()
+    assert (first.state, first.exit_reason, first.version, first.next_run_at) == ("exited", "version_removed_step", 1,
+                                                                                  None)
+    assert CampaignVersion.unscoped.get(campaign=campaign, number=3).published == {
+        "runs": "move", "removed": {"wait": None}, "affected": {"wait": 1}}
+
+    second = Journey.unscoped.create(workspace=tenant_a.workspace, campaign=campaign, state="waiting", step="pro",
+                                     seq=2, version=3, profile=ProfileFactory(workspace=tenant_a.workspace))
+    ended = ulak("campaigns", "apply", write(tmp_path, "v4.json", {**shorter, "description": "fourth"}),
+                 "--runs", "exit")
+    assert ended.returncode == 0 and ended.stdout.strip() == f"updated {label}", ended.stderr
+    second.refresh_from_db()
+    assert (second.state, second.exit_reason, second.version) == ("exited", "version_exit", 3)
+    assert the_campaign(tenant_a).version == 4
+    assert CampaignVersion.unscoped.get(campaign=campaign, number=4).published == {
+        "runs": "exit", "removed": {}, "affected": {"pro": 1}}
+    assert set(Journey.unscoped.filter(campaign=campaign).values_list("state", flat=True)) == {"exited"}
+
+
+def test_preview_needs_only_a_read_key_and_sees_only_its_workspace(live_server, tenant_a, tenant_b, email_config,
+                                                                  tmp_path):
+    """`apply --preview` reads only (GET, POST publish_preview): a `read` key may run it, not the update."""
+    campaign = journeys.activate_campaign(campaign=journeys.create_campaign(workspace=tenant_a.workspace,
+                                                                           definition=DEFINITION))
+    Journey.unscoped.create(workspace=tenant_a.workspace, campaign=campaign, state="waiting", step="wait", seq=2,
+                            profile=ProfileFactory(workspace=tenant_a.workspace))
+    shorter = json.loads(json.dumps(DEFINITION))
+    shorter["workflow"]["steps"]["welcome"]["next"] = "pro"
+    del shorter["workflow"]["steps"]["wait"]
+    path = write(tmp_path, "shorter.json", shorter)
+    _, reader = accounts.create_api_key(workspace=tenant_a.workspace, kind=ApiKeyKind.APP, name="ci-read",
+                                        scopes=[AppScope.READ])
+
+    preview = run_ulak(live_server.url, reader, "campaigns", "apply", path, "--preview")
+    assert preview.returncode == 0, preview.stderr
+    assert preview.stdout.splitlines()[0] == f"campaign {campaign.pk} (welcome): version 1 -> 2, 1 live runs; " \
+                                             "--runs is required"
+    checked = run_ulak(live_server.url, reader, "campaigns", "apply", path, "--preview", "--runs", "move")
+    assert checked.returncode == 1 and error_lines(checked)[0].startswith("publish.removed.wait: 1 runs are at")
+    refused = run_ulak(live_server.url, reader, "campaigns", "apply", path, "--runs", "move", "--map", "wait=")
+    assert refused.returncode == 1 and "(HTTP 403)" in refused.stderr
+    assert (the_campaign(tenant_a).version, set(the_campaign(tenant_a).workflow["steps"])) == (1, set(WORKFLOW["steps"]))
+
+    # Another workspace's campaign of the same key is not this key's: a preview of a campaign to create.
+    theirs = journeys.create_campaign(workspace=tenant_b.workspace, definition={**DEFINITION, "key": "theirs"})
+    other = run_ulak(live_server.url, reader, "campaigns", "apply", write(tmp_path, "theirs.json",
+                                                                          {**shorter, "key": "theirs"}), "--preview")
+    assert other.returncode == 0 and other.stdout.strip() == "would create a campaign (theirs): no run is in it yet"
+    theirs.refresh_from_db()
+    assert theirs.version == 1 and "wait" in theirs.workflow["steps"]
+    assert not Campaign.unscoped.filter(workspace=tenant_a.workspace, key="theirs").exists()
 
 
 # --- tenancy, keys, the server --------------------------------------------------------------------------

@@ -90,3 +90,32 @@ def test_data_survives_the_move_of_models_between_layers():
     assert ContentType.objects.get_for_model(AuditEntry).pk == audit_type.pk
     assert ContentType.objects.get_for_model(Layout).pk == layout_type.pk
     assert not ContentType.objects.filter(app_label="compliance", model="auditentry").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_campaign_versions_start_from_each_campaigns_current_definition():
+    """0007 (campaign versions): every campaign gets a version row of its definition at its current
+    number, and its runs are on that version; A/B decisions made before stay per step."""
+    old = migrate([("campaigns", "0006_variant_decisions")])
+    workspace = old.get_model("accounts", "Workspace").objects.create(name="Acme", slug="acme-versions")
+    Campaign = old.get_model("campaigns", "Campaign")
+    workflow = {"start": "wait", "steps": {"wait": {"type": "delay", "duration": {"days": 1}}}}
+    live = Campaign.objects.create(workspace=workspace, name="Live", state="active", version=3,
+                                   trigger={"type": "event", "name": "go"}, workflow=workflow, priority=5)
+    draft = Campaign.objects.create(workspace=workspace, name="Draft", trigger={"type": "event", "name": "x"})
+    run = old.get_model("campaigns", "Journey").objects.create(workspace=workspace, campaign=live, step="wait",
+                                                               state="waiting")
+    decision = old.get_model("campaigns", "VariantDecision").objects.create(workspace=workspace, campaign=live,
+                                                                            step="mail", winner="B")
+
+    migrate(latest())
+
+    from campaigns.models import CampaignVersion, Journey, VariantDecision
+
+    versions = {row.campaign_id: row for row in CampaignVersion.unscoped.filter(workspace_id=workspace.pk)}
+    assert (versions[live.pk].number, versions[draft.pk].number) == (3, 1)
+    assert versions[live.pk].definition["workflow"] == workflow and versions[live.pk].definition["priority"] == 5
+    assert versions[live.pk].definition["trigger"] == {"type": "event", "name": "go"}
+    assert Journey.unscoped.get(pk=run.pk).version == 3
+    kept = VariantDecision.unscoped.get(pk=decision.pk)
+    assert (kept.winner, kept.trigger_id) == ("B", None)

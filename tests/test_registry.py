@@ -121,6 +121,8 @@ NOT_AUDITED = {
     "campaigns.JourneyStep": "the step log itself, at message volume",
     "campaigns.BroadcastTrigger": "requests to send, at API volume; recorded as api_request audit actions",
     "campaigns.BroadcastError": "per-recipient problems of a broadcast trigger",
+    "campaigns.CampaignVersion": "a copy of a campaign definition kept when it is published; the edit itself "
+                                 "is audited on the campaign",
     "campaigns.VariantDecision": "an A/B test's sequential state and winner, written by a beat task "
                                  "(journeys.evaluate_experiments) from the campaign's own (audited) definition",
 }

@@ -129,10 +129,15 @@ def campaigns_export(ctx: Context) -> int:
 def campaigns_apply(ctx: Context) -> int:
     """Create or update (PUT) the campaign whose `key` the file names. Unchanged: the file holds
     exactly the stored definition (nothing is sent), or the server stored the same definition
-    again (the file left out defaults or wrote a value in another accepted form)."""
+    again (the file left out defaults or wrote a value in another accepted form). An update of a
+    campaign that has been live sends the publish choice of `--runs` and `--map` (docs/journeys.md
+    "Versions"); `--preview` prints the dry count of the update instead and changes nothing."""
+    publish = publish_choice(ctx.args)
     definition = files.campaign_file(ctx.args.file)
     existing = campaign_by_key(ctx, definition["key"])
     if existing is None:
+        if ctx.args.preview:
+            return previewed(ctx, None, definition)
         answer = ctx.call("POST", "/v1/campaigns", definition)
         return applied(ctx, "created", answer, "campaign")
     current = ctx.call("GET", f"/v1/campaigns/{existing['id']}")
@@ -140,9 +145,64 @@ def campaigns_apply(ctx: Context) -> int:
     if set(definition) <= set(files.CAMPAIGN_FIELDS) and \
             all(definition.get(name) == before[name] for name in files.CAMPAIGN_FIELDS):
         return applied(ctx, "unchanged", current, "campaign")
-    answer = ctx.call("PUT", f"/v1/campaigns/{existing['id']}", definition)
+    body = {**definition, "publish": publish} if publish else definition
+    if ctx.args.preview:
+        return previewed(ctx, current["campaign"], body)
+    try:
+        answer = ctx.call("PUT", f"/v1/campaigns/{existing['id']}", body)
+    except Refused as error:
+        if any(str(item.get("field") or "").startswith("publish") for item in error.errors if isinstance(item, dict)):
+            error.errors.append({"field": None, "message": PUBLISH_HINT})
+        raise
     same = files.campaign_definition(answer["campaign"]) == before
     return applied(ctx, "unchanged" if same else "updated", answer, "campaign")
+
+
+PUBLISH_HINT = ("say what happens to the runs already in the campaign: --runs stay|move|exit, and with move "
+                "--map OLD=NEW (or OLD= : they exit) for each removed step where runs are; --preview counts them")
+
+
+def publish_choice(args) -> dict | None:
+    """`--runs` and `--map OLD=NEW` → the `publish` of the update body (None without --runs)."""
+    if args.map and args.runs != "move":
+        raise UsageError("--map goes with --runs move")
+    if args.runs is None:
+        return None
+    removed: dict = {}
+    for item in args.map or ():
+        old, sep, new = item.partition("=")
+        if not sep or not old.strip():
+            raise UsageError(f"--map {item}: use OLD=NEW (a removed step, a step of the new workflow) or OLD= "
+                             "(its runs exit)")
+        removed[old.strip()] = new.strip() or None
+    return {"runs": args.runs, **({"removed": removed} if removed else {})}
+
+
+def previewed(ctx: Context, campaign: dict | None, body: dict) -> int:
+    """The dry count of an update (POST .../publish_preview: nothing is stored)."""
+    if campaign is None:
+        if ctx.as_json:
+            ctx.raw({"result": "would create", "preview": None})
+        else:
+            ctx.out(f"would create a campaign ({body['key']}): no run is in it yet")
+        return EXIT_OK
+    answer = ctx.call("POST", f"/v1/campaigns/{campaign['id']}/publish_preview", body)
+    if ctx.as_json:
+        ctx.raw(answer)
+        return EXIT_OK
+    preview = answer["preview"]
+    if preview.get("changed", True):
+        version = f"version {preview['version']} -> {preview['next_version']}"
+    else:  # the server finds the stored definition: the update would store nothing, --runs would do nothing
+        version = f"version {preview['version']} unchanged (the update stores nothing and leaves the runs alone)"
+    ctx.out(f"{campaign_label(campaign)}: {version}, "
+            f"{preview['live_runs']} live runs" + ("; --runs is required" if preview["publish_required"] else ""))
+    rows = [[step["key"] or "-", step["runs"], step["change"] + (" (type changed)" if step["type_changed"] else "")]
+            for step in preview["steps"]]
+    ctx.out(table(rows, ["STEP", "RUNS", "CHANGE"]))
+    if preview["added"]:
+        ctx.out("added: " + ", ".join(preview["added"]))
+    return EXIT_OK
 
 
 def applied(ctx: Context, result: str, answer: dict, kind: str) -> int:
@@ -333,9 +393,18 @@ def build_parser() -> argparse.ArgumentParser:
     command(verbs, "export", campaigns_export,
             "print a campaign's definition in the file format (ulak campaigns export ID > file.json)"
             ).add_argument("campaign", **ref)
-    command(verbs, "apply", campaigns_apply,
-            "create or update the campaign of the file's key; prints created, updated or unchanged"
-            ).add_argument("file", help="a campaign definition file (JSON; - for standard input)")
+    apply = command(verbs, "apply", campaigns_apply,
+                    "create or update the campaign of the file's key; prints created, updated or unchanged")
+    apply.add_argument("file", help="a campaign definition file (JSON; - for standard input)")
+    apply.add_argument("--runs", choices=("stay", "move", "exit"),
+                       help="updating a campaign that has been live: what happens to the runs already in it (stay on "
+                            "their version, move to the new one, exit); required when runs are live and the "
+                            "workflow changed")
+    apply.add_argument("--map", action="append", metavar="OLD=NEW",
+                       help="with --runs move: the step of the new workflow for the runs at a removed step (OLD= : "
+                            "they exit); repeat for each removed step where runs are")
+    apply.add_argument("--preview", action="store_true",
+                       help="print the live runs per step and what the new version does with each; change nothing")
     for action, text in (("activate", "check the whole workflow and start admitting people"),
                          ("pause", "admit nobody; runs hold where they are"),
                          ("resume", "continue a paused campaign")):

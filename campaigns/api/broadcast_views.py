@@ -56,6 +56,11 @@ def trigger_json(trigger: BroadcastTrigger) -> dict:
     }
 
 
+def ab_test_json(test: dict) -> dict:
+    """A step's A/B test on a sample of one trigger (selectors.broadcast_tests), times in Unix seconds."""
+    return {**test, "wait_ends_at": unix(test["wait_ends_at"]), "decided_at": unix(test["decided_at"])}
+
+
 def error_json(row: BroadcastError) -> dict:
     return {"identifier": row.identifier, "reason": row.reason}
 
@@ -67,6 +72,7 @@ class BroadcastTriggerAPIView(CampaignAPIView):
         trigger = selectors.find_broadcast_trigger(self.workspace, campaign, number) if number is not None else None
         if trigger is None:
             raise NotFound("Trigger not found.")
+        trigger.campaign = campaign  # read already: no second query
         return trigger
 
 
@@ -87,8 +93,11 @@ class BroadcastTriggerView(BroadcastTriggerAPIView):
     @extend_schema(operation_id="campaigns_trigger_get", parameters=TRIGGER_PATH,
                    responses={200: doc.BroadcastTriggerResponse})
     def get(self, request, pk, trigger_id):
-        """The trigger's state, when it sends, and how many it reached and could not reach."""
-        return Response({"trigger": trigger_json(self.trigger_or_404(pk, trigger_id))})
+        """The trigger's state, when it sends, how many it reached and could not reach, and the A/B
+        test of each send step that tests on a sample (its size so far, when the wait ends, the winner)."""
+        trigger = self.trigger_or_404(pk, trigger_id)
+        tests = selectors.broadcast_tests(trigger.campaign, [trigger]).get(trigger.pk, [])
+        return Response({"trigger": {**trigger_json(trigger), "ab_tests": [ab_test_json(test) for test in tests]}})
 
 
 class BroadcastTriggerErrorsView(BroadcastTriggerAPIView):

@@ -11,6 +11,8 @@ a draft, deleting a running campaign) is a 409. Times are Unix seconds. Lists of
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -20,7 +22,7 @@ from rest_framework.response import Response
 
 from accounts.api.base import WorkspaceAPIView
 from campaigns.api import openapi as doc
-from campaigns.journeys import selectors, services
+from campaigns.journeys import selectors, services, versions
 from campaigns.journeys.schema import definition_schema
 from campaigns.models import Campaign, Journey, JourneyState, JourneyStep
 from channels.api.openapi import PAGING, PERSON_PATH, query
@@ -93,7 +95,8 @@ def journey_json(journey: Journey) -> dict:
         "id": journey.pk, "campaign_id": journey.campaign_id,
         "customer": {"id": person.external_id or None, "cio_id": person.cio_id} if person is not None else None,
         "key": journey.key or None, "state": journey.state, "exit_reason": journey.exit_reason or None,
-        "step": journey.step or None, "next_run_at": unix(journey.next_run_at), "entered_at": unix(journey.entered_at),
+        "step": journey.step or None, "version": journey.version,
+        "next_run_at": unix(journey.next_run_at), "entered_at": unix(journey.entered_at),
         "ended_at": unix(journey.ended_at), "converted_at": unix(journey.converted_at),
         "trigger_data": journey.trigger_data,
         # Keys starting with "_" are the engine's own bookkeeping (retry counts...).
@@ -114,6 +117,27 @@ def definition_body(data) -> dict:
         data = data["campaign"]
     body = require_dict(data, None)
     return {key: value for key, value in body.items() if key not in doc.CAMPAIGN_READ_ONLY}
+
+
+def publish_body(data) -> tuple[dict, dict | None]:
+    """An update body → (its definition, its `publish` choice or None). `publish` (what happens to
+    the runs already in a live campaign: docs/journeys.md "Versions") sits at the top level, next to
+    the definition's fields or to its `campaign` envelope."""
+    publish = None
+    if isinstance(data, dict) and "publish" in data:
+        publish = data["publish"]
+        data = {key: value for key, value in data.items() if key != "publish"}
+    return definition_body(data), publish
+
+
+def replacement(data, *, partial: bool) -> tuple[dict, dict | None]:
+    """The definition and `publish` choice of a PUT (or PATCH, `partial`) body."""
+    body, publish = publish_body(data)
+    if not partial:
+        # A replacement: what it leaves out takes its default, never the stored value (the
+        # definition's cleaner reads name, type and trigger from the stored definition otherwise).
+        body = {"type": "triggered", "name": None, "trigger": None, **body}
+    return body, publish
 
 
 # --- views ---------------------------------------------------------------------------------------------
@@ -172,27 +196,26 @@ class CampaignView(CampaignAPIView):
     def get(self, request, pk):
         return Response({"campaign": campaign_json(self.campaign_or_404(pk))})
 
-    @extend_schema(operation_id="campaigns_replace", parameters=CAMPAIGN_PATH, request=doc.CampaignDefinitionBody,
+    @extend_schema(operation_id="campaigns_replace", parameters=CAMPAIGN_PATH, request=doc.CampaignReplaceBody,
                    responses={200: doc.CampaignResponse})
     def put(self, request, pk):
-        """Replace the whole definition (fields left out take their defaults). A running campaign's
-        runs meet the new workflow when their current wait ends."""
+        """Replace the whole definition (fields left out take their defaults). A campaign that has been
+        live gets a new version; `publish` says what happens to the runs already in it (stay on their
+        version, move to the new one, exit), required when runs are live and the workflow changed."""
         return self.change(pk, partial=False)
 
     @extend_schema(operation_id="campaigns_update", parameters=CAMPAIGN_PATH, request=doc.CampaignPatchBody,
                    responses={200: doc.CampaignResponse})
     def patch(self, request, pk):
-        """Change only the fields given."""
+        """Change only the fields given (`publish` as for PUT)."""
         return self.change(pk, partial=True)
 
     def change(self, pk, *, partial: bool) -> Response:
-        body = definition_body(self.request.data)
-        if not partial:
-            # A replacement: what it leaves out takes its default, never the stored value (the
-            # definition's cleaner reads name, type and trigger from the stored definition otherwise).
-            body = {"type": "triggered", "name": None, "trigger": None, **body}
-        campaign = services.update_campaign(campaign=self.campaign_or_404(pk), definition=body, partial=partial)
+        body, publish = replacement(self.request.data, partial=partial)
+        campaign = services.update_campaign(campaign=self.campaign_or_404(pk), definition=body, partial=partial,
+                                            publish=publish)
         return Response({"campaign": campaign_json(campaign)})
+
 
     @extend_schema(operation_id="campaigns_delete", parameters=CAMPAIGN_PATH,
                    responses={204: None, **error_responses(409)})
@@ -269,13 +292,53 @@ class CampaignJourneysView(CampaignAPIView):
 
 
 class CampaignMetricsView(CampaignAPIView):
-    @extend_schema(operation_id="campaigns_metrics", parameters=CAMPAIGN_PATH,
-                   responses={200: doc.CampaignMetricsResponse})
+    @extend_schema(operation_id="campaigns_metrics", parameters=[*CAMPAIGN_PATH, query(
+        "version", "Only the runs on this version of the campaign, and its workflow's steps.", type=OpenApiTypes.INT)],
+        responses={200: doc.CampaignMetricsResponse})
     def get(self, request, pk):
         """Runs entered, live, completed, exited, failed and converted; per step what its runs did and,
-        for send steps, what happened to the messages."""
+        for send steps, what happened to the messages; the same totals per version (`versions`)."""
         campaign = self.campaign_or_404(pk)
-        return Response({"metrics": {"campaign_id": campaign.pk, **selectors.campaign_metrics(campaign)}})
+        version = self.query("version")
+        if version is not None:
+            found = versions.find_version(campaign, int(version)) \
+                if version.isascii() and version.isdigit() and len(version) <= 10 else None
+            if found is None:
+                raise InvalidInput("version", "names no version of this campaign")
+            version = found
+        return Response({"metrics": {"campaign_id": campaign.pk,
+                                     **selectors.campaign_metrics(campaign, version=version)}})
+
+
+class CampaignJourneyMetricsView(CampaignAPIView):
+    @extend_schema(operation_id="campaigns_journey_metrics", parameters=[
+        *CAMPAIGN_PATH,
+        query("start", "Beginning of the report (Unix seconds).", type=OpenApiTypes.INT, required=True),
+        query("end", "End of the report (Unix seconds).", type=OpenApiTypes.INT, required=True),
+        query("resolution", "The length of each period.", required=True, enum=list(selectors.RESOLUTIONS)),
+    ], responses={200: doc.JourneyMetricsResponse})
+    def get(self, request, pk):
+        """Customer.io's journey metrics: per period, the runs that started in it and how many of
+        them were messaged, never messaged, converted and exited early. start, end and resolution are
+        required (400 naming the one missing)."""
+        campaign = self.campaign_or_404(pk)
+        moments = {}
+        for name in ("start", "end"):
+            value = self.query(name)
+            if value in (None, ""):
+                raise InvalidInput(name, "is required: Unix seconds")
+            if not value.isdigit() or not 0 < int(value) < 253402300799:
+                raise InvalidInput(name, "must be Unix seconds")
+            moments[name] = datetime.fromtimestamp(int(value), UTC)
+        resolution = self.query("resolution")
+        if resolution not in selectors.RESOLUTIONS:
+            raise InvalidInput("resolution", f"is required: one of {', '.join(selectors.RESOLUTIONS)}")
+        if moments["end"] < moments["start"]:
+            raise InvalidInput("end", "must not be before start")
+        if len(selectors.periods(moments["start"], moments["end"], resolution)) > selectors.MAX_PERIODS:
+            raise InvalidInput("end", f"the report may hold at most {selectors.MAX_PERIODS} periods at this resolution")
+        return Response({"journey_metrics": selectors.journey_metrics(
+            campaign, start=moments["start"], end=moments["end"], resolution=resolution)})
 
 
 class JourneyView(CampaignAPIView):

@@ -360,7 +360,25 @@ CampaignResponse = document("CampaignResponseSerializer", {"campaign": Campaign(
 CampaignList = document("CampaignListSerializer", {"campaigns": CampaignSummary(many=True)})
 
 
-def _definition_input(name: str, *, partial: bool):
+PUBLISH = {
+    "type": "object", "required": ["runs"], "additionalProperties": False, "nullable": True,
+    "properties": {
+        "runs": {"type": "string", "enum": ["stay", "move", "exit"]},
+        "removed": {"type": "object", "nullable": True, "additionalProperties": {
+            "type": "string", "nullable": True, "pattern": STEP_KEY.pattern}},
+    },
+}
+PUBLISH_HELP = ("What happens to the runs already in a campaign that has been live (docs/journeys.md \"Versions\"): "
+                "`runs` stay on their version, move to the new one (by step key; `removed` maps each removed step "
+                "where runs are to a step of the new workflow, or null: they exit), or exit. Required when runs are "
+                "live and the workflow changed.")
+
+
+def _publish() -> SchemaField:
+    return SchemaField(PUBLISH, required=False, allow_null=True, help_text=PUBLISH_HELP)
+
+
+def _definition_input(name: str, *, partial: bool, publish: bool = False):
     def loose(what: str, **schema) -> SchemaField:
         return SchemaField({"type": "object", **schema}, required=False, allow_null=True, help_text=what)
 
@@ -394,11 +412,17 @@ def _definition_input(name: str, *, partial: bool):
            "defaults.") + " The read-only fields of a campaign's answer (" + ", ".join(CAMPAIGN_READ_ONLY) + \
         ") are accepted and ignored; any other field is a 400. " + SCHEMA_NOTE
     body = document(f"{name}Serializer", fields, doc, closed=True)
-    return one_of(f"{name}Body", body, document(f"{name}EnvelopeSerializer", {"campaign": body()}, closed=True))
+    if not publish:
+        return one_of(f"{name}Body", body, document(f"{name}EnvelopeSerializer", {"campaign": body()}, closed=True))
+    # An update: `publish` at the top level, next to the definition's fields or to its envelope.
+    flat = document(f"{name}PublishSerializer", {**fields, "publish": _publish()}, doc, closed=True)
+    return one_of(f"{name}Body", flat, document(f"{name}EnvelopeSerializer", {"campaign": body(),
+                                                                              "publish": _publish()}, closed=True))
 
 
 CampaignDefinitionBody = _definition_input("CampaignDefinition", partial=False)
-CampaignPatchBody = _definition_input("CampaignPatch", partial=True)
+CampaignReplaceBody = _definition_input("CampaignReplace", partial=False, publish=True)
+CampaignPatchBody = _definition_input("CampaignPatch", partial=True, publish=True)
 StopBody = document("CampaignStopSerializer", {
     "mode": serializers.ChoiceField(choices=["exit", "drain"],
                                     help_text="exit: every live run exits now; drain: runs finish, nobody new "
@@ -434,6 +458,8 @@ JOURNEY = {
     "state": serializers.ChoiceField(choices=JourneyState.choices),
     "exit_reason": serializers.CharField(allow_null=True),
     "step": serializers.CharField(allow_null=True, help_text="The step it waits at, or runs next."),
+    "version": serializers.IntegerField(help_text="The campaign version whose workflow the run follows "
+                                                  "(docs/journeys.md \"Versions\")."),
     "next_run_at": unix_time(allow_null=True),
     "entered_at": unix_time(),
     "ended_at": unix_time(allow_null=True),
@@ -460,6 +486,91 @@ JourneyList = document("JourneyListSerializer", {
     "journeys": Journey(many=True),
     "next": serializers.CharField(allow_blank=True, help_text="Cursor of the next page; empty on the last page."),
 })
+
+
+# --- dry-run simulation (simulate_views.py, campaigns/journeys/simulate.py) -----------------------------
+
+SimulateEvent = document("CampaignSimulateEventSerializer", {
+    "name": serializers.CharField(max_length=255, help_text="The event's name (the trigger's, to enter)."),
+    "data": json_object(required=False, allow_null=True, help_text="The event's data: `event.*` and `trigger.*`."),
+    "timestamp": SchemaField({"type": "number", "minimum": 1, "maximum": 253402300799, "nullable": True},
+                             required=False, allow_null=True,
+                             help_text="Unix seconds; default now (older than the trigger admits: no entry)."),
+}, "The event that would start the run.", closed=True)
+SimulateBody = document("CampaignSimulateSerializer", {
+    "customer_id": SchemaField({"oneOf": [{"type": "string", "minLength": 1, "maxLength": 254}, {"type": "integer"}]},
+                               help_text="The person (see id_type)."),
+    "id_type": serializers.ChoiceField(choices=["id", "email", "cio_id"], required=False, allow_null=True,
+                                       help_text="What customer_id is; default id."),
+    "event": SimulateEvent(required=False, allow_null=True,
+                           help_text="For an event-triggered campaign (required there, refused elsewhere)."),
+    "data": json_object(required=False, allow_null=True, help_text=(
+        "For a broadcast or another trigger: `trigger.*`, over what the trigger would give (refused for an "
+        "event-triggered campaign).")),
+}, "Walk the workflow for this person, as if the event (or the trigger with this data) started a run now.",
+    closed=True)
+ConditionPart = document("SimulatedConditionPartSerializer", {
+    "path": serializers.CharField(help_text="Where the leaf is in the tree, e.g. and.1.not.attribute."),
+    "condition": json_object(),
+    "result": serializers.BooleanField(),
+    "value": SchemaField({"description": "Any JSON value; null: no value."}, required=False, allow_null=True,
+                         help_text="An attribute condition's: the person's value it compared."),
+}, "One leaf of a condition, answered on its own.")
+SimulatedCondition = document("SimulatedConditionSerializer", {
+    "condition": json_object(), "result": serializers.BooleanField(), "parts": ConditionPart(many=True),
+}, "A condition tree, its answer for the person and the answer of each of its leaves (why).")
+SimulatedFilter = document("SimulatedFilterSerializer", {"filter": json_object(), "result": serializers.BooleanField()})
+SimulatedEntry = document("SimulatedEntrySerializer", {
+    "trigger": serializers.CharField(allow_blank=True, help_text="The trigger's type; api: a broadcast."),
+    "matched": serializers.BooleanField(allow_null=True, help_text="The event matched the trigger (null: not an "
+                                                                   "event trigger, taken as firing)."),
+    "filters": SimulatedFilter(many=True, help_text="The trigger's event filters, each answered."),
+    "audience": SimulatedCondition(allow_null=True, help_text="The campaign's audience (null: it has none)."),
+    "re_entry": serializers.CharField(allow_blank=True, help_text=(
+        "Why the re-entry rules would refuse a new run now (empty: they admit it); reported, not applied.")),
+    "assumed": serializers.ListField(child=serializers.CharField(), help_text="What the simulation takes as given."),
+    "reason": serializers.CharField(allow_blank=True, help_text="Why the person would not enter (empty: they do)."),
+    "trigger_data": json_object(help_text="`trigger.*` of the run."),
+}, "Whether and how the person would enter.")
+SimulatedStep = document("SimulatedStepSerializer", {
+    "seq": serializers.IntegerField(),
+    "key": serializers.CharField(allow_blank=True, help_text="The step's key."),
+    "type": serializers.CharField(allow_null=True),
+    "at": unix_time(help_text="Unix seconds on the virtual clock."),
+    "outcome": serializers.CharField(help_text="As the step log's, plus `simulated` for a webhook not called."),
+    "detail": json_object(help_text="The step log's detail; `conditions` (each asked with its answer and why) and "
+                                    "`assumed` (a wait's timeout) added."),
+})
+SimulatedMessage = document("SimulatedMessageSerializer", {
+    "seq": serializers.IntegerField(help_text="The step execution that made it."),
+    "step": serializers.CharField(),
+    "at": unix_time(help_text="Unix seconds on the virtual clock."),
+    "variant": serializers.CharField(allow_null=True, help_text="The A/B variant, if the step has variants."),
+    "channel": serializers.CharField(),
+    "to": serializers.CharField(allow_blank=True),
+    "from": serializers.CharField(allow_blank=True),
+    "reply_to": serializers.CharField(allow_blank=True),
+    "subject": serializers.CharField(allow_blank=True),
+    "body": serializers.CharField(allow_blank=True, help_text="As the person would get it (HTML for email)."),
+    "text": serializers.CharField(allow_blank=True, help_text="An email's plain-text part."),
+    "payload": json_object(),
+    "status": serializers.CharField(help_text="queued (would be sent); suppressed (consent, suppression list), failed or undeliverable (capped, no address...), with the reason."),
+    "reason": serializers.CharField(allow_blank=True),
+})
+SimulatedEnd = document("SimulatedEndSerializer", {
+    "state": serializers.ChoiceField(choices=JourneyState.choices, help_text="Live (waiting, active) if truncated."),
+    "reason": serializers.CharField(allow_blank=True),
+    "at": unix_time(allow_null=True),
+    "next_run_at": unix_time(allow_null=True, help_text="When a truncated run would go on."),
+})
+SimulateResponse = document("CampaignSimulationSerializer", {
+    "entered": serializers.BooleanField(),
+    "entry": SimulatedEntry(),
+    "steps": SimulatedStep(many=True),
+    "messages": SimulatedMessage(many=True),
+    "ended": SimulatedEnd(allow_null=True, help_text="Null when the person would not enter."),
+    "truncated": serializers.BooleanField(help_text="Stopped after 200 step executions or 400 virtual days."),
+}, "What the campaign would do for the person; nothing was written or sent.")
 
 
 # --- metrics -------------------------------------------------------------------------------------------
@@ -501,10 +612,110 @@ MetricsTotals = document("CampaignMetricsTotalsSerializer", {
     "live": COUNT(help_text="Runs active or waiting."),
     "completed": COUNT(), "exited": COUNT(), "failed": COUNT(), "converted": COUNT(),
 })
+LiftGroup = document("HoldoutLiftGroupSerializer", {
+    "runs": COUNT(), "converted": COUNT(help_text="Runs that reached the campaign's goal."),
+    "rate": serializers.FloatField(allow_null=True, help_text="converted / runs; null without runs."),
+})
+HoldoutLift = document("HoldoutLiftSerializer", {
+    "goal": serializers.BooleanField(help_text="Whether the campaign has a goal (without one nobody converts)."),
+    "held_out": LiftGroup(help_text="Runs the workspace's global holdout kept from every message."),
+    "messaged": LiftGroup(help_text="Runs that were sent at least one message."),
+    "lift": serializers.FloatField(allow_null=True, help_text="messaged rate − held-out rate."),
+    "relative_lift": serializers.FloatField(allow_null=True, help_text="lift / held-out rate."),
+    "test": SchemaField({"type": "object", "description": "The two-proportion z-test of messaged against held out "
+                                                          "(p_value, z, chance_to_beat_control, ci_low and ci_high of the "
+                                                          "difference; docs/experiments.md)."}),
+}, "Goal conversion of runs held out by the global holdout against messaged runs (docs/journeys.md).")
 CampaignMetrics = document("CampaignMetricsSerializer", {
     "campaign_id": serializers.IntegerField(), "totals": MetricsTotals(), "steps": StepMetrics(many=True),
+    "versions": serializers.DictField(child=MetricsTotals(), help_text=(
+        "The totals per campaign version (by number) of the runs on it; a run moved by a publish counts in "
+        "its new version.")),
+    "holdout_lift": HoldoutLift(),
 })
 CampaignMetricsResponse = document("CampaignMetricsResponseSerializer", {"metrics": CampaignMetrics()})
+JourneyMetrics = document("JourneyMetricsSerializer", {
+    **{name: serializers.ListField(child=COUNT(), help_text=text) for name, text in (
+        ("triggered", "Runs started in each period (Ulak makes a run only for people its trigger and audience "
+                      "admit, so this equals `started`)."),
+        ("started", "Runs started in each period."),
+        ("messaged", "Of those, runs a send step sent a message to."),
+        ("never_messaged", "Of those, runs that ended without a message."),
+        ("converted", "Of those, runs that reached the goal."),
+        ("exited_early", "Of those, runs that exited (an exit rule, a removed step, the campaign stopped)."),
+        ("periods", "Each period's start (Unix seconds, UTC)."))},
+}, "Customer.io's journey metrics: one array element per period, by when the runs started.")
+JourneyMetricsResponse = document("JourneyMetricsResponseSerializer", {"journey_metrics": JourneyMetrics()})
+
+
+# --- versions (version_views.py) -------------------------------------------------------------------------
+
+OLD_NEW = {"type": "object", "required": ["old", "new"], "additionalProperties": False,
+           "properties": {"old": {"description": "Any JSON value (null: absent)."},
+                          "new": {"description": "Any JSON value (null: absent)."}}}
+VERSION = {
+    "number": serializers.IntegerField(help_text="1 for the first version; each publish of a campaign that has "
+                                                 "been live adds one."),
+    "author": serializers.CharField(allow_blank=True, help_text=(
+        "Who published it: a console user's email, \"API key <name>\", or the source (cli, system).")),
+    "created": unix_time(),
+    "published": SchemaField({
+        "type": "object", "nullable": True, "additionalProperties": False,
+        "required": ["runs", "removed", "affected"],
+        "properties": {
+            "runs": {"type": "string", "nullable": True, "enum": ["stay", "move", "exit", None],
+                     "description": "What the publish did with the live runs (null: none were live)."},
+            "removed": {"type": "object", "additionalProperties": {"type": "string", "nullable": True},
+                        "description": "Under move: removed step → the step its runs went to (null: they exited)."},
+            "affected": {"type": "object", "additionalProperties": {"type": "integer"},
+                         "description": "Live runs at each step when it was published."},
+        },
+    }, allow_null=True, help_text="Null for the first version and a draft's."),
+    "current": serializers.BooleanField(help_text="The campaign's version now (new runs enter it)."),
+}
+Version = document("CampaignVersionSerializer", VERSION, "A version of a campaign's definition.")
+VersionList = document("CampaignVersionListSerializer", {"versions": Version(many=True)})
+VersionDetail = document("CampaignVersionDetailSerializer", {
+    **VERSION, "definition": json_object(help_text="The definition as PUT takes it."),
+}, "A version with its definition.")
+VersionResponse = document("CampaignVersionResponseSerializer", {"version": VersionDetail()})
+VersionStepsDiff = document("CampaignVersionStepsDiffSerializer", {
+    "added": serializers.ListField(child=serializers.CharField()),
+    "removed": serializers.ListField(child=serializers.CharField()),
+    "changed": SchemaField({"type": "object", "additionalProperties": {"type": "object", "additionalProperties": OLD_NEW},
+                            "description": "Per changed step, each field that changed with its old and new value."}),
+})
+VersionDiff = document("CampaignVersionDiffSerializer", {
+    "version": serializers.IntegerField(), "against": serializers.IntegerField(help_text="The version compared with."),
+    "fields": SchemaField({"type": "object", "additionalProperties": OLD_NEW, "description": (
+        "Top-level fields that changed (and workflow.start) with their old and new value.")}),
+    "steps": VersionStepsDiff(),
+}, "What changed from version `against` to `version`.")
+VersionDiffResponse = document("CampaignVersionDiffResponseSerializer", {"diff": VersionDiff()})
+PreviewStep = document("PublishPreviewStepSerializer", {
+    "key": serializers.CharField(allow_blank=True, help_text="The step's key."),
+    "runs": COUNT(help_text="Live runs at it now."),
+    "change": serializers.ChoiceField(choices=["unchanged", "changed", "removed"],
+                                      help_text="What the new workflow does with the step."),
+    "type_changed": serializers.BooleanField(help_text="Its type changed (or a wait_until step waits for something "
+                                                       "else): under move, runs there run the new step at once."),
+})
+PublishPreview = document("PublishPreviewSerializer", {
+    "version": serializers.IntegerField(help_text="The current version."),
+    "next_version": serializers.IntegerField(help_text="The version the update would make (the same for a campaign "
+                                                       "never activated: a draft's edits rewrite it; the same when "
+                                                       "`changed` is false: nothing is stored)."),
+    "changed": serializers.BooleanField(help_text="Whether the update changes the definition. False: it stores "
+                                                  "nothing, makes no version and leaves the runs as they are (a "
+                                                  "`publish` given is checked, not done)."),
+    "live_runs": COUNT(),
+    "workflow_changed": serializers.BooleanField(),
+    "publish_required": serializers.BooleanField(help_text="Whether the update must say what happens to the runs "
+                                                           "(`publish`)."),
+    "steps": PreviewStep(many=True),
+    "added": serializers.ListField(child=serializers.CharField(), help_text="Steps the new workflow adds."),
+}, "The dry count of a publish: nothing was stored.")
+PublishPreviewResponse = document("PublishPreviewResponseSerializer", {"preview": PublishPreview()})
 
 
 # --- broadcast triggers --------------------------------------------------------------------------------
@@ -557,6 +768,34 @@ BroadcastTriggered = document("BroadcastTriggeredSerializer", {
     "id": serializers.IntegerField(help_text="The trigger's id: follow it at GET /v1/campaigns/{id}/triggers/"
                                              "{trigger_id}."),
 }, "The trigger stored (or, for a repeated Idempotency-Key, the one first stored).")
+BroadcastABTestDoc = document("BroadcastABTestSerializer", {
+    "step": serializers.CharField(help_text="The send step's key."),
+    "metric": serializers.ChoiceField(choices=["opened", "clicked", "converted"], allow_null=True,
+                                      help_text="What the sample's winner is judged on (the step's winner.metric)."),
+    "sample_percent": serializers.IntegerField(allow_null=True, help_text=(
+        "The share of the recipients in the sample (null: the step no longer has a sample).")),
+    "wait": SchemaField({"type": "object", "nullable": True, "minProperties": 1, "maxProperties": 1,
+                         "properties": {unit: {"type": "integer", "minimum": 1} for unit in DURATION_UNITS}},
+                        allow_null=True,
+                        help_text="How long the rest wait after the recipients were fixed."),
+    "sample_size": serializers.IntegerField(help_text="Sample recipients sent their variant so far."),
+    "held_for_winner": serializers.IntegerField(help_text="Recipients outside the sample held for the winner."),
+    "rest_sent": serializers.IntegerField(help_text="Of them, those sent the winner so far."),
+    "wait_ends_at": unix_time(allow_null=True, help_text=(
+        "Unix seconds: when the rest get the winner: the wait counted from when the trigger's first run reached "
+        "the step (null until one has).")),
+    "winner": serializers.CharField(allow_null=True, help_text="The winning variant's key, once decided."),
+    "decided_at": unix_time(allow_null=True, help_text="Unix seconds: when the winner was decided."),
+    "figures": SchemaField({
+        "type": "object", "nullable": True,
+        "properties": {"metric": {"type": "string"}, "control": {"type": "string"},
+                       "sample_percent": {"type": "integer"}, "by": {"type": "string"},
+                       "variants": {"type": "object", "additionalProperties": {"type": "object"},
+                                    "description": "Per variant: sent, successes on the metric (keyed by its "
+                                                   "name) and rate."}},
+    }, allow_null=True, help_text="The sample's figures at the decision (null while undecided)."),
+}, "A broadcast A/B test on a sample (docs/journeys.md \"A/B variants\"): the sample gets the variants at "
+   "once, the rest the best variant on the metric after the wait.")
 BroadcastTriggerDoc = document("BroadcastTriggerSerializer", {
     "id": serializers.IntegerField(),
     "campaign_id": serializers.IntegerField(),
@@ -570,6 +809,9 @@ BroadcastTriggerDoc = document("BroadcastTriggerSerializer", {
     "recipients": serializers.IntegerField(help_text="Runs created (0 while pending)."),
     "error_count": serializers.IntegerField(help_text="Identifiers that named nobody."),
     "error": serializers.CharField(allow_null=True, help_text="Why a failed trigger failed."),
+    "ab_tests": BroadcastABTestDoc(many=True, help_text=(
+        "One per send step that tests its variants on a sample of this trigger's recipients (the step's "
+        "`sample`); empty for other broadcasts.")),
 }, "A trigger of a broadcast.")
 BroadcastTriggerResponse = document("BroadcastTriggerResponseSerializer", {"trigger": BroadcastTriggerDoc()})
 BroadcastErrorDoc = document("BroadcastErrorSerializer", {

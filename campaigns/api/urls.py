@@ -10,6 +10,8 @@ from campaigns.api import broadcast_views as b
 from campaigns.api import campaign_views as c
 from campaigns.api import delivery_rules_views as rules
 from campaigns.api import send_views as send
+from campaigns.api import simulate_views as sim
+from campaigns.api import version_views as ver
 from campaigns.api import views as v
 
 TRANSACTIONAL = r"^transactional/(?P<pk>\d+)"
@@ -55,6 +57,17 @@ urlpatterns = [
     re_path(CAMPAIGN + r"/stop/?$", c.CampaignStopView.as_view(), name="app-campaign-stop"),
     re_path(CAMPAIGN + r"/journeys/?$", c.CampaignJourneysView.as_view(), name="app-campaign-journeys"),
     re_path(CAMPAIGN + r"/metrics/?$", c.CampaignMetricsView.as_view(), name="app-campaign-metrics"),
+    re_path(CAMPAIGN + r"/simulate/?$", sim.CampaignSimulateView.as_view(), name="app-campaign-simulate"),
+    # Versions of a campaign and the dry count of a publish (version_views.py).
+    re_path(CAMPAIGN + r"/versions/?$", ver.CampaignVersionsView.as_view(), name="app-campaign-versions"),
+    re_path(CAMPAIGN + r"/versions/(?P<number>\d+)/?$", ver.CampaignVersionView.as_view(),
+            name="app-campaign-version"),
+    re_path(CAMPAIGN + r"/versions/(?P<number>\d+)/diff/?$", ver.CampaignVersionDiffView.as_view(),
+            name="app-campaign-version-diff"),
+    re_path(CAMPAIGN + r"/publish_preview/?$", ver.CampaignPublishPreviewView.as_view(),
+            name="app-campaign-publish-preview"),
+    re_path(CAMPAIGN + r"/journey_metrics/?$", c.CampaignJourneyMetricsView.as_view(),
+            name="app-campaign-journey-metrics"),
     # Broadcast triggers (broadcast_views.py), Customer.io's API-triggered broadcasts.
     re_path(CAMPAIGN + r"/triggers/?$", b.BroadcastTriggersView.as_view(), name="app-campaign-triggers"),
     re_path(CAMPAIGN + r"/triggers/(?P<trigger_id>\d+)/?$", b.BroadcastTriggerView.as_view(),

@@ -19,6 +19,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from campaigns.journeys import engine
+from campaigns.journeys.triggers import admitting
 from campaigns.journeys.definition import condition
 from campaigns.models import (
     BroadcastError, BroadcastTrigger, BroadcastTriggerState, Campaign, CampaignState, CampaignType, Journey,
@@ -206,17 +207,19 @@ def start(trigger: BroadcastTrigger) -> int:
         join_params = [refs, [_json(row_data) for _, row_data in audience["rows"]]]
         data_sql = "%s::jsonb || u.data"
     journey = Journey._meta.db_table
+    # The version and start step as a publish left them (it holds the row FOR UPDATE until it commits).
+    version, start = admitting(workspace.pk, [campaign.pk], active_only=False)[campaign.pk]
     with connection.cursor() as cursor:
         cursor.execute(
             f"""INSERT INTO {journey} (workspace_id, campaign_id, profile_id, key, exclusive, state, exit_reason, step,
-                    seq, next_run_at, wait, trigger_ref, trigger_data, data, entered_at, updated_at)
+                    seq, next_run_at, wait, trigger_ref, trigger_data, data, entered_at, updated_at, version)
                 SELECT p.workspace_id, %s, p.id, '', false, %s, '', %s, 0, {next_run}, '{{}}'::jsonb,
-                       'broadcast:' || %s || ':' || p.id, {data_sql}, '{{}}'::jsonb, %s, %s
+                       'broadcast:' || %s || ':' || p.id, {data_sql}, '{{}}'::jsonb, %s, %s, %s
                 FROM {Profile._meta.db_table} AS p {join_sql}
                 WHERE p.workspace_id = %s AND p.id IN ({people_sql})
                 ON CONFLICT DO NOTHING""",
-            [campaign.pk, JourneyState.ACTIVE, (campaign.workflow or {}).get("start") or "", *next_params,
-             str(trigger.pk), *data_params, now, now, *join_params, workspace.pk, *people_params])
+            [campaign.pk, JourneyState.ACTIVE, start, *next_params,
+             str(trigger.pk), *data_params, now, now, version, *join_params, workspace.pk, *people_params])
         created = cursor.rowcount
     errors = _missing(trigger)
     BroadcastTrigger.objects.for_workspace(workspace).filter(pk=trigger.pk).update(

@@ -428,34 +428,39 @@ def clean_step(body, path: str, workspace) -> dict:
     return out
 
 
+def channel_content(content, path: str, channel: str) -> dict:
+    """A whole message's content for `channel` (a send step's, or a channel variant's, which stands
+    alone): the channel's required fields, WhatsApp buttons, every string a valid template."""
+    if not isinstance(content, dict) or not content:
+        raise InvalidInput(path, "must be an object of the message's fields")
+    required = {"email": ("subject", "body"), "sms": ("body",), "whatsapp": (), "push": ("body",),
+                "in_app": (), "webhook": ("url",)}[channel]
+    for key in required:
+        if not content.get(key):
+            article = "an" if channel[0] in "aeiou" else "a"
+            raise InvalidInput(f"{path}.{key}", f"is required for {article} {channel} message")
+    if channel == "whatsapp" and not (content.get("body") or content.get("template")):
+        raise InvalidInput(f"{path}.body", "a WhatsApp message needs a body or a template")
+    if "buttons" in content:
+        problem = buttons_problem(content["buttons"], templates=True) if channel == "whatsapp" else \
+            "reply buttons are for WhatsApp messages"
+        if problem:
+            raise InvalidInput(f"{path}.buttons", problem)
+    templates_in(content, path)
+    return content
+
+
 def _send(body, path, workspace):
     channel = body.get("channel")
     if channel not in SEND_CHANNELS:
         raise InvalidInput(f"{path}.channel", f"must be one of {', '.join(SEND_CHANNELS)}")
     out: dict = {"_allowed": ("channel", "content", "message_id", "channel_config_id", "topic", "tracked",
-                              "variants", "holdout", "winner"),
+                              "variants", "holdout", "winner", "sample"),
                  "channel": channel}
     if ("content" in body) == ("message_id" in body):
         raise InvalidInput(path, "give content or message_id (one of them)")
     if "content" in body:
-        content = body["content"]
-        if not isinstance(content, dict) or not content:
-            raise InvalidInput(f"{path}.content", "must be an object of the message's fields")
-        required = {"email": ("subject", "body"), "sms": ("body",), "whatsapp": (), "push": ("body",),
-                    "in_app": (), "webhook": ("url",)}[channel]
-        for key in required:
-            if not content.get(key):
-                article = "an" if channel[0] in "aeiou" else "a"
-                raise InvalidInput(f"{path}.content.{key}", f"is required for {article} {channel} message")
-        if channel == "whatsapp" and not (content.get("body") or content.get("template")):
-            raise InvalidInput(f"{path}.content.body", "a WhatsApp message needs a body or a template")
-        if "buttons" in content:
-            problem = buttons_problem(content["buttons"], templates=True) if channel == "whatsapp" else \
-                "reply buttons are for WhatsApp messages"
-            if problem:
-                raise InvalidInput(f"{path}.content.buttons", problem)
-        templates_in(content, f"{path}.content")
-        out["content"] = content
+        out["content"] = channel_content(body["content"], f"{path}.content", channel)
     else:
         from campaigns.models import TransactionalMessage
 
@@ -467,16 +472,10 @@ def _send(body, path, workspace):
         if message is not None and message.channel != channel:
             raise InvalidInput(f"{path}.message_id", f"is a {message.channel} message, not {channel}")
         out["message_id"] = message_id
-    if body.get("variants") is not None or body.get("holdout") is not None or body.get("winner") is not None:
-        out.update(_variants(body, path, channel))
+    if any(body.get(key) is not None for key in ("variants", "holdout", "winner", "sample")):
+        out.update(_variants(body, path, channel, workspace))
     if body.get("channel_config_id") is not None:
-        from channels.models import ChannelConfig
-
-        config_id = positive_id(body["channel_config_id"], f"{path}.channel_config_id", "a channel configuration")
-        if workspace is not None and not ChannelConfig.objects.for_workspace(workspace).filter(
-                pk=config_id, type=channel).exists():
-            raise InvalidInput(f"{path}.channel_config_id", f"no {channel} configuration of this workspace has this id")
-        out["channel_config_id"] = config_id
+        out["channel_config_id"] = _config(body["channel_config_id"], f"{path}.channel_config_id", channel, workspace)
     if body.get("topic") is not None:
         from channels.models import SubscriptionTopic
 
@@ -494,13 +493,15 @@ def _send(body, path, workspace):
 VARIANT_KEY = re.compile(r"^[A-Za-z0-9_-]{1,20}$")
 
 
-def _variants(body, path: str, channel: str) -> dict:
+def _variants(body, path: str, channel: str, workspace=None) -> dict:
     """A/B variants of a send step: 2 to 8 of {"key", "weight", "content"} (a variant's content
     overrides the step's content field by field; the first variant is the control), and an optional
-    holdout ({"weight": N}: people who get nothing, tracked for conversion)."""
+    holdout ({"weight": N}: people who get nothing, tracked for conversion). A variant may name its
+    own `channel` (and `channel_config_id`): on another channel than the step's its content is the
+    whole message, checked as that channel's. A broadcast's step may test on a `sample` first."""
     out, keys = [], set()
     base = body.get("content") or {}
-    for variant, vpath in _objects(body, "variants", path, 2, 8, ("key", "weight", "content")):
+    for variant, vpath in _objects(body, "variants", path, 2, 8, VARIANT_FIELDS):
         key = variant.get("key")
         if not isinstance(key, str) or not VARIANT_KEY.match(key) or key == "holdout":
             raise InvalidInput(f"{vpath}.key", "must be 1 to 20 letters, digits, _ or - (not holdout)")
@@ -508,15 +509,29 @@ def _variants(body, path: str, channel: str) -> dict:
             raise InvalidInput(f"{vpath}.key", "another variant has this key")
         keys.add(key)
         share = weight(variant.get("weight", 1), f"{vpath}.weight")
-        content = variant.get("content") or {}
-        if not isinstance(content, dict):
-            raise InvalidInput(f"{vpath}.content", "must be an object of the fields this variant changes")
-        templates_in(content, f"{vpath}.content")
-        if body.get("content") is not None and channel == "email":
-            for field in ("subject", "body"):
-                if not {**base, **content}.get(field):
-                    raise InvalidInput(f"{vpath}.content.{field}", "is required for an email message")
-        out.append({"key": key, "weight": share, "content": content})
+        own = variant.get("channel")
+        if own is not None and own not in SEND_CHANNELS:
+            raise InvalidInput(f"{vpath}.channel", f"must be one of {', '.join(SEND_CHANNELS)}")
+        item: dict = {"key": key, "weight": share}
+        if own is not None and own != channel:
+            # Another channel: the variant's content is the whole message (nothing of the step's fits it).
+            content = channel_content(variant.get("content"), f"{vpath}.content", own)
+        else:
+            content = variant.get("content") or {}
+            if not isinstance(content, dict):
+                raise InvalidInput(f"{vpath}.content", "must be an object of the fields this variant changes")
+            templates_in(content, f"{vpath}.content")
+            if body.get("content") is not None and channel == "email":
+                for field in ("subject", "body"):
+                    if not {**base, **content}.get(field):
+                        raise InvalidInput(f"{vpath}.content.{field}", "is required for an email message")
+        item["content"] = content
+        if own is not None:
+            item["channel"] = own
+        if variant.get("channel_config_id") is not None:
+            item["channel_config_id"] = _config(variant["channel_config_id"], f"{vpath}.channel_config_id",
+                                                own or channel, workspace)
+        out.append(item)
     result: dict = {"variants": out}
     holdout = body.get("holdout")
     if holdout is not None:
@@ -525,7 +540,43 @@ def _variants(body, path: str, channel: str) -> dict:
         result["holdout"] = {"weight": weight(holdout["weight"], f"{path}.holdout.weight")}
     if body.get("winner") is not None:
         result["winner"] = _winner(body["winner"], f"{path}.winner")
+    if body.get("sample") is not None:
+        result["sample"] = _sample(body["sample"], f"{path}.sample", has_winner="winner" in result)
     return result
+
+
+VARIANT_FIELDS = ("key", "weight", "content", "channel", "channel_config_id")
+
+
+def _config(value, path: str, channel: str, workspace) -> int:
+    from channels.models import ChannelConfig
+
+    config_id = positive_id(value, path, "a channel configuration")
+    if workspace is not None and not ChannelConfig.objects.for_workspace(workspace).filter(
+            pk=config_id, type=channel).exists():
+        raise InvalidInput(path, f"no {channel} configuration of this workspace has this id")
+    return config_id
+
+
+SAMPLE_SHAPE = "must be {\"percent\": 1 to 99, \"wait\": {\"hours\": N}}"
+
+
+def _sample(body, path: str, *, has_winner: bool) -> dict:
+    """A broadcast A/B test on a sample ({"percent", "wait"}): that share of each trigger's
+    recipients gets the variants at once, the others wait `wait` (from when the recipients were
+    fixed) and then get the variant that did best on the winner's metric in that sample
+    (campaigns/journeys/broadcast_ab.py). Broadcasts only (clean_definition checks the type)."""
+    if not isinstance(body, dict):
+        raise InvalidInput(path, SAMPLE_SHAPE)
+    unknown_keys(body, ("percent", "wait"), path)
+    percent = body.get("percent")
+    if isinstance(percent, bool) or not isinstance(percent, int) or not 1 <= percent <= 99:
+        raise InvalidInput(f"{path}.percent", "must be a whole number from 1 to 99")
+    duration(body.get("wait"), f"{path}.wait")
+    if not has_winner:
+        raise InvalidInput(path, "needs a winner naming the metric the sample is judged on: "
+                                 "\"winner\": {\"metric\": \"opened\" | \"clicked\" | \"converted\"}")
+    return {"percent": percent, "wait": body["wait"]}
 
 
 WINNER_METRICS = ("opened", "clicked", "converted")
@@ -797,9 +848,20 @@ def clean_definition(body, *, workspace, partial: bool = False, current: dict | 
         out["goal"] = errors.check(clean_goal, body.get("goal"), "goal", workspace)
     if "workflow" in body or not partial:
         out["workflow"] = clean_workflow(body.get("workflow", {"start": None, "steps": {}}), errors, workspace)
+    if kind != "broadcast":
+        _no_samples(out.get("workflow") or (merged.get("workflow") if "type" in body else None), errors)
     out.update(rules.clean_campaign_fields(body, errors, partial=partial))  # delivery rules (rules.py)
     errors.raise_if_any()
     return out
+
+
+def _no_samples(workflow, errors: Errors) -> None:
+    """A sample test waits for the rest of one broadcast trigger's recipients: a triggered
+    campaign's people come one by one, with nobody to wait for."""
+    for key, step in ((workflow or {}).get("steps") or {}).items():
+        if isinstance(step, dict) and step.get("sample") is not None:
+            errors.add(f"workflow.steps.{key}.sample", "is for broadcasts (a triggered campaign has no sample to "
+                                                       "wait for); use winner for an automatic winner")
 
 
 def check_activation(campaign) -> None:
@@ -830,4 +892,14 @@ def check_activation(campaign) -> None:
             except NoChannelConfig:
                 errors.add(f"workflow.steps.{key}.channel", f"no active {step['channel']} configuration: add one "
                                                              "or name channel_config_id")
+        for i, variant in enumerate(step.get("variants") or ()):
+            # A channel variant sends through its own channel's configuration.
+            own = variant.get("channel") or step["channel"]
+            if own == step["channel"] or variant.get("channel_config_id"):
+                continue
+            try:
+                config_for(campaign.workspace, own)
+            except NoChannelConfig:
+                errors.add(f"workflow.steps.{key}.variants.{i}.channel",
+                           f"no active {own} configuration: add one or name channel_config_id")
     errors.raise_if_any()

@@ -27,11 +27,11 @@ from django.db import connection, transaction
 from django.db.models import Exists, Max, OuterRef, Q
 from django.utils import timezone
 
-from campaigns.journeys import rules
+from campaigns.journeys import broadcast_ab, rules
 from campaigns.journeys.definition import WEEKDAYS, parse_clock, seconds
 from campaigns.models import (
-    LIVE_JOURNEY_STATES, Campaign, CampaignState, Journey, JourneyState, JourneyStep, TransactionalMessage,
-    VariantDecision,
+    LIVE_JOURNEY_STATES, Campaign, CampaignState, CampaignVersion, Journey, JourneyState, JourneyStep,
+    TransactionalMessage, VariantDecision,
 )
 from channels.content import templating
 from channels.content.rendering import build_scopes, render_delivery
@@ -152,8 +152,12 @@ class Advance:
         self.journey = journey
         self.campaign = journey.campaign
         self.now = now
-        self.steps = (self.campaign.workflow or {}).get("steps") or {}
         self.batch = batch or Batch([], now)
+        # A run kept on an older version (a publish with `stay`, docs/journeys.md "Versions")
+        # follows that version's workflow to its end.
+        workflow = self.campaign.workflow if journey.version == self.campaign.version else \
+            self.batch.workflow_of(journey)
+        self.steps = (workflow or {}).get("steps") or {}
         self.first_step = True  # conditions precomputed for the batch hold for a run's first step only
 
     # -- bookkeeping --
@@ -375,22 +379,29 @@ def _send(run: Advance, step: dict) -> bool:
     if not journey.profile_id:
         raise StepFailed("no_person")
     workspace = journey.workspace
-    variant, content, by = "", step.get("content"), {}
+    variant, by, send = "", {}, step
     if step.get("variants"):
         variant = variant_of(journey, step)
         if variant == HOLDOUT:
             run.log(journey.step, step, "holdout", detail={"variant": HOLDOUT})
+            # The goal window counts from when the message would have gone, as for those who got it.
+            journey.last_message_at = run.now
             run.go(step.get("next"))
             return False
         # Once the A/B test has a winner (campaigns/journeys/experiments.py), every new send gets it.
         winner = decided_winner(run, step)
         if winner:
             variant, by = winner, {"by": "winner"}
-        chosen = next(item for item in step["variants"] if item["key"] == variant)
-        content = {**(content or {}), **chosen["content"]}
+        elif step.get("sample"):
+            # A broadcast's sample test: the sample now, the rest the sample's winner after the wait.
+            chosen = broadcast_ab.choose(run, step, variant)
+            if chosen is None:
+                return True
+            variant, by = chosen
+        send = variant_step(step, variant)
     # The workspace's delivery rules (holdout, quiet hours, frequency caps and priority) may hold,
-    # skip or delay the send: then the step is done with here.
-    verdict = rules.before_send(run, step)
+    # skip or delay the send: then the step is done with here. They see the channel really sent on.
+    verdict = rules.before_send(run, send)
     if verdict is not None:
         return verdict
     message = None
@@ -399,11 +410,13 @@ def _send(run: Advance, step: dict) -> bool:
             "content", "channel_config", "topic").filter(pk=step["message_id"]).first()
         if message is None:
             raise StepFailed("message_missing")
+    # A channel variant sends its own content on its own channel: of the message, only the topic.
+    own_message = message if message is not None and send["channel"] == step["channel"] else None
     config = None
-    if step.get("channel_config_id"):
-        config = ChannelConfig.objects.for_workspace(workspace).filter(pk=step["channel_config_id"]).first()
-    elif message is not None:
-        config = message.channel_config
+    if send.get("channel_config_id"):
+        config = ChannelConfig.objects.for_workspace(workspace).filter(pk=send["channel_config_id"]).first()
+    elif own_message is not None:
+        config = own_message.channel_config
     topic = message.topic if message is not None else None
     if step.get("topic"):
         topic = SubscriptionTopic.objects.for_workspace(workspace).filter(key=step["topic"]).first()
@@ -413,9 +426,10 @@ def _send(run: Advance, step: dict) -> bool:
         # delivery back with its send task: nothing is queued for a step that failed.
         with transaction.atomic():
             delivery, _ = queue_delivery(
-                workspace, channel=step["channel"], source=Delivery.Source.CAMPAIGN, profile=journey.profile,
-                source_id=str(journey.campaign_id), message_content=message.content if message else None,
-                channel_config=config, topic=topic, content=content, message_data=message_data(journey),
+                workspace, channel=send["channel"], source=Delivery.Source.CAMPAIGN, profile=journey.profile,
+                source_id=str(journey.campaign_id),
+                message_content=own_message.content if own_message else None,
+                channel_config=config, topic=topic, content=send.get("content"), message_data=message_data(journey),
                 idempotency_key=f"journey:{journey.pk}:{seq}", variant=variant,
                 tracked=step.get("tracked", message.tracked if message else True))
             if delivery.status != DeliveryStatus.UNDELIVERABLE:
@@ -444,6 +458,19 @@ def variant_of(journey: Journey, step: dict) -> str:
         choices.append((HOLDOUT, step["holdout"]["weight"]))
     seed = f"{journey.workspace_id}:{journey.campaign_id}:{journey.step}:{journey.profile.cio_id}"
     return choices[cohort_of(seed, [weight for _, weight in choices])][0]
+
+
+def variant_step(step: dict, variant: str) -> dict:
+    """The send step as the variant sends it: the variant's content over the step's, or, for a
+    variant on another channel, that channel, its configuration and the variant's content alone.
+    Used for the delivery and for the delivery rules (caps and quiet hours count the channel sent on)."""
+    chosen = next(item for item in step["variants"] if item["key"] == variant)
+    channel = chosen.get("channel") or step["channel"]
+    if channel != step["channel"]:
+        return {**step, "channel": channel, "channel_config_id": chosen.get("channel_config_id"),
+                "content": chosen["content"]}
+    return {**step, "channel_config_id": chosen.get("channel_config_id") or step.get("channel_config_id"),
+            "content": {**(step.get("content") or {}), **chosen["content"]}}
 
 
 def decided_winner(run: Advance, step: dict) -> str:
@@ -586,6 +613,8 @@ def _webhook(run: Advance, step: dict) -> bool:
     # receiver can tell a retry of a request it may have acted on (a 5xx after the work) from a new one.
     attempts = int(journey.data.get("_attempts", {}).get(journey.step, 0))
     headers.setdefault("Idempotency-Key", f"journey-{journey.pk}-{journey.seq + 1 - attempts}")
+    if run.batch.dry_run:
+        return _webhook_not_called(run, step, url, headers, body)
     kwargs = {"json": body} if isinstance(body, (dict, list)) else {"data": body.encode() if body else None}
     try:
         response = safe_request(step["method"], url, headers=headers, **kwargs)
@@ -615,6 +644,20 @@ def _webhook(run: Advance, step: dict) -> bool:
     return False
 
 
+def _webhook_not_called(run: Advance, step: dict, url: str, headers: dict, body) -> bool:
+    """A simulation's webhook step: logs what it would send (`simulated`; header names only, their
+    values may be credentials) and takes the success path, with no answer to store."""
+    journey = run.journey
+    if step.get("store_as"):
+        journey.data[step["store_as"]] = None
+    journey.data.get("_attempts", {}).pop(journey.step, None)
+    run.log(journey.step, step, "simulated", detail={
+        "method": step["method"], "url": url, "headers": sorted(headers), "body": body,
+        "assumed": "a 2xx answer without a body to store"})
+    run.go(step.get("next"))
+    return False
+
+
 def _exit(run: Advance, step: dict) -> bool:
     run.log(run.journey.step, step, "exited", detail={"reason": "exit_step"})
     run.end(JourneyState.EXITED, "exit_step")
@@ -626,18 +669,38 @@ STEP_RUNNERS = {"send": _send, "delay": _delay, "time_window": _time_window, "wa
                 "wait_for_reply": _wait_for_reply, "update_attributes": _update_attributes,
                 "update_object": _update_object, "webhook": _webhook, "exit": _exit}
 
+def version_workflows(workspace_id: int, runs: list[Journey]) -> dict[tuple[int, int], dict]:
+    """The workflow of each run's campaign version, in one query: (campaign, version) → workflow;
+    the campaign's own where that version's row is missing."""
+    wanted = {(run.campaign_id, run.version): run for run in runs}
+    if not wanted:
+        return {}
+    either = Q()
+    for campaign_id, number in wanted:
+        either |= Q(campaign_id=campaign_id, number=number)
+    found = {(campaign_id, number): (definition or {}).get("workflow") for campaign_id, number, definition in
+             CampaignVersion.objects.for_workspace(workspace_id).filter(either)
+             .values_list("campaign_id", "number", "definition")}
+    return {key: found[key] if key in found else run.campaign.workflow for key, run in wanted.items()}
+
+
 class Batch:
     """What the runs of one tick batch share: the step-log rows and the runs to write (one INSERT,
     one UPDATE for the batch), and the answers of the conditions their first steps ask, computed
-    with one query per condition for all the batch's people."""
+    with one query per condition for all the batch's people. `dry_run`: a simulation's batch
+    (campaigns/journeys/simulate.py), whose steps must reach nothing outside the database."""
 
-    def __init__(self, runs: list[Journey], now: datetime):
+    def __init__(self, runs: list[Journey], now: datetime, *, dry_run: bool = False):
         self.now = now
+        self.dry_run = dry_run
         self.steps: list[tuple] = []  # JourneyStep rows, as STEP_COLUMNS
         self.changed: set[int] = set()
         self.answers: dict[str, tuple[set[int], set[int]]] = {}  # condition → (people asked, who match)
         self._rules: dict[int, object] = {}  # workspace → its DeliveryRules (or None), read once per batch
         self._winners: dict[tuple[int, str], str] = {}  # (campaign, step) → its A/B winner, read once per batch
+        self._samples: dict[tuple[int, str], tuple] = {}  # broadcast A/B: (trigger, step) → (start, winner)
+        self._versions: dict[tuple[int, int], dict] = {}  # (campaign, version) → its workflow
+        self._top_priority: dict[int, int | None] = {}  # workspace → its running campaigns' highest priority
         self._precompute(runs)
 
     @staticmethod
@@ -674,18 +737,48 @@ class Batch:
                           .values_list("pk", flat=True))
             self.answers[key] = (profile_ids, matched)
 
+    def workflow_of(self, journey: Journey) -> dict:
+        """The workflow of the run's campaign version, read once per batch and (campaign, version)."""
+        key = (journey.campaign_id, journey.version)
+        if key not in self._versions:
+            self._versions.update(version_workflows(journey.workspace_id, [journey]))
+        return self._versions[key]
+
     def rules_for(self, workspace_id: int):
         if workspace_id not in self._rules:
             self._rules[workspace_id] = rules.rules_of(workspace_id)
         return self._rules[workspace_id]
 
+    def top_priority(self, workspace_id: int) -> int | None:
+        """The highest priority among the workspace's running campaigns, read once per batch: a run
+        of a campaign at that priority has nobody to yield to (rules.before_send skips the query)."""
+        if workspace_id not in self._top_priority:
+            self._top_priority[workspace_id] = rules.top_priority(workspace_id)
+        return self._top_priority[workspace_id]
+
     def winner_of(self, journey: Journey) -> str:
         key = (journey.campaign_id, journey.step)
         if key not in self._winners:
             self._winners[key] = VariantDecision.objects.for_workspace(journey.workspace_id).filter(
-                campaign_id=journey.campaign_id, step=journey.step).exclude(winner="").values_list(
-                "winner", flat=True).first() or ""
+                campaign_id=journey.campaign_id, step=journey.step, trigger__isnull=True).exclude(
+                winner="").values_list("winner", flat=True).first() or ""
         return self._winners[key]
+
+    def sample_state(self, journey: Journey, trigger_id: int) -> tuple[datetime, str]:
+        """A broadcast trigger's A/B test at the run's step (broadcast_ab): its start and winner,
+        read (or started) once per batch."""
+        key = (trigger_id, journey.step)
+        if key not in self._samples:
+            self._samples[key] = broadcast_ab.sample_state(journey, trigger_id, self.now)
+        return self._samples[key]
+
+    def sample_winner(self, journey: Journey, trigger_id: int, step: dict) -> str:
+        """The winner of a broadcast trigger's sample at the run's step, decided now if nobody has yet."""
+        started, winner = self.sample_state(journey, trigger_id)
+        if not winner:
+            winner = broadcast_ab.decide(journey, trigger_id, step, self.now)
+            self._samples[(trigger_id, journey.step)] = (started, winner)
+        return winner
 
     def known(self, tree, profile_id: int) -> bool | None:
         """The precomputed answer, or None (not asked for this person, or they changed since)."""

@@ -19,9 +19,10 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from django.db import connection, transaction
+from django.db.models import Max
 
 from campaigns.journeys import definition as d
-from campaigns.models import LIVE_JOURNEY_STATES, CampaignState, DeliveryRules, Journey
+from campaigns.models import LIVE_JOURNEY_STATES, Campaign, CampaignState, DeliveryRules, Journey
 from channels.deliveries import queue_delivery
 from channels.models import NOT_SENT_STATUSES, Delivery
 from core.errors import InvalidInput
@@ -187,35 +188,54 @@ def quiet_until(rules: DeliveryRules, journey: Journey, now: datetime) -> dateti
     return opens if opens > now else None
 
 
-def lock_person(workspace_id: int, profile_id: int) -> None:
-    """A transaction-level advisory lock per (workspace, person), released at commit or rollback."""
+def person_lock_key(workspace_id: int, profile_id: int) -> int:
+    """The key of the transaction-level advisory lock per (workspace, person) that serializes the
+    cap checks of one person's sends (released at commit or rollback)."""
     digest = hashlib.sha256(f"caps:{workspace_id}:{profile_id}".encode()).digest()
-    key = int.from_bytes(digest[:8], "big", signed=True)
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])
+    return int.from_bytes(digest[:8], "big", signed=True)
 
 
-def cap_state(rules: DeliveryRules, journey: Journey, channel: str, now: datetime) -> list[dict]:
+def cap_state(rules: DeliveryRules, journey: Journey, channel: str, now: datetime, *, lock: bool = False) -> list[dict]:
     """Each cap that applies to a send on `channel`, with how many counted deliveries the person
     has in its rolling window and, when it is full, when the next slot opens (the moment the
     delivery that must leave the window does). Counted: the person's campaign and broadcast
     deliveries (exempt campaigns' included), except those never handed to a provider (undeliverable,
-    suppressed, failed)."""
+    suppressed, failed). One aggregate statement for all the caps (a send's cost, docs/BENCHMARKS.md):
+    per cap the count in its window and the `limit`-th newest delivery's time — with n in the
+    window and room for `limit`, the (n − limit + 1)-th oldest must leave first.
+
+    `lock`: take the person's advisory lock first, in the same round trip — two statements of one
+    simple query, so the count's snapshot (READ COMMITTED: one per statement) is taken after the
+    lock is held, and a concurrent send of the same person counts this one's delivery."""
     caps = [cap for cap in rules.frequency_caps or [] if cap.get("channel") in (None, channel)]
     if not caps:
         return []
-    longest = max(timedelta(seconds=d.seconds(cap["period"])) for cap in caps)
-    rows = list(Delivery.objects.for_workspace(journey.workspace_id)
-                .filter(profile_id=journey.profile_id, source__in=COUNTED_SOURCES, created_at__gt=now - longest)
-                .exclude(status__in=NOT_SENT_STATUSES).order_by("created_at").values_list("channel", "created_at"))
+    periods = [timedelta(seconds=d.seconds(cap["period"])) for cap in caps]
+    columns, params = [], []
+    for cap, period in zip(caps, periods):
+        where = "created_at > %s" + (" AND channel = %s" if cap.get("channel") else "")
+        where_params = [now - period, *([cap["channel"]] if cap.get("channel") else [])]
+        columns.append(f"count(*) FILTER (WHERE {where}), "
+                       f"(array_agg(created_at ORDER BY created_at DESC) FILTER (WHERE {where}))[%s]")
+        params += [*where_params, *where_params, cap["limit"]]
+    sql = (f"SELECT {', '.join(columns)} FROM {Delivery._meta.db_table} "
+           "WHERE workspace_id = %s AND profile_id = %s AND source = ANY(%s) AND created_at > %s "
+           "AND NOT (status = ANY(%s))")
+    params += [journey.workspace_id, journey.profile_id, list(COUNTED_SOURCES), now - max(periods),
+               list(NOT_SENT_STATUSES)]
+    with connection.cursor() as cursor:
+        if lock:  # Django's psycopg cursors bind on the client: both statements go as one query
+            cursor.execute("SELECT pg_advisory_xact_lock(%s); " + sql,
+                           [person_lock_key(journey.workspace_id, journey.profile_id), *params])
+            cursor.nextset()
+        else:
+            cursor.execute(sql, params)
+        row = cursor.fetchone()
     out = []
-    for cap in caps:
-        period = timedelta(seconds=d.seconds(cap["period"]))
-        times = [at for kind, at in rows if at > now - period and cap.get("channel") in (None, kind)]
-        full = len(times) >= cap["limit"]
-        # With n in the window and room for `limit`, the (n - limit + 1)-th oldest must leave first.
-        opens = times[len(times) - cap["limit"]] + period if full else None
-        out.append({**cap, "count": len(times), "full": full, "opens": opens})
+    for index, (cap, period) in enumerate(zip(caps, periods)):
+        count, leaving = row[2 * index], row[2 * index + 1]
+        full = count >= cap["limit"]
+        out.append({**cap, "count": count, "full": full, "opens": leaving + period if full else None})
     return out
 
 
@@ -227,6 +247,13 @@ def higher_priority_due(journey: Journey, now: datetime) -> int:
                     campaign__priority__gt=journey.campaign.priority,
                     campaign__state__in=(CampaignState.ACTIVE, CampaignState.DRAINING))
             .exclude(pk=journey.pk).count())
+
+
+def top_priority(workspace_id: int) -> int | None:
+    """The highest priority of the workspace's running campaigns (None: none runs)."""
+    return (Campaign.objects.for_workspace(workspace_id)
+            .filter(state__in=(CampaignState.ACTIVE, CampaignState.DRAINING))
+            .aggregate(top=Max("priority"))["top"])
 
 
 def record_capped(journey: Journey, step: dict) -> Delivery:
@@ -251,6 +278,7 @@ def before_send(run, step: dict) -> bool | None:
     # 1. the global holdout: no marketing message, the run goes on.
     if in_holdout(rules, journey.workspace_id, journey.profile.cio_id):
         run.log(here, step, "holdout", detail={"holdout": "workspace"})
+        journey.last_message_at = now  # the goal window counts from the message it did not get (the lift)
         run.go(step.get("next"))
         return False
     # 2. quiet hours on the person's clock.
@@ -268,8 +296,7 @@ def before_send(run, step: dict) -> bool | None:
     if campaign.exempt_from_caps or not any(cap.get("channel") in (None, step["channel"])
                                             for cap in rules.frequency_caps or []):
         return None
-    lock_person(journey.workspace_id, journey.profile_id)
-    caps = cap_state(rules, journey, step["channel"], now)
+    caps = cap_state(rules, journey, step["channel"], now, lock=True)
     full = [cap for cap in caps if cap["full"]]
     if full:
         if campaign.when_capped == "skip":
@@ -282,7 +309,8 @@ def before_send(run, step: dict) -> bool | None:
         run.log(here, step, "capped_waiting", detail={"until": opens.isoformat(), "reason": CAP_REASON})
         run.wait_until(opens, {})
         return True
-    ahead = higher_priority_due(journey, now)
+    top = run.batch.top_priority(journey.workspace_id)
+    ahead = higher_priority_due(journey, now) if top is not None and top > campaign.priority else 0
     if ahead and min(cap["limit"] - cap["count"] for cap in caps) <= ahead:
         until = now + PRIORITY_HORIZON
         run.log(here, step, "yielded", detail={"until": until.isoformat(), "higher_priority_runs": ahead})

@@ -226,7 +226,11 @@ def _send() -> dict:
         "variants": {"type": "array", "minItems": 2, "maxItems": 8, "items": closed({
             "key": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,20}$", "not": {"const": "holdout"}},
             "weight": {"type": "integer", "minimum": 1, "maximum": 10000, "default": 1},
-            "content": {"type": "object", "description": "The fields this variant changes."},
+            "content": {"type": "object", "description": "The fields this variant changes; for a variant on "
+                                                         "another channel, the whole message of that channel."},
+            "channel": optional({"enum": list(d.SEND_CHANNELS),
+                                 "description": "A channel variant: sends on this channel instead of the step's."}),
+            "channel_config_id": optional(ROW_ID),
         }, required=("key",)), "description": "A/B variants (the first is the control)."},
         "holdout": optional(closed({"weight": {"type": "integer", "minimum": 1, "maximum": 10000}},
                                    required=("weight",))),
@@ -236,7 +240,16 @@ def _send() -> dict:
             "min_per_variant": {"type": "integer", "minimum": 10, "maximum": 10_000_000, "default": 100},
             "auto": {"type": "boolean", "default": True},
         }, required=("metric",)), "description": "Pick the winning variant automatically (needs `variants`)."}),
-    }, required=("channel",), oneOf=[{"required": ["content"]}, {"required": ["message_id"]}], allOf=per_channel,
+        "sample": optional(closed({
+            "percent": {"type": "integer", "minimum": 1, "maximum": 99},
+            "wait": ref("duration"),
+        }, required=("percent", "wait"), description=(
+            "Broadcasts: send the variants to this share of each trigger's recipients, wait, then send the "
+            "variant with the best rate on winner.metric to the rest (needs `variants` and `winner`)."))),
+    }, required=("channel",), oneOf=[{"required": ["content"]}, {"required": ["message_id"]}], allOf=[
+        *per_channel,
+        {"if": {"required": ["sample"], "properties": {"sample": {"type": "object"}}},
+         "then": {"required": ["variants", "winner"], "properties": {"winner": {"type": "object"}}}}],
         description="Send a message: inline `content`, or a transactional message by `message_id`.")
 
 
@@ -393,6 +406,14 @@ EXAMPLES = [
      "audience": {"and": [PRO, {"not": {"attribute": {"field": "unsubscribed", "operator": "eq", "value": True}}}]},
      "workflow": {"start": "sale", "steps": {"sale": {"type": "send", "channel": "email",
                                                       "content": {"subject": "Sale", "body": "{{ trigger.code }}"}}}}},
+    {"name": "Newsletter A/B", "type": "broadcast", "description": "Variants to 20 %, the best on opens to the rest",
+     "workflow": {"start": "issue", "steps": {"issue": {
+         "type": "send", "channel": "email", "content": {"subject": "This week", "body": "{{ trigger.issue }}"},
+         "variants": [{"key": "A", "content": {}},
+                      {"key": "B", "content": {"subject": "5 things this week"}},
+                      {"key": "C", "channel": "sms", "content": {"body": "This week: {{ trigger.url }}"}}],
+         "winner": {"metric": "clicked", "auto": False},
+         "sample": {"percent": 20, "wait": {"hours": 4}}}}}},
 ]
 
 
@@ -463,7 +484,12 @@ def _document() -> dict:
         "allOf": [{
             "if": {"properties": {"type": {"const": "broadcast"}}, "required": ["type"]},
             "then": {"properties": {"trigger": {"anyOf": [NULL, EMPTY_OBJECT, ref("trigger_api")]}}},
-            "else": {"required": ["trigger"], "properties": {"trigger": {"oneOf": not_api}}},
+            "else": {"required": ["trigger"], "properties": {
+                "trigger": {"oneOf": not_api},
+                # A sample test is for broadcasts.
+                "workflow": {"properties": {"steps": {"additionalProperties": {
+                    "not": {"required": ["sample"], "properties": {"sample": {"type": "object"}}}}}}},
+            }},
         }],
         "$defs": defs,
         "examples": EXAMPLES,

@@ -8,7 +8,10 @@ made, whatever the number of runs.
 
 from __future__ import annotations
 
+from datetime import UTC, timedelta
+
 from django.db.models import Count, Exists, F, Max, OuterRef, Q
+from django.db.models.functions import Trunc
 from django.db.models.fields.json import KeyTextTransform
 
 from campaigns.experiments import stats
@@ -21,7 +24,7 @@ from channels.models import DeliveryEvent
 
 # Step-log outcomes that do not mean the step was done with: a wait begun, a retry planned, a
 # failure, an exit. Any other outcome (sent, skipped, waited, yes, cohort_1, ...) completes it.
-UNFINISHED_OUTCOMES = ("waiting", "retrying", "failed", "exited")
+UNFINISHED_OUTCOMES = ("waiting", "retrying", "failed", "exited", "ab_waiting", "moved")
 MESSAGE_COUNTS = ("deliveries", "sent", "delivered", "opened", "clicked", "converted", "bounced", "unsubscribed")
 
 
@@ -69,6 +72,59 @@ def broadcast_errors(workspace, trigger: BroadcastTrigger, *, after: int | None 
     return list(queryset[:limit + 1])
 
 
+def broadcast_tests(campaign: Campaign, triggers: list[BroadcastTrigger]) -> dict[int, list[dict]]:
+    """Per trigger, the A/B test on a sample of each send step with a `sample` (campaigns/journeys/
+    broadcast_ab.py): its percent and wait, the sample's sends so far (`sample_size`), the runs held
+    for the winner and the winner's sends to them, when the wait ends, and once decided the winner
+    with its time and figures. Two queries for any number of triggers: the decisions, and one
+    aggregate of the step log (skipped when there is nothing to count)."""
+    from campaigns.journeys.broadcast_ab import wait_ends
+
+    ids = [trigger.pk for trigger in triggers]
+    if not ids:
+        return {}
+    workspace_id = campaign.workspace_id
+    steps = {key: step for key, step in ordered_steps(campaign.workflow or {})
+             if step.get("type") == "send" and step.get("sample") and step.get("variants")}
+    decisions = {(row.trigger_id, row.step): row for row in VariantDecision.objects.for_workspace(workspace_id)
+                 .filter(trigger_id__in=ids, campaign=campaign).order_by("pk")}
+    keys = [*steps, *sorted({step for _, step in decisions} - set(steps))]
+    counts: dict[tuple[int, str], dict[str, int]] = {}
+    if keys:
+        log = (JourneyStep.objects.for_workspace(workspace_id)
+               .filter(campaign=campaign, step__in=keys, outcome__in=("sent", "ab_waiting"))
+               .annotate(trigger_key=KeyTextTransform("trigger", "detail"),
+                         in_sample=KeyTextTransform("sample", "detail"))
+               .filter(trigger_key__in=[str(pk) for pk in ids]))
+        for trigger_key, step, outcome, in_sample, runs in log.values_list(
+                "trigger_key", "step", "outcome", "in_sample").annotate(runs=Count("journey", distinct=True)).order_by():
+            name = "held_for_winner" if outcome == "ab_waiting" else "sample_size" if in_sample else "rest_sent"
+            row = counts.setdefault((int(trigger_key), step), {})
+            row[name] = row.get(name, 0) + runs
+    out: dict[int, list[dict]] = {}
+    for trigger in triggers:
+        rows = out.setdefault(trigger.pk, [])
+        for key in keys:
+            step, decision = steps.get(key), decisions.get((trigger.pk, key))
+            if step is None and decision is None:
+                continue
+            counted = counts.get((trigger.pk, key), {})
+            sample = (step or {}).get("sample") or {}
+            rows.append({
+                "step": key, "metric": ((step or {}).get("winner") or {}).get("metric")
+                or (decision.figures or {}).get("metric"),
+                "sample_percent": sample.get("percent"), "wait": sample.get("wait"),
+                "sample_size": counted.get("sample_size", 0), "held_for_winner": counted.get("held_for_winner", 0),
+                "rest_sent": counted.get("rest_sent", 0),
+                "wait_ends_at": wait_ends(decision.started_at, step) if step and decision and decision.started_at
+                else None,
+                "winner": decision.winner or None if decision else None,
+                "decided_at": decision.decided_at if decision else None,
+                "figures": decision.figures or None if decision and decision.winner else None,
+            })
+    return out
+
+
 # --- journeys -----------------------------------------------------------------------------------------
 
 def journeys(workspace, *, campaign_id: int | None = None, profile=None, state: str | None = None,
@@ -99,7 +155,21 @@ def step_log(journey: Journey) -> list[JourneyStep]:
 
 # --- metrics ------------------------------------------------------------------------------------------
 
-def campaign_metrics(campaign: Campaign) -> dict:
+def version_totals(campaign: Campaign) -> dict[str, dict]:
+    """The totals of the campaign's runs per version they are on, keyed by the version's number as a
+    string, in version order; only versions that have runs (one GROUP BY)."""
+    runs = Journey.objects.for_workspace(campaign.workspace_id).filter(campaign=campaign)
+    return {str(row.pop("version")): row for row in runs.values("version").annotate(
+        entered=Count("pk"),
+        live=Count("pk", filter=Q(state__in=LIVE_JOURNEY_STATES)),
+        completed=Count("pk", filter=Q(state=JourneyState.COMPLETED)),
+        exited=Count("pk", filter=Q(state=JourneyState.EXITED)),
+        failed=Count("pk", filter=Q(state=JourneyState.FAILED)),
+        converted=Count("pk", filter=Q(converted_at__isnull=False)),
+    ).order_by("version")}
+
+
+def campaign_metrics(campaign: Campaign, *, version=None) -> dict:
     """Totals over the campaign's runs and, per step, what its step log and deliveries say:
 
     - entered: runs that executed the step (at least once);
@@ -112,20 +182,25 @@ def campaign_metrics(campaign: Campaign) -> dict:
       clicked, converted, bounced, and unsubscribed from.
 
     Steps are the workflow's in reading order, then steps no longer in the workflow that runs
-    passed through (`removed`)."""
+    passed through (`removed`). `versions`: the totals per campaign version the runs are on (one
+    GROUP BY, the totals are its sum). `version` (a CampaignVersion): only the runs on it, their
+    step log, and its workflow's steps (docs/journeys.md "Versions")."""
     workspace_id = campaign.workspace_id
     runs = Journey.objects.for_workspace(workspace_id).filter(campaign=campaign)
-    totals = runs.aggregate(
-        entered=Count("pk"),
-        live=Count("pk", filter=Q(state__in=LIVE_JOURNEY_STATES)),
-        completed=Count("pk", filter=Q(state=JourneyState.COMPLETED)),
-        exited=Count("pk", filter=Q(state=JourneyState.EXITED)),
-        failed=Count("pk", filter=Q(state=JourneyState.FAILED)),
-        converted=Count("pk", filter=Q(converted_at__isnull=False)),
-    )
+    versions = version_totals(campaign)
+    totals = dict.fromkeys(("entered", "live", "completed", "exited", "failed", "converted"), 0)
+    for number, counts in versions.items():
+        if version is None or number == str(version.number):
+            totals = {name: totals[name] + counts[name] for name in totals}
+    workflow = campaign.workflow or {}
+    if version is not None:
+        runs = runs.filter(version=version.number)
+        workflow = workflow if version.number == campaign.version else (version.definition or {}).get("workflow") or {}
     waiting = dict(runs.filter(state=JourneyState.WAITING).values_list("step").annotate(n=Count("pk"))
                    .order_by())
     log = JourneyStep.objects.for_workspace(workspace_id).filter(campaign=campaign).exclude(step="")
+    if version is not None:
+        log = log.filter(journey__version=version.number)
     per_step = {row.pop("step"): row for row in log.values("step").annotate(
         entered=Count("journey", distinct=True, filter=~Q(type="")),
         completed=Count("journey", distinct=True, filter=~Q(outcome__in=UNFINISHED_OUTCOMES)),
@@ -141,11 +216,11 @@ def campaign_metrics(campaign: Campaign) -> dict:
     for step, reason, n in exits.values_list("step", "reason").annotate(n=Count("pk")).order_by():
         reasons.setdefault(step, {})[reason or "unknown"] = n
     messages = {row.pop("step"): row for row in _message_counts(workspace_id, log)}
-    with_variants = any(step.get("variants") for step in ((campaign.workflow or {}).get("steps") or {}).values())
+    with_variants = any(step.get("variants") for step in (workflow.get("steps") or {}).values())
     variants = _variant_counts(campaign, log) if with_variants else {}  # two more queries, only for A/B tests
     decisions = _decisions(campaign) if with_variants else {}
 
-    steps = ordered_steps(campaign.workflow or {})
+    steps = ordered_steps(workflow)
     known = {key for key, _ in steps}
     removed = sorted(key for key in per_step if key not in known)
     out = []
@@ -166,7 +241,7 @@ def campaign_metrics(campaign: Campaign) -> dict:
             row["variants"] = _variants_row(step, variants.get(key, {}))
             row["decision"] = decisions.get(key)
         out.append(row)
-    return {"totals": totals, "steps": out}
+    return {"totals": totals, "steps": out, "holdout_lift": holdout_lift(campaign), "versions": versions}
 
 
 def _message_counts(workspace_id: int, log, *, by_variant: bool = False) -> list[dict]:
@@ -212,7 +287,8 @@ def _decisions(campaign: Campaign) -> dict[str, dict]:
     "decided_at", "figures"} (campaigns/journeys/experiments.py)."""
     return {step: {"winner": winner, "decided_at": decided_at, "figures": figures}
             for step, winner, decided_at, figures in VariantDecision.objects.for_workspace(campaign.workspace_id)
-            .filter(campaign=campaign).exclude(winner="").values_list("step", "winner", "decided_at", "figures")}
+            .filter(campaign=campaign, trigger__isnull=True).exclude(winner="")
+            .values_list("step", "winner", "decided_at", "figures")}
 
 
 TESTED_METRICS = ("opened", "clicked", "converted")
@@ -225,7 +301,10 @@ def _variants_row(step: dict | None, counts: dict[str, dict]) -> dict:
     the control (campaigns/experiments/stats.py, docs/experiments.md)."""
     keys = [item["key"] for item in (step or {}).get("variants", ())]
     keys += sorted(key for key in counts if key not in keys and key != "holdout")
-    row = {key: {**(counts.get(key) or dict.fromkeys(MESSAGE_COUNTS, 0)), "test": {}} for key in keys}
+    # Each variant's channel (a channel variant's own, else the step's; None for a removed variant).
+    channels = {item["key"]: item.get("channel") or step["channel"] for item in (step or {}).get("variants", ())}
+    row = {key: {**(counts.get(key) or dict.fromkeys(MESSAGE_COUNTS, 0)), "channel": channels.get(key), "test": {}}
+           for key in keys}
     if keys:
         control = row[keys[0]]
         for metric in TESTED_METRICS:
@@ -241,3 +320,97 @@ def _variants_row(step: dict | None, counts: dict[str, dict]) -> dict:
     if (step or {}).get("holdout") or "holdout" in counts:
         row["holdout"] = counts.get("holdout") or {"runs": 0, "converted": 0}
     return row
+
+
+# --- the global holdout's lift --------------------------------------------------------------------------
+
+def holdout_lift(campaign: Campaign, *, confidence: float = 0.95) -> dict:
+    """Goal conversion of the campaign's runs held out by the workspace's global holdout (delivery
+    rules: they reached a send step and got nothing) against its runs that were messaged (at least
+    one send step sent), with the difference's confidence interval (messaged − held out, the
+    two-proportion z-test of campaigns/experiments/stats.py). One aggregate query over the runs.
+    Runs that were both (the percentage changed while they ran) count as messaged."""
+    workspace_id = campaign.workspace_id
+    log = JourneyStep.objects.for_workspace(workspace_id).filter(journey_id=OuterRef("pk"))
+    runs = Journey.objects.for_workspace(workspace_id).filter(campaign=campaign).annotate(
+        was_held=Exists(log.filter(outcome="holdout", detail__holdout="workspace")),
+        was_messaged=Exists(log.filter(outcome="sent")))
+    converted = Q(converted_at__isnull=False)
+    counts = runs.aggregate(
+        held=Count("pk", filter=Q(was_held=True, was_messaged=False)),
+        held_converted=Count("pk", filter=Q(was_held=True, was_messaged=False) & converted),
+        messaged=Count("pk", filter=Q(was_messaged=True)),
+        messaged_converted=Count("pk", filter=Q(was_messaged=True) & converted))
+
+    def group(runs_: int, conversions: int) -> dict:
+        return {"runs": runs_, "converted": conversions, "rate": conversions / runs_ if runs_ else None}
+
+    held = group(counts["held"], counts["held_converted"])
+    messaged = group(counts["messaged"], counts["messaged_converted"])
+    test = stats.two_proportion_z_test(held["converted"], held["runs"], messaged["converted"], messaged["runs"],
+                                       confidence=confidence)
+    lift = messaged["rate"] - held["rate"] if held["rate"] is not None and messaged["rate"] is not None else None
+    relative = lift / held["rate"] if lift is not None and held["rate"] else None
+    return {"goal": bool(campaign.goal), "held_out": held, "messaged": messaged, "lift": lift,
+            "relative_lift": relative, "test": test.as_dict()}
+
+
+# --- journey metrics (Customer.io's shape) ---------------------------------------------------------------
+
+RESOLUTIONS = {"hourly": "hour", "daily": "day", "weekly": "week", "monthly": "month"}
+JOURNEY_METRICS = ("triggered", "started", "messaged", "never_messaged", "converted", "exited_early")
+MAX_PERIODS = 1000
+
+
+def periods(start, end, resolution: str) -> list:
+    """The starts of the periods (UTC) from the one holding `start` to the one holding `end`."""
+    unit = RESOLUTIONS[resolution]
+    first = start.replace(minute=0, second=0, microsecond=0)
+    if unit != "hour":
+        first = first.replace(hour=0)
+    if unit == "week":
+        first -= timedelta(days=first.weekday())
+    if unit == "month":
+        first = first.replace(day=1)
+    out = []
+    moment = first
+    while moment <= end and len(out) <= MAX_PERIODS:
+        out.append(moment)
+        if unit == "month":
+            moment = moment.replace(year=moment.year + moment.month // 12, month=moment.month % 12 + 1)
+        else:
+            moment += {"hour": timedelta(hours=1), "day": timedelta(days=1), "week": timedelta(weeks=1)}[unit]
+    return out
+
+
+def journey_metrics(campaign: Campaign, *, start, end, resolution: str) -> dict:
+    """Customer.io's `journey_metrics`: per period (by the time each run started, UTC), how many
+    runs were triggered and started (the same in Ulak: a run is only made for a person the trigger
+    and audience admit), were messaged (a send step sent), ended without a message, converted on the
+    goal, and exited early (an exit rule, a removed step, the campaign stopped). One aggregate query
+    grouped by period; periods without runs are zeros."""
+    workspace_id = campaign.workspace_id
+    log = JourneyStep.objects.for_workspace(workspace_id).filter(journey_id=OuterRef("pk"), outcome="sent")
+    rows = (Journey.objects.for_workspace(workspace_id)
+            .filter(campaign=campaign, entered_at__gte=start, entered_at__lte=end)
+            .annotate(period=Trunc("entered_at", RESOLUTIONS[resolution], tzinfo=UTC), messaged=Exists(log))
+            .values("period").annotate(
+                started=Count("pk"),
+                messaged_runs=Count("pk", filter=Q(messaged=True)),
+                never_messaged=Count("pk", filter=Q(messaged=False) & ~Q(state__in=LIVE_JOURNEY_STATES)),
+                converted=Count("pk", filter=Q(converted_at__isnull=False)),
+                exited_early=Count("pk", filter=Q(state=JourneyState.EXITED)))
+            .order_by())
+    found = {row["period"]: row for row in rows}
+    series = periods(start, end, resolution)
+    empty = {"started": 0, "messaged_runs": 0, "never_messaged": 0, "converted": 0, "exited_early": 0}
+    values = [found.get(moment, empty) for moment in series]
+    return {
+        "triggered": [row["started"] for row in values],
+        "started": [row["started"] for row in values],
+        "messaged": [row["messaged_runs"] for row in values],
+        "never_messaged": [row["never_messaged"] for row in values],
+        "converted": [row["converted"] for row in values],
+        "exited_early": [row["exited_early"] for row in values],
+        "periods": [int(moment.timestamp()) for moment in series],
+    }

@@ -6,13 +6,14 @@ campaign's rules and state.
 
 from __future__ import annotations
 
+import copy
 import secrets
 
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from campaigns.journeys import engine, triggers
+from campaigns.journeys import engine, triggers, versions
 from campaigns.journeys.definition import check_activation, clean_definition
 from campaigns.models import LIVE_JOURNEY_STATES, Campaign, CampaignState, Journey, JourneyState, JourneyStep
 from core.errors import Conflict, InvalidInput
@@ -42,15 +43,16 @@ def create_campaign(*, workspace, definition: dict) -> Campaign:
     if campaign.trigger.get("type") == "webhook":
         campaign.webhook_token = secrets.token_urlsafe(32)
     _save(campaign)
+    versions.record(campaign, number=campaign.version, definition=stored_definition(campaign))
     return campaign
 
 
-@transaction.atomic
-def update_campaign(*, campaign: Campaign, definition: dict, partial: bool = False) -> Campaign:
-    """Change the definition. A live campaign (active, paused, draining) is validated for
-    activation again; runs already under way keep going and meet the new steps when their wait
-    ends (a removed step exits them with `step_removed`)."""
-    campaign = Campaign.objects.for_workspace(campaign.workspace_id).select_for_update().get(pk=campaign.pk)
+LIVE_CAMPAIGN_STATES = (CampaignState.ACTIVE, CampaignState.PAUSED, CampaignState.DRAINING)
+
+
+def _edit(campaign: Campaign, definition: dict, *, partial: bool) -> None:
+    """Apply the definition to `campaign` (not saved), checked as an update checks it: the
+    definition, the type (fixed once live) and, for a live campaign, what activation needs."""
     values = clean_definition(definition, workspace=campaign.workspace, partial=partial,
                               current=stored_definition(campaign))
     if "type" in values and values["type"] != campaign.type and campaign.state != CampaignState.DRAFT:
@@ -59,13 +61,52 @@ def update_campaign(*, campaign: Campaign, definition: dict, partial: bool = Fal
         setattr(campaign, name, value)
     if campaign.trigger.get("type") == "webhook" and not campaign.webhook_token:
         campaign.webhook_token = secrets.token_urlsafe(32)
-    if campaign.state in (CampaignState.ACTIVE, CampaignState.PAUSED, CampaignState.DRAINING):
+    if campaign.state in LIVE_CAMPAIGN_STATES:
         check_activation(campaign)
-    campaign.version = F("version") + 1
+
+
+@transaction.atomic
+def update_campaign(*, campaign: Campaign, definition: dict, partial: bool = False,
+                    publish: dict | None = None) -> Campaign:
+    """Change the definition (docs/journeys.md "Versions"). A campaign never activated rewrites its
+    version in place; one that has been live gets the next version, and `publish` says what
+    happens to the runs already in it (`stay` on their version, `move` to the new one, `exit`):
+    required when runs are live and the workflow changed (versions.py). A live campaign (active,
+    paused, draining) is validated for activation again. An edit that changes nothing stores
+    nothing."""
+    campaign = _locked(campaign)
+    before, token = stored_definition(campaign), campaign.webhook_token
+    _edit(campaign, definition, partial=partial)
+    after = stored_definition(campaign)
+    versioned = campaign.activated_at is not None
+    plan = versions.plan(campaign, current_workflow=before["workflow"], new_workflow=after["workflow"],
+                         publish=publish, live=versioned, required=True, lock=True)
+    if after == before and campaign.webhook_token == token:
+        return campaign
+    if versioned:
+        campaign.version += 1
     _save(campaign)
+    published = versions.apply(plan, number=campaign.version, now=timezone.now()) if versioned else None
+    versions.record(campaign, number=campaign.version, definition=after, published=published)
     campaign.refresh_from_db()
     triggers.rebuild_index(campaign)
     return campaign
+
+
+def publish_preview(*, campaign: Campaign, definition: dict, partial: bool = False,
+                    publish: dict | None = None) -> dict:
+    """The dry count of an update (a pure read): the definition checked as update_campaign checks
+    it (its 400s), then the live runs per step and what the new workflow does with each step
+    (versions.preview_json). A `publish` given is checked too, but not required. An update that
+    would change nothing (update_campaign stores nothing then) is answered as such: `changed` false,
+    `next_version` the current one."""
+    edited = copy.copy(campaign)
+    _edit(edited, definition, partial=partial)
+    changed = stored_definition(edited) != stored_definition(campaign) or edited.webhook_token != campaign.webhook_token
+    versioned = campaign.activated_at is not None
+    plan = versions.plan(campaign, current_workflow=campaign.workflow, new_workflow=edited.workflow,
+                         publish=publish, live=versioned, required=False)
+    return versions.preview_json(plan, versioned=versioned, changed=changed)
 
 
 def _locked(campaign: Campaign) -> Campaign:

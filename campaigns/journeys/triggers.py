@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 
 from uuid import uuid4
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -129,6 +129,40 @@ def handle(workspace, changes: list[Change]) -> None:
 
 # --- entering ----------------------------------------------------------------------------------------------
 
+def event_entry(trigger: dict, data: dict, now: datetime) -> tuple[dict | None, str]:
+    """An event (a change's data: `name`, `data`, `timestamp`) against the campaign's event trigger,
+    whose name the index has matched: (the run's trigger data, "") when it admits the event, else
+    (None, why not). Also the simulation's matcher (simulate.py)."""
+    stamp = data.get("timestamp")
+    moment = datetime.fromisoformat(stamp) if isinstance(stamp, str) else None
+    max_age = timedelta(hours=trigger.get("max_age_hours", 72))
+    if moment is not None and moment < now - min(max_age, MAX_EVENT_AGE):
+        return None, "the event is older than the trigger admits (max_age_hours, at most 72)"
+    event_data = data.get("data") or {}
+    if not all_match(trigger.get("filters") or [], event_data, now):
+        return None, "the event's data does not pass the trigger's filters"
+    trigger_data = dict(event_data) if isinstance(event_data, dict) else {"value": event_data}
+    trigger_data.setdefault("name", data.get("name"))
+    trigger_data.setdefault("timestamp", stamp)
+    return trigger_data, ""
+
+
+def re_entry_refusal(campaign: Campaign, past: list[tuple], key: str, now: datetime) -> str:
+    """Why the campaign's re-entry rules (and its one live run per person and key) refuse a new run
+    of a person whose runs of it are `past` ((key, state, entered_at) each); "" when they admit it."""
+    rule = campaign.re_entry or {"mode": "once"}
+    if rule["mode"] == "once" and any(run_key == key for run_key, _, _ in past):
+        return "the person has entered before and re-entry is once"
+    if rule["mode"] == "after" and any(
+            run_key == key and entered > now - timedelta(seconds=seconds(rule["after"]))
+            for run_key, _, entered in past):
+        return "the person entered less than re_entry.after ago"
+    if not rule.get("concurrent", False) and any(
+            run_key == key and state in LIVE_JOURNEY_STATES for run_key, state, _ in past):
+        return "the person has a live run of the campaign"
+    return ""
+
+
 def _entries(workspace, campaign: Campaign, change: Change, now: datetime) -> list[tuple]:
     """(campaign, profile_id, trigger_ref, trigger_data, key) of each person the change admits."""
     if not campaign.admits:
@@ -141,17 +175,9 @@ def _entries(workspace, campaign: Campaign, change: Change, now: datetime) -> li
     if kind == "event":
         if not change.profile_id:
             return []
-        stamp = data.get("timestamp")
-        moment = datetime.fromisoformat(stamp) if isinstance(stamp, str) else None
-        max_age = timedelta(hours=trigger.get("max_age_hours", 72))
-        if moment is not None and moment < now - min(max_age, MAX_EVENT_AGE):
+        trigger_data, _ = event_entry(trigger, data, now)
+        if trigger_data is None:
             return []
-        event_data = data.get("data") or {}
-        if not all_match(trigger.get("filters") or [], event_data, now):
-            return []
-        trigger_data = dict(event_data) if isinstance(event_data, dict) else {"value": event_data}
-        trigger_data.setdefault("name", data.get("name"))
-        trigger_data.setdefault("timestamp", stamp)
     elif kind == "attribute_changed":
         values = {**(data.get("fields") or {}), **(data.get("attributes") or {})}.get(trigger["field"])
         if values is None:
@@ -193,11 +219,26 @@ def _entries(workspace, campaign: Campaign, change: Change, now: datetime) -> li
             for pid in people]
 
 
+def admitting(workspace_id: int, campaign_ids, *, active_only: bool = True) -> dict[int, tuple[int, str]]:
+    """Of these campaigns, those active now (any, with active_only=False): id → (version, start
+    step), read under FOR KEY SHARE.
+    A publish or a state change holds the campaign row FOR UPDATE (services._locked): an entry
+    that meets one waits for it to commit and then starts new runs on the version it made (or none,
+    if the campaign stopped), and a publish that comes second waits for the entry to commit, so its
+    live runs include the new ones. Entries do not block each other."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT id, version, workflow ->> 'start' FROM {Campaign._meta.db_table} "
+                       "WHERE workspace_id = %s AND id = ANY(%s) AND (state = %s OR NOT %s) FOR KEY SHARE",
+                       [workspace_id, sorted(campaign_ids), CampaignState.ACTIVE, active_only])
+        return {pk: (version, start or "") for pk, version, start in cursor.fetchall()}
+
+
 def _enter(workspace, entries: list[tuple], now: datetime) -> int:
     """Create the runs the rules allow (re-entry, audience, one live run), set-based per batch."""
     if not entries:
         return 0
     campaigns = {entry[0].pk: entry[0] for entry in entries}
+    current = admitting(workspace.pk, campaigns)
     people = {entry[1] for entry in entries}
     history: dict[tuple[int, int], list] = defaultdict(list)
     for campaign_id, profile_id, key, state, entered_at in Journey.objects.for_workspace(workspace).filter(
@@ -211,26 +252,20 @@ def _enter(workspace, entries: list[tuple], now: datetime) -> int:
         "campaign_id", "trigger_ref"))
     runs = []
     for campaign, profile_id, ref, trigger_data, key in entries:
-        if (campaign.pk, ref) in taken:
+        if (campaign.pk, ref) in taken or campaign.pk not in current:
             continue
         taken.add((campaign.pk, ref))
-        rule = campaign.re_entry or {"mode": "once"}
         past = history[(campaign.pk, profile_id)]
-        if rule["mode"] == "once" and any(run_key == key for run_key, _, _ in past):
+        if re_entry_refusal(campaign, past, key, now):
             continue
-        if rule["mode"] == "after" and any(
-                run_key == key and entered > now - timedelta(seconds=seconds(rule["after"]))
-                for run_key, _, entered in past):
-            continue
-        exclusive = not rule.get("concurrent", False)
-        if exclusive and any(run_key == key and state in LIVE_JOURNEY_STATES for run_key, state, _ in past):
-            continue
+        exclusive = not (campaign.re_entry or {}).get("concurrent", False)
         if campaign.audience and not evaluate_for(workspace, campaign.audience, profile_id, now=now):
             continue
         past.append((key, JourneyState.ACTIVE, now))
+        version, start = current[campaign.pk]
         runs.append(Journey(workspace_id=workspace.pk, campaign=campaign, profile_id=profile_id, key=key,
-                            exclusive=exclusive, state=JourneyState.ACTIVE, step=campaign.workflow.get("start") or "",
-                            next_run_at=now, trigger_ref=ref, trigger_data=trigger_data, entered_at=now))
+                            exclusive=exclusive, state=JourneyState.ACTIVE, step=start, next_run_at=now,
+                            trigger_ref=ref, trigger_data=trigger_data, entered_at=now, version=version))
     created = Journey.objects.for_workspace(workspace).bulk_create(runs, ignore_conflicts=True)
     return len(created)
 
@@ -305,6 +340,9 @@ def _wake_waits(workspace, changes: list[Change], now: datetime) -> bool:
     if not waiting:
         return False
     woken = []
+    # An event wait's filters are its step's in the run's own version (a run kept on an older
+    # version by a publish follows that version to the end).
+    workflows = engine.version_workflows(workspace.pk, [j for j in waiting if j.wait.get("kind") == "event"])
     by_person: dict[int, list[Journey]] = defaultdict(list)
     for journey in waiting:
         by_person[journey.profile_id].append(journey)
@@ -315,7 +353,8 @@ def _wake_waits(workspace, changes: list[Change], now: datetime) -> bool:
                 woken.append(journey)
             elif wait.get("kind") == "event" and change.kind == "event" and wait.get("matched") is None:
                 data = change.data or {}
-                step = (journey.campaign.workflow.get("steps") or {}).get(journey.step) or {}
+                workflow = workflows.get((journey.campaign_id, journey.version)) or {}
+                step = (workflow.get("steps") or {}).get(journey.step) or {}
                 spec = step.get("event") or {}
                 if data.get("name") != wait.get("name") or not all_match(spec.get("filters") or [],
                                                                          data.get("data") or {}, now):
@@ -396,8 +435,12 @@ def enter_from_webhook(*, campaign: Campaign, body, idempotency_key: str = "") -
         if created:
             engine.advance_soon()
         return run, bool(created)
+    current = admitting(workspace.pk, [campaign.pk]).get(campaign.pk)
+    if current is None:  # stopped or paused since the campaign was read
+        raise Conflict("the campaign is no longer active")
+    version, start = current
     run = runs.create(campaign=campaign, profile=None, key=key, exclusive=False, state=JourneyState.ACTIVE,
-                      step=campaign.workflow.get("start") or "", next_run_at=now,
-                      trigger_ref=ref or f"webhook:{uuid4().hex}", trigger_data=data, entered_at=now)
+                      step=start, next_run_at=now, trigger_ref=ref or f"webhook:{uuid4().hex}", trigger_data=data,
+                      entered_at=now, version=version)
     engine.advance_soon()
     return run, True

@@ -143,12 +143,12 @@ def test_put_replaces_the_definition_and_patch_changes_only_the_fields_given(ten
     assert (replaced["name"], replaced["description"], replaced["journey_key"], replaced["key"]) == \
         ("Welcome 2", "", "", "")
     assert replaced["actions"] == [{"id": "bye", "type": "exit", "name": "", "channel": None}]
-    assert replaced["version"] == 2
+    assert replaced["version"] == 1  # a draft's edits rewrite its version (docs/journeys.md "Versions")
     # PATCH: only the name
     response = client.patch(url, {"name": "Welcome 3"}, format="json")
     assert response.status_code == 200
     patched = response.json()["campaign"]
-    assert patched["name"] == "Welcome 3" and patched["workflow"] == replaced["workflow"] and patched["version"] == 3
+    assert patched["name"] == "Welcome 3" and patched["workflow"] == replaced["workflow"] and patched["version"] == 1
     # A campaign read and sent back as it is (journeys as code): read-only fields are ignored.
     response = client.put(url, {"campaign": patched}, format="json")
     assert response.status_code == 200, response.content
@@ -281,6 +281,36 @@ def _with_step(step: dict) -> dict:
     _with_step({"type": "delay", "duration": {"days": 1}, "on_failure": "panic"}),
 ])
 def test_what_the_schema_refuses_the_api_refuses(document):
+    assert list(jsonschema.Draft202012Validator(definition_schema()).iter_errors(document))
+    with pytest.raises((InvalidFields, InvalidInput)):
+        definition.clean_definition(document, workspace=None)
+
+
+MAIL = {"type": "send", "channel": "email", "content": {"subject": "Hi", "body": "x"}}
+AB = {**MAIL, "variants": [{"key": "A"}, {"key": "B", "content": {"subject": "Hey"}}]}
+
+
+@pytest.mark.parametrize("document", [
+    _with_step({**MAIL, "sample": None, "winner": None, "holdout": None}),  # nulls: as left out
+    _with_step({**AB, "variants": [{"key": "A", "channel": None}, {"key": "B", "content": {"subject": "Hey"}}]}),
+    {"name": "x", "type": "broadcast", "workflow": {"start": "s", "steps": {"s": {
+        **AB, "winner": {"metric": "opened"}, "sample": {"percent": 20, "wait": {"hours": 4}}}}}},
+])
+def test_what_the_api_accepts_the_schema_accepts(document):
+    definition.clean_definition(document, workspace=None)
+    assert not list(jsonschema.Draft202012Validator(definition_schema()).iter_errors(document))
+
+
+@pytest.mark.parametrize("document", [
+    {"name": "x", "type": "broadcast", "workflow": {"start": "s", "steps": {"s": {  # a sample needs a winner
+        **AB, "sample": {"percent": 20, "wait": {"hours": 4}}}}}},
+    {"name": "x", "type": "broadcast", "workflow": {"start": "s", "steps": {"s": {
+        **AB, "winner": None, "sample": {"percent": 20, "wait": {"hours": 4}}}}}},
+    {"name": "x", "type": "broadcast", "workflow": {"start": "s", "steps": {"s": {  # and variants
+        **MAIL, "winner": {"metric": "opened"}, "sample": {"percent": 20, "wait": {"hours": 4}}}}}},
+    _with_step({**AB, "winner": {"metric": "opened"}, "sample": {"percent": 20, "wait": {"hours": 4}}}),  # triggered
+])
+def test_a_sample_the_schema_refuses_the_api_refuses(document):
     assert list(jsonschema.Draft202012Validator(definition_schema()).iter_errors(document))
     with pytest.raises((InvalidFields, InvalidInput)):
         definition.clean_definition(document, workspace=None)
@@ -433,7 +463,7 @@ def test_a_campaign_made_and_run_through_the_api(tenant_a, track, clock, broker)
     row = Journey.unscoped.get(pk=run["id"])
     assert {k: v for k, v in run.items() if k not in ("id", "customer")} == {
         "campaign_id": made["id"], "key": None, "state": "waiting", "exit_reason": None, "step": "wait",
-        "next_run_at": int(row.next_run_at.timestamp()),
+        "version": 1, "next_run_at": int(row.next_run_at.timestamp()),
         "entered_at": int(row.entered_at.timestamp()), "ended_at": None, "converted_at": None,
         "trigger_data": row.trigger_data, "data": {},
     }

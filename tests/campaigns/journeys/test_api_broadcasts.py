@@ -76,7 +76,7 @@ def test_a_broadcast_made_activated_and_triggered_through_the_api_sends(tenant_a
     assert client.get(f"{url}/triggers/{trigger_id}").json() == {"trigger": {
         "id": trigger_id, "campaign_id": row.campaign_id, "state": "pending", "processed": False,
         "created_at": int(T0.timestamp()), "processed_at": None, "send_at": None, "local_time": None,
-        "recipients": 0, "error_count": 0, "error": None}}
+        "recipients": 0, "error_count": 0, "error": None, "ab_tests": []}}
     assert client.get(f"{url}/triggers/{trigger_id}/errors").json() == {"errors": [], "next": ""}
 
     # journeys.start_broadcasts fixes the recipients; the tick sends.

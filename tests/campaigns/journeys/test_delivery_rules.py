@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from campaigns.journeys import engine, rules
 from campaigns.models import DeliveryRules, Journey
@@ -216,6 +217,27 @@ def test_without_a_higher_priority_run_due_nothing_yields(tenant_a, track, clock
     feed(ws)
     tick()
     assert outcomes(runs_of(low)[0]) == [("news", "sent")]
+
+
+@pytest.mark.parametrize("rival_priority, asked", [(None, False), (0, False), (10, True)])
+def test_the_priority_question_is_asked_only_when_a_running_campaign_outranks_the_send(
+        tenant_a, track, clock, email_config, rival_priority, asked):
+    """The cap check's cost per send (issue 16 benchmark): with no running campaign of a higher
+    priority in the workspace, nobody can take the slot, and no query looks for such runs."""
+    ws = tenant_a.workspace
+    set_rules(ws, frequency_caps=[{"channel": "email", "limit": 3, "period": {"days": 1}}])
+    news = campaign(ws, name="Newsletter", trigger={"type": "event", "name": "go"}, workflow=chain(("news", email("news"))))
+    if rival_priority is not None:
+        campaign(ws, name="Cart", trigger={"type": "event", "name": "carted"}, priority=rival_priority,
+                 workflow=chain(("cart", email("cart"))))
+    identify(track, "ada", email="ada@example.test")
+    event(track, "ada", "go")
+    feed(ws)
+    with CaptureQueriesContext(connection) as queries:
+        tick()
+    assert outcomes(runs_of(news)[0]) == [("news", "sent")]
+    priority_questions = [q["sql"] for q in queries if '"campaigns_campaign"."priority" >' in q["sql"]]
+    assert len(priority_questions) == (1 if asked else 0), priority_questions
 
 
 def test_twenty_parallel_sends_for_one_person_against_a_cap_of_3_send_exactly_3(tenant_a, track, clock, email_config):

@@ -163,3 +163,27 @@ def test_winner_definitions_are_checked(tenant_a, email_config):
                     workflow={"start": "mail", "steps": {"mail": {**step, "winner": {"metric": "clicked"}}}})
     assert made.workflow["steps"]["mail"]["winner"] == {"metric": "clicked", "confidence": 0.95,
                                                         "min_per_variant": 100, "auto": True}
+
+
+def test_one_look_costs_the_same_queries_for_two_or_twelve_tests(tenant_a, tenant_b, track, email_config):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    ws = tenant_a.workspace
+    made = [campaign(ws, name=f"AB {n}", trigger={"type": "event", "name": f"go{n}"}, workflow=ab())
+            for n in range(2)]
+    enter(ws, track, [f"p{n}" for n in range(30)], name="go0")
+    mark(ws, opened={"A": 0.2, "B": 0.3})
+
+    def look() -> int:
+        with CaptureQueriesContext(connection) as queries:
+            assert evaluate_experiments()["looked"] == len(made)
+        return len(queries)
+
+    few = look()
+    made += [campaign(ws, name=f"AB {n}", trigger={"type": "event", "name": f"go{n}"}, workflow=ab())
+             for n in range(2, 12)]
+    assert look() == few
+    assert VariantDecision.objects.for_workspace(ws).filter(campaign__in=made).count() == 12
+    first = VariantDecision.objects.for_workspace(ws).get(campaign=made[0], step="mail")
+    assert first.state["B"]["looks"] == 2  # about 15 sends per variant, over min_per_variant 10: both looks counted
