@@ -11,14 +11,17 @@ Every change of a preference goes through `record_consent`, which appends to the
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from django.db import transaction
+from django.db.models import Q
 
 from channels.models import (
     ChannelType, ConsentRecord, SubscriptionPreference, SubscriptionTopic, Suppression,
 )
 from profiles.addresses import normalize_email, normalize_phone
 from profiles.changefeed import recording as feed
-from profiles.erasure import is_erased
+from profiles.erasure import erased_among
 from profiles.models import Profile
 from profiles.services import keep_segments_live
 
@@ -94,33 +97,132 @@ def topic_allows(topic: SubscriptionTopic | None, channel: str, prefs: dict) -> 
     return topic.default_subscribed
 
 
-def _erased(workspace, channel: str, address: str) -> bool:
-    kind = "email" if channel == ChannelType.EMAIL else "phone"
-    return is_erased(workspace, kind, address)
+# Channels whose addresses are checked against the suppression list.
+SUPPRESSION_CHANNELS = (ChannelType.EMAIL, ChannelType.SMS, ChannelType.WHATSAPP)
+
+
+@dataclass(frozen=True)
+class SendAsk:
+    """What the consent rules look at for one message (block_reason's arguments)."""
+
+    profile: Profile | None
+    channel: str
+    address: str
+    topic: SubscriptionTopic | None
+    send_to_unsubscribed: bool
+    opt_out_confirmation: bool = False
+
+    @property
+    def listed(self) -> bool:
+        return bool(self.address) and self.channel in SUPPRESSION_CHANNELS
+
+
+@dataclass
+class ConsentFacts:
+    """What the rules need from the database for a set of asks, loaded by `load_consent`."""
+
+    suppressions: dict = field(default_factory=dict)  # (channel, normalized address) -> reason
+    erased: set = field(default_factory=set)  # (channel, address) of people deleted from the workspace
+    preferences: dict = field(default_factory=dict)  # profile id -> {(channel, topic id): subscribed}
+
+    def preferences_of(self, profile_id: int) -> dict:
+        return self.preferences.get(profile_id, {})
+
+
+def _listed_reason(ask: SendAsk, facts: ConsentFacts) -> str | None:
+    """Rule 1: the address is on the channel's suppression list. Nothing bypasses it, except the
+    single confirmation that answers the STOP keyword which suppressed the address (carriers expect
+    it; channels/inbound.py queues it once)."""
+    if not ask.listed:
+        return None
+    reason = facts.suppressions.get((ask.channel, normalize_address(ask.channel, ask.address)))
+    confirming = ask.opt_out_confirmation and reason == Suppression.Reason.STOP
+    if reason is not None and not confirming:
+        return f"suppressed: the {ask.channel} address is on the suppression list ({reason})"
+    return None
+
+
+def _erased_reason(ask: SendAsk, facts: ConsentFacts) -> str | None:
+    """Rule 1 for a message to a bare address: it belonged to a person deleted from the workspace."""
+    if ask.listed and ask.profile is None and (ask.channel, ask.address) in facts.erased:
+        return "suppressed: the address belonged to a person deleted from the workspace"
+    return None
+
+
+def _person_reason(ask: SendAsk, facts: ConsentFacts) -> str | None:
+    """Rule 1 for the person, then rule 2: subscriptions (global, channel, topic)."""
+    profile = ask.profile
+    if profile is None:
+        return None
+    if profile.suppressed:
+        return "suppressed: the person is suppressed"
+    if ask.send_to_unsubscribed or ask.opt_out_confirmation:
+        return None
+    if profile.unsubscribed:
+        return "unsubscribed: the person unsubscribed from all messages"
+    if not topic_allows(ask.topic, ask.channel, facts.preferences_of(profile.pk)):
+        what = f"topic {ask.topic.key!r}" if ask.topic else f"the {ask.channel} channel"
+        return f"unsubscribed: the person is not subscribed to {what}"
+    return None
+
+
+def decide(ask: SendAsk, facts: ConsentFacts) -> str | None:
+    """Why this message may not be sent, or None when it may: the one decision of both send paths
+    (block_reason for one message, the batched path for many), from facts loaded beforehand."""
+    return _listed_reason(ask, facts) or _erased_reason(ask, facts) or _person_reason(ask, facts)
+
+
+class _AskedPreferences(ConsentFacts):
+    """Facts that note whose preferences the rules ask for (and answer "none")."""
+
+    def __init__(self, facts: ConsentFacts):
+        super().__init__(facts.suppressions, facts.erased, {})
+        self.asked: set[int] = set()
+
+    def preferences_of(self, profile_id: int) -> dict:
+        self.asked.add(profile_id)
+        return {}
+
+
+def load_consent(workspace, asks: list[SendAsk]) -> ConsentFacts:
+    """Load what `decide` needs for all of `asks` in a few queries: the suppression list entries of
+    their addresses, the deleted people's addresses among those sent to a bare address, and the
+    preferences of the people whose decision still depends on them."""
+    facts = ConsentFacts()
+    wanted: dict[str, set[str]] = {}
+    for ask in asks:
+        if ask.listed:
+            wanted.setdefault(ask.channel, set()).add(normalize_address(ask.channel, ask.address))
+    if wanted:
+        condition = Q()
+        for channel, addresses in wanted.items():
+            condition |= Q(channel=channel, address__in=sorted(addresses))
+        rows = Suppression.objects.for_workspace(workspace).filter(condition).values_list("channel", "address",
+                                                                                           "reason")
+        facts.suppressions = {(channel, address): reason for channel, address, reason in rows}
+    open_asks = [ask for ask in asks if _listed_reason(ask, facts) is None]
+    bare: dict[str, set[str]] = {}
+    for ask in open_asks:
+        if ask.listed and ask.profile is None:
+            bare.setdefault(ask.channel, set()).add(ask.address)
+    for channel, addresses in bare.items():
+        kind = "email" if channel == ChannelType.EMAIL else "phone"
+        facts.erased |= {(channel, address) for address in erased_among(workspace, kind, addresses)}
+    asking = _AskedPreferences(facts)
+    for ask in open_asks:
+        if _erased_reason(ask, facts) is None:
+            _person_reason(ask, asking)
+    if asking.asked:
+        rows = SubscriptionPreference.objects.for_workspace(workspace).filter(profile_id__in=sorted(asking.asked))
+        for row in rows:
+            facts.preferences.setdefault(row.profile_id, {})[(row.channel, row.topic_id)] = row.subscribed
+    return facts
 
 
 def block_reason(workspace, *, profile: Profile | None, channel: str, address: str,
                  topic: SubscriptionTopic | None, send_to_unsubscribed: bool,
                  opt_out_confirmation: bool = False) -> str | None:
-    """Why this message may not be sent, or None when it may. Suppression first: nothing bypasses
-    it, except the single confirmation that answers the STOP keyword which suppressed the address
-    (carriers expect it; channels/inbound.py queues it once)."""
-    if address and channel in (ChannelType.EMAIL, ChannelType.SMS, ChannelType.WHATSAPP):
-        suppression = suppression_for(workspace, channel, address)
-        confirming = opt_out_confirmation and suppression is not None and suppression.reason == Suppression.Reason.STOP
-        if suppression is not None and not confirming:
-            return f"suppressed: the {channel} address is on the suppression list ({suppression.reason})"
-        if profile is None and _erased(workspace, channel, address):
-            return "suppressed: the address belonged to a person deleted from the workspace"
-    if profile is None:
-        return None
-    if profile.suppressed:
-        return "suppressed: the person is suppressed"
-    if send_to_unsubscribed or opt_out_confirmation:
-        return None
-    if profile.unsubscribed:
-        return "unsubscribed: the person unsubscribed from all messages"
-    if not topic_allows(topic, channel, preferences_of(workspace, profile)):
-        what = f"topic {topic.key!r}" if topic else f"the {channel} channel"
-        return f"unsubscribed: the person is not subscribed to {what}"
-    return None
+    """Why this message may not be sent, or None when it may (see `decide`)."""
+    ask = SendAsk(profile=profile, channel=channel, address=address, topic=topic,
+                  send_to_unsubscribed=send_to_unsubscribed, opt_out_confirmation=opt_out_confirmation)
+    return decide(ask, load_consent(workspace, [ask]))

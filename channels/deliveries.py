@@ -8,9 +8,11 @@ from celery import current_app
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from channels.batching import schedule_batch
 from channels.configs import NoChannelConfig, config_for
 from channels.feedback import record_delivery_event
 from channels.models import ChannelType, Delivery, new_public_id
+from channels.sending import BATCHED_SOURCES
 
 SEND_TASK_FOR_CHANNEL = {
     ChannelType.EMAIL: "email.send_delivery",
@@ -37,7 +39,13 @@ def default_recipient(channel: str, profile) -> str:
 
 
 def enqueue_send(delivery: Delivery) -> None:
-    """Publish the send task once the current transaction commits (never before the row exists)."""
+    """Publish the send task once the current transaction commits (never before the row exists).
+    Campaign and broadcast deliveries are sent in batches per channel configuration: their
+    configuration's batch task is published instead, unless one is already on its way."""
+    if delivery.source in BATCHED_SOURCES and delivery.channel_config_id is not None:
+        workspace_id, config_id, channel = delivery.workspace_id, delivery.channel_config_id, delivery.channel
+        transaction.on_commit(lambda: schedule_batch(workspace_id, config_id, channel))
+        return
     name = SEND_TASK_FOR_CHANNEL[ChannelType(delivery.channel)]
     kwargs = {"workspace_id": delivery.workspace_id, "delivery_id": delivery.pk}
     transaction.on_commit(lambda: current_app.send_task(name, kwargs=kwargs))

@@ -4,14 +4,17 @@ segments and journeys see, and is owed to the workspace's reporting webhooks."""
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.db import transaction
 from django.utils import timezone
 
 from channels.models import STATUS_RANK, Delivery, DeliveryEvent, DeliveryStatus
-from channels.reporting import fan_out
-from profiles.services import keep_segments_live, record_person_event
+from channels.reporting import fan_out, fan_out_many
+from profiles.models import EventType
+from profiles.services import insert_events, keep_segments_live, record_person_event
 
 # Event kinds that are also delivery statuses, and the timestamp column each one sets.
 STATUS_FOR_KIND = {
@@ -44,6 +47,24 @@ def _lock_and_refresh(delivery: Delivery, keep: tuple) -> None:
             setattr(delivery, name, value)
 
 
+def _apply_kind(delivery: Delivery, kind: str, at: datetime, data: dict, fields: set) -> None:
+    """The status logic: what `kind` changes on the (locked, refreshed) delivery; the changed
+    fields are added to `fields`. Feedback only moves a delivery forward, except a failure."""
+    if kind not in STATUS_FOR_KIND:
+        return
+    status, column = STATUS_FOR_KIND[kind]
+    if column and getattr(delivery, column) is None:
+        setattr(delivery, column, at)
+        fields.add(column)
+    if STATUS_RANK[status] > STATUS_RANK[DeliveryStatus(delivery.status)] or status in (
+            DeliveryStatus.BOUNCED, DeliveryStatus.FAILED):
+        delivery.status = status
+        fields.add("status")
+    if data.get("reason") and kind in ("failed", "bounced", "undeliverable", "suppressed"):
+        delivery.failure_reason = data["reason"]
+        fields.add("failure_reason")
+
+
 @transaction.atomic
 def record_delivery_event(delivery: Delivery, kind: str, *, at: datetime | None = None, data: dict | None = None,
                           update_fields: tuple = ()) -> DeliveryEvent:
@@ -55,18 +76,7 @@ def record_delivery_event(delivery: Delivery, kind: str, *, at: datetime | None 
     event = DeliveryEvent.objects.for_workspace(delivery.workspace_id).create(delivery=delivery, kind=kind, at=at,
                                           data=data)
     fields = set(update_fields)
-    if kind in STATUS_FOR_KIND:
-        status, column = STATUS_FOR_KIND[kind]
-        if column and getattr(delivery, column) is None:
-            setattr(delivery, column, at)
-            fields.add(column)
-        if STATUS_RANK[status] > STATUS_RANK[DeliveryStatus(delivery.status)] or status in (
-                DeliveryStatus.BOUNCED, DeliveryStatus.FAILED):
-            delivery.status = status
-            fields.add("status")
-        if data.get("reason") and kind in ("failed", "bounced", "undeliverable", "suppressed"):
-            delivery.failure_reason = data["reason"]
-            fields.add("failure_reason")
+    _apply_kind(delivery, kind, at, data, fields)
     if fields:
         delivery.save(update_fields=[*fields, "updated_at"])
     if kind in PERSON_EVENT_KINDS and delivery.profile_id is not None:
@@ -75,8 +85,70 @@ def record_delivery_event(delivery: Delivery, kind: str, *, at: datetime | None 
     return event
 
 
-def _record_person_event(delivery: Delivery, kind: str, at: datetime, data: dict) -> None:
-    """The person's event (`email_opened`...), with its change feed row, in this transaction."""
+@dataclass
+class EventEntry:
+    """One event for `record_delivery_events`: as record_delivery_event's arguments."""
+
+    delivery: Delivery
+    kind: str
+    data: dict = field(default_factory=dict)
+    update_fields: tuple = ()
+
+
+@transaction.atomic
+def record_delivery_events(workspace, entries: list[EventEntry], *, at: datetime | None = None) -> list[DeliveryEvent]:
+    """`record_delivery_event` for many entries of one workspace, in their order, with bulk writes
+    (the batched send path): the deliveries are locked and refreshed together (by id), the events,
+    the deliveries' changes, the person events with their change feed rows and the reporting
+    webhook calls are each written in one or a few statements, and live segments are re-checked
+    once per event name. Several entries may name the same delivery (sent, then delivered)."""
+    if not entries:
+        return []
+    at = at or timezone.now()
+    deliveries = {id(entry.delivery): entry.delivery for entry in entries}
+    keep: dict[int, set] = {}
+    for entry in entries:
+        keep.setdefault(id(entry.delivery), set()).update(entry.update_fields)
+    refreshed = sorted({entry.delivery.pk for entry in entries if entry.kind in STATUS_FOR_KIND})
+    if refreshed:
+        current = {row.pop("pk"): row for row in Delivery.objects.for_workspace(workspace).select_for_update()
+                   .filter(pk__in=refreshed).order_by("pk").values("pk", *FEEDBACK_FIELDS)}
+        for key, delivery in deliveries.items():
+            for name, value in current.get(delivery.pk, {}).items():
+                if name not in keep[key]:
+                    setattr(delivery, name, value)
+    events = [DeliveryEvent(workspace_id=workspace.pk, delivery=entry.delivery, kind=entry.kind, at=at,
+                            data=entry.data or {}) for entry in entries]
+    DeliveryEvent.objects.for_workspace(workspace).bulk_create(events)
+    fields = {key: set(names) for key, names in keep.items()}
+    for entry in entries:
+        _apply_kind(entry.delivery, entry.kind, at, entry.data or {}, fields[id(entry.delivery)])
+    by_fields: dict[tuple, list] = {}
+    now = timezone.now()
+    for key, names in fields.items():
+        if names:
+            deliveries[key].updated_at = now
+            by_fields.setdefault(tuple(sorted(names)), []).append(deliveries[key])
+    for names, changed in by_fields.items():
+        Delivery.objects.for_workspace(workspace).bulk_update(changed, [*names, "updated_at"])
+    person_events = [(entry.delivery, entry.kind, entry.data or {}) for entry in entries
+                     if entry.kind in PERSON_EVENT_KINDS and entry.delivery.profile_id is not None]
+    if person_events:
+        rows, people = [], {}
+        for delivery, kind, data in person_events:
+            name, event_data = _person_event(delivery, kind, data)
+            rows.append((workspace.pk, delivery.profile_id, None, name, EventType.EVENT.value, json.dumps(event_data),
+                         at, now, None))
+            people.setdefault(name, set()).add(delivery.profile_id)
+        insert_events(rows)
+        for name, profile_ids in people.items():
+            keep_segments_live(workspace, sorted(profile_ids), {f"events:{name}", "messages"})
+    fan_out_many(workspace.pk, [(entry.delivery, event) for entry, event in zip(entries, events)])
+    return events
+
+
+def _person_event(delivery: Delivery, kind: str, data: dict) -> tuple[str, dict]:
+    """The person's event for `kind`: its name (`email_opened`...) and data."""
     name = f"{delivery.channel}_{kind}"
     event_data = {"delivery_id": delivery.public_id, "channel": delivery.channel, "source": delivery.source}
     if delivery.source_id:
@@ -86,6 +158,12 @@ def _record_person_event(delivery: Delivery, kind: str, at: datetime, data: dict
     for key in ("href", "reason"):
         if data.get(key):
             event_data[key] = data[key]
+    return name, event_data
+
+
+def _record_person_event(delivery: Delivery, kind: str, at: datetime, data: dict) -> None:
+    """The person's event (`email_opened`...), with its change feed row, in this transaction."""
+    name, event_data = _person_event(delivery, kind, data)
     record_person_event(workspace_id=delivery.workspace_id, profile_id=delivery.profile_id, name=name,
                         data=event_data, timestamp=at)
     keep_segments_live(delivery.workspace, [delivery.profile_id], {f"events:{name}", "messages"})

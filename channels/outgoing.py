@@ -7,7 +7,7 @@ from __future__ import annotations
 import base64
 import binascii
 
-from channels.consent import block_reason, normalize_address
+from channels.consent import SendAsk, decide, load_consent, normalize_address
 from channels.models import ChannelType, Delivery
 from channels.providers.base import OutgoingMessage, ProviderError, SendResult
 
@@ -31,14 +31,15 @@ def _bcc(delivery: Delivery, message: OutgoingMessage) -> None:
     if isinstance(addresses, str):
         addresses = [addresses]
     dropped = []
-    for address in dict.fromkeys(normalize_address(ChannelType.EMAIL, str(item)) for item in addresses):
-        if not address or address == message.recipient:
-            continue
-        if block_reason(delivery.workspace, profile=None, channel=ChannelType.EMAIL, address=address, topic=None,
-                        send_to_unsubscribed=True):
-            dropped.append(address)
+    asks = [SendAsk(profile=None, channel=ChannelType.EMAIL, address=address, topic=None, send_to_unsubscribed=True)
+            for address in dict.fromkeys(normalize_address(ChannelType.EMAIL, str(item)) for item in addresses)
+            if address and address != message.recipient]
+    facts = load_consent(delivery.workspace, asks) if asks else None
+    for ask in asks:
+        if decide(ask, facts):
+            dropped.append(ask.address)
         else:
-            message.bcc.append(address)
+            message.bcc.append(ask.address)
     if message.bcc:
         message.payload["bcc"] = list(message.bcc)
     if dropped:

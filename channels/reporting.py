@@ -44,17 +44,28 @@ def fan_out(delivery, event) -> int:
     """Queue the event for every active reporting webhook of the workspace that wants it."""
     if event.kind not in METRICS:
         return 0
-    metric = METRICS[event.kind]
-    names = {metric, f"{delivery.channel}_{metric}"}
-    hooks = [hook for hook in ReportingWebhook.objects.for_workspace(delivery.workspace_id).filter(active=True)
-             if not hook.events or names & set(hook.events)]
+    return fan_out_many(delivery.workspace_id, [(delivery, event)])
+
+
+def fan_out_many(workspace_id: int, pairs: list) -> int:
+    """`fan_out` for many (delivery, event) pairs of one workspace: one read of the webhooks, one
+    insert of the calls."""
+    pairs = [(delivery, event) for delivery, event in pairs if event.kind in METRICS]
+    if not pairs:
+        return 0
+    hooks = list(ReportingWebhook.objects.for_workspace(workspace_id).filter(active=True))
     if not hooks:
         return 0
-    payload = payload_for(delivery, event)
     now = timezone.now()
-    ReportingWebhookCall.objects.for_workspace(delivery.workspace_id).bulk_create([
-        ReportingWebhookCall(workspace_id=delivery.workspace_id, webhook=hook, delivery=delivery,
-                             payload=payload, next_attempt_at=now)
-        for hook in hooks
-    ])
-    return len(hooks)
+    calls = []
+    for delivery, event in pairs:
+        metric = METRICS[event.kind]
+        names = {metric, f"{delivery.channel}_{metric}"}
+        wanting = [hook for hook in hooks if not hook.events or names & set(hook.events)]
+        if wanting:
+            payload = payload_for(delivery, event)
+            calls += [ReportingWebhookCall(workspace_id=workspace_id, webhook=hook, delivery=delivery,
+                                           payload=payload, next_attempt_at=now) for hook in wanting]
+    if calls:
+        ReportingWebhookCall.objects.for_workspace(workspace_id).bulk_create(calls)
+    return len(calls)

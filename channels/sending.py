@@ -3,6 +3,9 @@
     claim (row lock + state check) → consent and suppression → rate limit → render →
     mark the provider call started → call the provider → record the result
 
+`deliver` runs it for one delivery; channels/batching.py runs it for a batch of campaign and
+broadcast deliveries of one channel configuration with the same rules (the functions here).
+
 Exactly-once hand-off: `send_started_at` is committed right before the provider call. A task that
 finds a claimed delivery whose call has not started (its worker died before the call) claims it
 again and sends; one that finds the call started but no result never calls again and fails the
@@ -19,14 +22,15 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import transaction
+from django.db import connection, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
-from channels.consent import block_reason
-from channels.feedback import record_delivery_event
+from channels.consent import SendAsk, decide, load_consent
+from channels.feedback import EventEntry, record_delivery_event
 from channels.models import ChannelType, Delivery, DeliveryStatus
 from channels.providers import get_provider
-from channels.providers.base import ProviderError
+from channels.providers.base import ProviderError, SendResult
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +44,26 @@ class Outcome:
 
 class RateLimited(Exception):
     pass
+
+
+# Deliveries sent in batches per channel configuration (channels/batching.py); every other source
+# (transactional, test sends, keyword auto-replies) gets one task per delivery, for first-byte latency.
+BATCHED_SOURCES = (Delivery.Source.CAMPAIGN, Delivery.Source.BROADCAST)
+
+UNKNOWN_OUTCOME = ("outcome unknown: the worker stopped during the provider call; not sent again so the "
+                   "person never receives it twice")
+
+
+def untakeable(delivery: Delivery) -> tuple[str, str] | None:
+    """Why a delivery a claim may look at must be failed instead of taken, as (detail, reason), or
+    None: its provider call started and has no result (never called again), or its workers kept
+    dying before the call (e.g. out of memory in every render: stop, never loop forever). The one
+    rule of both claims (the single one here, the batched one in channels/batching.py)."""
+    if delivery.send_started_at is not None:
+        return "outcome unknown", UNKNOWN_OUTCOME
+    if delivery.attempts >= settings.ULAK_DELIVERY_MAX_ATTEMPTS:
+        return "too many attempts", f"gave up after {delivery.attempts} attempts that never reached the provider"
+    return None
 
 
 def _claim(delivery_id: int, token: str) -> tuple[Delivery | None, str]:
@@ -62,18 +86,14 @@ def _claim(delivery_id: int, token: str) -> tuple[Delivery | None, str]:
                               and delivery.claimed_at > expired)
             if held_elsewhere:
                 return None, "in flight" if delivery.send_started_at else "claimed by another task"
-            if delivery.send_started_at is not None:
-                _fail_unknown(delivery)
-                return None, "outcome unknown"
         elif delivery.status != DeliveryStatus.QUEUED:
             return None, f"already {delivery.status}"
-        if delivery.send_at and delivery.send_at > now + timedelta(seconds=1):
+        if delivery.send_started_at is None and delivery.send_at and delivery.send_at > now + timedelta(seconds=1):
             return None, "not due yet"
-        if delivery.attempts >= settings.ULAK_DELIVERY_MAX_ATTEMPTS:
-            # e.g. a worker that dies in every render (out of memory): stop, never loop forever.
-            record_delivery_event(delivery, "failed", data={
-                "reason": f"gave up after {delivery.attempts} attempts that never reached the provider"})
-            return None, "too many attempts"
+        verdict = untakeable(delivery)
+        if verdict is not None:
+            record_delivery_event(delivery, "failed", data={"reason": verdict[1]})
+            return None, verdict[0]
         delivery.status = DeliveryStatus.SENDING
         delivery.claimed_at = now
         delivery.claim_token = token
@@ -82,48 +102,96 @@ def _claim(delivery_id: int, token: str) -> tuple[Delivery | None, str]:
         return delivery, ""
 
 
-def _fail_unknown(delivery: Delivery) -> None:
-    reason = ("outcome unknown: the worker stopped during the provider call; not sent again so the "
-              "person never receives it twice")
-    record_delivery_event(delivery, "failed", data={"reason": reason})
+def inactive_reason(delivery: Delivery, config) -> str | None:
+    """A deactivated channel configuration fails its queued deliveries (test sends excepted)."""
+    if config is not None and not config.active and delivery.source != Delivery.Source.TEST:
+        return f"the channel configuration {config.name!r} is inactive"
+    return None
+
+
+def consent_ask(delivery: Delivery) -> SendAsk:
+    """What the consent rules (channels/consent.py) are asked about a delivery."""
+    return SendAsk(profile=delivery.profile, channel=delivery.channel, address=delivery.recipient,
+                   topic=delivery.topic, send_to_unsubscribed=delivery.send_to_unsubscribed,
+                   opt_out_confirmation=is_opt_out_confirmation(delivery))
 
 
 _RELEASED_FIELDS = ("status", "claimed_at", "claim_token", "send_started_at", "send_at", "attempts")
 
 
-def _release(delivery: Delivery, *, retry_in: int, reason: str, attempt_counts: bool = True) -> None:
-    """Give the claim back (the provider was not called, or said it did not act). A release for the
-    channel's rate limit is not an attempt and leaves no event (it may happen every second)."""
-    delivery.status = DeliveryStatus.QUEUED
-    delivery.claimed_at = None
-    delivery.claim_token = ""
-    delivery.send_started_at = None
-    delivery.send_at = timezone.now() + timedelta(seconds=retry_in)
+def _release(deliveries, *, retry_in: int, reason: str, attempt_counts: bool = True) -> None:
+    """Give the claims back (the provider was not called, or said it did not act). A release for
+    the channel's rate limit or a batch held back is not an attempt and leaves no event (it may
+    happen every second): the deliveries are released in one statement."""
+    deliveries = [deliveries] if isinstance(deliveries, Delivery) else list(deliveries)
+    if not deliveries:
+        return
+    send_at = timezone.now() + timedelta(seconds=retry_in)
+    for delivery in deliveries:
+        delivery.status = DeliveryStatus.QUEUED
+        delivery.claimed_at = None
+        delivery.claim_token = ""
+        delivery.send_started_at = None
+        delivery.send_at = send_at
     if attempt_counts:
-        record_delivery_event(delivery, "retry", data={"reason": reason, "retry_in": retry_in},
-                              update_fields=_RELEASED_FIELDS)
-    else:
+        for delivery in deliveries:
+            record_delivery_event(delivery, "retry", data={"reason": reason, "retry_in": retry_in},
+                                  update_fields=_RELEASED_FIELDS)
+        return
+    for delivery in deliveries:
         delivery.attempts -= 1
-        delivery.save(update_fields=[*_RELEASED_FIELDS, "updated_at"])
+    Delivery.objects.for_workspace(deliveries[0].workspace_id).filter(pk__in=[d.pk for d in deliveries]).update(
+        status=DeliveryStatus.QUEUED, claimed_at=None, claim_token="", send_started_at=None, send_at=send_at,
+        attempts=F("attempts") - 1, updated_at=timezone.now())
+
+
+def take_rate(config, wanted: int, now) -> int:
+    """Take up to `wanted` sends from the configuration's budget for the second of `now` (a Redis
+    counter shared by every worker); returns how many may go."""
+    limit = config.rate_limit_per_second if config else None
+    if not limit or wanted <= 0:
+        return max(wanted, 0)
+    key = f"send-rate:{config.pk}:{int(now.timestamp())}"
+    cache.add(key, 0, 5)
+    total = cache.incr(key, wanted)
+    return max(0, min(wanted, limit - (total - wanted)))
 
 
 def _check_rate(config) -> None:
-    limit = config.rate_limit_per_second if config else None
-    if not limit:
-        return
-    key = f"send-rate:{config.pk}:{int(timezone.now().timestamp())}"
-    cache.add(key, 0, 5)
-    if cache.incr(key) > limit:
+    if take_rate(config, 1, timezone.now()) < 1:
         raise RateLimited()
+
+
+def mark_started(workspace_id: int, token: str, ids, *, holding=(), now=None) -> tuple[set[int], set[int]]:
+    """Commit the marker right before the provider calls, in one statement: `ids` are marked
+    started, `holding` (later sub-batches of the same claim) only have their claim renewed
+    (`claimed_at`, so a long batch is never taken for a dead one). Only deliveries still claimed by
+    `token` and not started are touched. Returns (ids marked started: only those may be sent, ids
+    of `holding` still held)."""
+    ids, holding = list(ids), list(holding)
+    if not ids and not holding:
+        return set(), set()
+    now = now or timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""UPDATE {Delivery._meta.db_table}
+                SET send_started_at = CASE WHEN id = ANY(%(ids)s) THEN %(now)s END,
+                    claimed_at = %(now)s, updated_at = %(now)s
+                WHERE workspace_id = %(ws)s AND id = ANY(%(all)s) AND status = %(sending)s
+                  AND claim_token = %(token)s AND send_started_at IS NULL
+                RETURNING id, send_started_at IS NOT NULL""",
+            {"ids": ids, "all": ids + holding, "now": now, "ws": workspace_id, "token": token,
+             "sending": DeliveryStatus.SENDING.value})
+        rows = cursor.fetchall()
+    return {pk for pk, started in rows if started}, {pk for pk, started in rows if not started}
 
 
 def _mark_started(delivery: Delivery) -> bool:
     """Commit the marker right before the provider call; False if the claim was lost meanwhile."""
     now = timezone.now()
-    updated = Delivery.objects.filter(pk=delivery.pk, status=DeliveryStatus.SENDING, claim_token=delivery.claim_token,
-                                      send_started_at__isnull=True).update(send_started_at=now, updated_at=now)
+    started, _ = mark_started(delivery.workspace_id, delivery.claim_token, [delivery.pk], now=now)
     delivery.send_started_at = now
-    return updated == 1
+    return delivery.pk in started
 
 
 def is_opt_out_confirmation(delivery: Delivery) -> bool:
@@ -135,25 +203,93 @@ def backoff(attempts: int) -> int:
                settings.ULAK_TASK_MAX_COUNTDOWN_SECONDS)
 
 
+@dataclass
+class Prepared:
+    """A delivery rendered for its provider (`message`), or why it cannot be (`kind`, `reason`)."""
+
+    message: object = None
+    kind: str = ""
+    reason: str = ""
+    detail: str = ""
+
+
+def prepare(delivery: Delivery) -> Prepared:
+    """Render the delivery and build what its provider receives; keep the rendered content."""
+    from channels.content.rendering import RenderError, render_delivery
+    from channels.outgoing import build_outgoing
+
+    try:
+        rendered = render_delivery(delivery)
+        message = build_outgoing(delivery, rendered)
+    except RenderError as exc:
+        return Prepared(kind="failed", reason=f"template error: {exc}", detail=str(exc))
+    except ProviderError as exc:  # nothing to send to (no device tokens, bad configuration)
+        kind = "undeliverable" if exc.undeliverable else "failed"
+        return Prepared(kind=kind, reason=exc.reason, detail=exc.reason)
+    _keep_content(delivery, message)
+    return Prepared(message=message)
+
+
+@dataclass
+class Called:
+    """A provider call: its result, or the outcome already recorded and the error it raised."""
+
+    result: SendResult | None = None
+    outcome: Outcome | None = None
+    error: ProviderError | None = None
+
+
+def call_provider(delivery: Delivery, provider, message) -> Called:
+    """Hand the message to the provider (already marked started). A failure is recorded here; a
+    result is recorded by the caller (`sent_entries`)."""
+    try:
+        if provider is None:
+            provider = get_provider(delivery.channel_config)
+        return Called(result=provider.send(message))
+    except ProviderError as exc:
+        return Called(outcome=_provider_failed(delivery, exc), error=exc)
+    except Exception as exc:  # a bug or an unexpected library error: the outcome is unknown
+        logger.exception("provider call raised", extra={"delivery": delivery.public_id})
+        record_delivery_event(delivery, "failed", data={"reason": f"provider call raised {type(exc).__name__}"})
+        return Called(outcome=Outcome("failed", detail=str(exc)))
+
+
+def sent_entries(delivery: Delivery, result: SendResult) -> list[EventEntry]:
+    """What a provider's acceptance records: `sent` (with the provider id and the kept content;
+    without retention the delivery's inputs go once used), then `delivered` if it says so."""
+    delivery.provider_message_id = result.provider_message_id[:255]
+    kept = ("provider_message_id", "subject", "body", "body_plain", "rendered_payload")
+    if not delivery.retain_content:  # disable_message_retention: the inputs go once they were used
+        delivery.content, delivery.message_data = {}, {}
+        kept += ("content", "message_data")
+    entries = [EventEntry(delivery, "sent", result.detail, kept)]
+    if result.status == "delivered":
+        entries.append(EventEntry(delivery, "delivered"))
+    return entries
+
+
+def after_sent(delivery: Delivery, result: SendResult) -> None:
+    """Once `sent` is recorded: provider callbacks that beat the provider's own answer, and what
+    the result changes (push tokens the provider rejected)."""
+    from channels.inbound import apply_early_statuses
+    from channels.outgoing import after_send
+
+    apply_early_statuses(delivery)
+    after_send(delivery, result)
+
+
 def deliver(delivery_id: int, *, token: str | None = None) -> Outcome:
     """Run the pipeline for one delivery, in the workspace scope of the caller (a WorkspaceTask)."""
-    from channels.content.rendering import RenderError, render_delivery
-    from channels.inbound import apply_early_statuses
-    from channels.outgoing import after_send, build_outgoing
-
     token = token or uuid.uuid4().hex
     delivery, why = _claim(delivery_id, token)
     if delivery is None:
         return Outcome("skipped", detail=why)
-    config = delivery.channel_config
-    if config is not None and not config.active and delivery.source != Delivery.Source.TEST:
-        reason = f"the channel configuration {config.name!r} is inactive"
+    reason = inactive_reason(delivery, delivery.channel_config)
+    if reason is not None:
         record_delivery_event(delivery, "failed", data={"reason": reason})
         return Outcome("failed", detail=reason)
-    reason = block_reason(delivery.workspace, profile=delivery.profile, channel=delivery.channel,
-                          address=delivery.recipient, topic=delivery.topic,
-                          send_to_unsubscribed=delivery.send_to_unsubscribed,
-                          opt_out_confirmation=is_opt_out_confirmation(delivery))
+    ask = consent_ask(delivery)
+    reason = decide(ask, load_consent(delivery.workspace, [ask]))
     if reason is not None:
         record_delivery_event(delivery, "suppressed", data={"reason": reason})
         return Outcome("suppressed", detail=reason)
@@ -162,37 +298,18 @@ def deliver(delivery_id: int, *, token: str | None = None) -> Outcome:
     except RateLimited:
         _release(delivery, retry_in=1, reason="rate limit of the channel configuration", attempt_counts=False)
         return Outcome("retry", retry_in=1, detail="rate limited")
-    try:
-        rendered = render_delivery(delivery)
-        message = build_outgoing(delivery, rendered)
-    except RenderError as exc:
-        record_delivery_event(delivery, "failed", data={"reason": f"template error: {exc}"})
-        return Outcome("failed", detail=str(exc))
-    except ProviderError as exc:  # nothing to send to (no device tokens, bad configuration)
-        kind = "undeliverable" if exc.undeliverable else "failed"
-        record_delivery_event(delivery, kind, data={"reason": exc.reason})
-        return Outcome(kind, detail=exc.reason)
-    _keep_content(delivery, message)
+    prepared = prepare(delivery)
+    if prepared.message is None:
+        record_delivery_event(delivery, prepared.kind, data={"reason": prepared.reason})
+        return Outcome(prepared.kind, detail=prepared.detail)
     if not _mark_started(delivery):
         return Outcome("skipped", detail="claim lost before the provider call")
-    try:
-        result = get_provider(delivery.channel_config).send(message)
-    except ProviderError as exc:
-        return _provider_failed(delivery, exc)
-    except Exception as exc:  # a bug or an unexpected library error: the outcome is unknown
-        logger.exception("provider call raised", extra={"delivery": delivery.public_id})
-        record_delivery_event(delivery, "failed", data={"reason": f"provider call raised {type(exc).__name__}"})
-        return Outcome("failed", detail=str(exc))
-    delivery.provider_message_id = result.provider_message_id[:255]
-    kept = ("provider_message_id", "subject", "body", "body_plain", "rendered_payload")
-    if not delivery.retain_content:  # disable_message_retention: the inputs go once they were used
-        delivery.content, delivery.message_data = {}, {}
-        kept += ("content", "message_data")
-    record_delivery_event(delivery, "sent", data=result.detail, update_fields=kept)
-    if result.status == "delivered":
-        record_delivery_event(delivery, "delivered")
-    apply_early_statuses(delivery)  # provider callbacks that beat the provider's own answer
-    after_send(delivery, result)
+    called = call_provider(delivery, None, prepared.message)
+    if called.result is None:
+        return called.outcome
+    for entry in sent_entries(delivery, called.result):
+        record_delivery_event(delivery, entry.kind, data=entry.data, update_fields=entry.update_fields)
+    after_sent(delivery, called.result)
     return Outcome("sent", detail=delivery.provider_message_id)
 
 
@@ -208,7 +325,6 @@ def _keep_content(delivery: Delivery, message) -> None:
 def _provider_failed(delivery: Delivery, exc: ProviderError) -> Outcome:
     if exc.detail.get("invalid_tokens"):  # push: every token was rejected; forget those devices
         from channels.outgoing import after_send
-        from channels.providers.base import SendResult
 
         after_send(delivery, SendResult(invalid_tokens=exc.detail["invalid_tokens"]))
     if exc.transient and delivery.attempts < settings.ULAK_DELIVERY_MAX_ATTEMPTS:
@@ -225,12 +341,20 @@ def _provider_failed(delivery: Delivery, exc: ProviderError) -> Outcome:
 def due_deliveries(limit: int = 1000):
     """Queued deliveries that are due and whose task is not (or no longer) on its way: scheduled
     sends that came due, retries whose message was lost, and claims whose worker died."""
-    from django.db.models import Q
+    due, dead_claim = _due_or_dead()
+    single = ~BATCHED | Q(channel_config__isnull=True)  # batched ones: due_batches()
+    due, dead_claim = due & single, dead_claim & single
+    return Delivery.unscoped.filter(due | dead_claim).order_by("send_at", "pk")[:limit]
 
+
+BATCHED = Q(source__in=BATCHED_SOURCES)
+
+
+def _due_or_dead() -> tuple[Q, Q]:
     now = timezone.now()
     stale = now - timedelta(seconds=settings.ULAK_DELIVERY_STALE_SECONDS)
     expired = now - timedelta(seconds=settings.ULAK_DELIVERY_CLAIM_TIMEOUT_SECONDS)
     due = Q(status=DeliveryStatus.QUEUED) & (
         Q(send_at__isnull=False, send_at__lte=now) | Q(send_at__isnull=True, updated_at__lt=stale))
     dead_claim = Q(status=DeliveryStatus.SENDING, claimed_at__lt=expired)
-    return Delivery.unscoped.filter(due | dead_claim).order_by("send_at", "pk")[:limit]
+    return due, dead_claim

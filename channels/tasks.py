@@ -50,9 +50,50 @@ def send_webhook(self, *, workspace_id, delivery_id):
     return _send(self, delivery_id)
 
 
+def _batch(task, config_id):
+    from channels.batching import run_batches
+
+    return run_batches(task.workspace, config_id, token=task.request.id)
+
+
+# Campaign and broadcast deliveries: one task per channel configuration sends them in batches
+# (channels/batching.py), on the channel's queue.
+@shared_task(bind=True, base=WorkspaceTask, name="email.send_batch")
+def send_email_batch(self, *, workspace_id, config_id):
+    return _batch(self, config_id)
+
+
+@shared_task(bind=True, base=WorkspaceTask, name="sms.send_batch")
+def send_sms_batch(self, *, workspace_id, config_id):
+    return _batch(self, config_id)
+
+
+@shared_task(bind=True, base=WorkspaceTask, name="whatsapp.send_batch")
+def send_whatsapp_batch(self, *, workspace_id, config_id):
+    return _batch(self, config_id)
+
+
+@shared_task(bind=True, base=WorkspaceTask, name="push.send_batch")
+def send_push_batch(self, *, workspace_id, config_id):
+    return _batch(self, config_id)
+
+
+@shared_task(bind=True, base=WorkspaceTask, name="in_app.send_batch")
+def send_in_app_batch(self, *, workspace_id, config_id):
+    return _batch(self, config_id)
+
+
+@shared_task(bind=True, base=WorkspaceTask, name="webhooks.send_batch")
+def send_webhook_batch(self, *, workspace_id, config_id):
+    return _batch(self, config_id)
+
+
 @shared_task(base=UlakTask, name="default.sweep_deliveries")
 def sweep_deliveries():
-    """Beat (every 30 s): enqueue scheduled sends that came due and deliveries whose task was lost."""
+    """Beat (every 30 s): enqueue scheduled sends that came due and deliveries whose task was lost:
+    one send task per delivery, one batch task per channel configuration with due or orphaned
+    campaign and broadcast deliveries. Returns how many tasks were published."""
+    from channels.batching import due_batches, schedule_batch
     from channels.deliveries import enqueue_send
     from channels.sending import due_deliveries
 
@@ -60,6 +101,8 @@ def sweep_deliveries():
     for delivery in due_deliveries():
         enqueue_send(delivery)
         count += 1
+    for workspace_id, config_id, channel in due_batches():
+        count += schedule_batch(workspace_id, config_id, channel)
     return {"enqueued": count}
 
 

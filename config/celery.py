@@ -3,6 +3,7 @@
 import os
 
 from celery import Celery
+from celery.signals import worker_process_shutdown, worker_shutdown
 from kombu import Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
@@ -29,3 +30,12 @@ app.conf.task_routes = (lambda name, args, kwargs, options, task=None, **kw: (
     {"queue": name.split(".", 1)[0]} if name.split(".", 1)[0] in QUEUES else None
 ),)
 app.autodiscover_tasks()
+
+
+@worker_process_shutdown.connect  # a prefork pool process stopping
+@worker_shutdown.connect  # the worker itself (solo and thread pools send from it)
+def close_kept_connections(**kwargs):
+    """Say QUIT on the SMTP connections this process kept open (channels/providers/smtp_pool.py)."""
+    from channels.providers.smtp_pool import close_all
+
+    close_all()

@@ -332,6 +332,9 @@ ULAK_MAX_BATCH_BYTES = 500 * 1024
 # ULAK_SSRF_ALLOWLIST lists CIDRs let through anyway (the test suite's loopback fakes).
 ULAK_SSRF_ALLOWLIST = env_list("ULAK_SSRF_ALLOWLIST", [])
 ULAK_HTTP_TIMEOUT_SECONDS = env_int("ULAK_HTTP_TIMEOUT_SECONDS", 10)
+# A kept SMTP connection (one per worker process and channel configuration) idle this long is
+# closed when the next message is sent (channels/providers/smtp_pool.py).
+ULAK_SMTP_IDLE_SECONDS = env_int("ULAK_SMTP_IDLE_SECONDS", 30)
 ULAK_DELIVERY_MAX_ATTEMPTS = env_int("ULAK_DELIVERY_MAX_ATTEMPTS", 6)  # transient failures, then failed
 ULAK_DELIVERY_RETRY_BASE_SECONDS = env_int("ULAK_DELIVERY_RETRY_BASE_SECONDS", 10)
 # A queued delivery whose task has not claimed it after this long is enqueued again by the sweep.
@@ -339,6 +342,14 @@ ULAK_DELIVERY_STALE_SECONDS = env_int("ULAK_DELIVERY_STALE_SECONDS", 120)
 # A claim (a task between claim and result) is taken over only after this long: more than any
 # provider call may take (timeouts × retries of push tokens, slow SMTP servers).
 ULAK_DELIVERY_CLAIM_TIMEOUT_SECONDS = env_int("ULAK_DELIVERY_CLAIM_TIMEOUT_SECONDS", 900)
+# Campaign and broadcast deliveries are sent in batches per channel configuration
+# (channels/batching.py): up to this many claimed at once, marked started and handed to the
+# provider this many at a time; a batch task claims again until nothing is due or its time is spent.
+ULAK_SEND_BATCH_SIZE = env_int("ULAK_SEND_BATCH_SIZE", 100)
+ULAK_SEND_SUB_BATCH_SIZE = env_int("ULAK_SEND_SUB_BATCH_SIZE", 10)
+ULAK_SEND_BATCH_SECONDS = env_int("ULAK_SEND_BATCH_SECONDS", 5)
+# How long "a batch task of this configuration is on its way" holds off publishing another one.
+ULAK_SEND_BATCH_KEY_SECONDS = env_int("ULAK_SEND_BATCH_KEY_SECONDS", 30)
 # Reporting webhook calls back off 30 s · 2^n (at most 1 h) and give up after this many attempts.
 ULAK_REPORTING_WEBHOOK_MAX_ATTEMPTS = env_int("ULAK_REPORTING_WEBHOOK_MAX_ATTEMPTS", 30)
 # Wall-clock budget of rendering one message (every field, layout and snippet together).

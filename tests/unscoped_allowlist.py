@@ -43,6 +43,8 @@ ALLOWED = {
         "the sender claims due reporting-webhook calls of every workspace (beat)",
     ("channels/sending.py", 'return Delivery.unscoped.filter(due | dead_claim).order_by("send_at", "pk")[:limit]'):
         "the sweep finds due and orphaned deliveries of every workspace (beat)",
+    ("channels/batching.py", "return (Delivery.unscoped.filter((due | dead_claim) & BATCHED, channel_config__isnull=False)"):
+        "the sweep finds the channel configurations of every workspace with due or orphaned batched deliveries (beat)",
     ("channels/tracking.py", 'return (Delivery.unscoped.select_related("workspace", "profile", "topic", "channel_config")'):
         "a signed tracking link names its delivery by public id only; the delivery tells the workspace",
     ("channels/tracking.py", 'delivery = Delivery.unscoped.select_related("workspace", "profile").filter(public_id=public_id).first()'):

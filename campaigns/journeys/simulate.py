@@ -33,10 +33,11 @@ from django.utils import timezone
 from campaigns.journeys import engine, triggers
 from campaigns.journeys.dates import attribute_date
 from campaigns.models import LIVE_JOURNEY_STATES, Campaign, CampaignType, Journey, JourneyState
-from channels.consent import block_reason
+from channels.consent import decide, load_consent
 from channels.content import templating
 from channels.content.rendering import render_delivery
 from channels.models import Delivery, DeliveryEvent, DeliveryStatus
+from channels.sending import consent_ask, inactive_reason
 from core.context import workspace_scope
 from core.errors import InvalidInput
 from profiles.changefeed import recording as feed
@@ -304,12 +305,12 @@ def _stamp(workspace_id: int, delivery_ids: list[int], at: datetime) -> None:
 
 def _send_check(workspace, delivery: Delivery) -> dict:
     """What the send task's first checks (channels/sending.py: an inactive configuration, consent and
-    suppression by channels.consent.block_reason) would decide, read now: {} when it would go."""
-    config = delivery.channel_config
-    if config is not None and not config.active:
-        return {"status": DeliveryStatus.FAILED, "reason": f"the channel configuration {config.name!r} is inactive"}
-    reason = block_reason(workspace, profile=delivery.profile, channel=delivery.channel, address=delivery.recipient,
-                          topic=delivery.topic, send_to_unsubscribed=delivery.send_to_unsubscribed)
+    suppression by channels.consent.decide) would decide, read now: {} when it would go."""
+    inactive = inactive_reason(delivery, delivery.channel_config)
+    if inactive is not None:
+        return {"status": DeliveryStatus.FAILED, "reason": inactive}
+    ask = consent_ask(delivery)
+    reason = decide(ask, load_consent(workspace, [ask]))
     return {"status": DeliveryStatus.SUPPRESSED, "reason": reason} if reason is not None else {}
 
 

@@ -1,4 +1,5 @@
-"""Email providers: any SMTP server (Django's SMTP backend) and the ESP HTTP APIs anymail speaks.
+"""Email providers: any SMTP server (smtplib, over connections kept per process and configuration:
+channels/providers/smtp_pool.py) and the ESP HTTP APIs anymail speaks.
 
 Both build the same multipart message: From/To/Subject, a plain-text part with the HTML as an
 alternative, Reply-To and the extra headers (List-Unsubscribe from channels/tracking.py), the
@@ -13,10 +14,14 @@ undeliverable; bad credentials or settings are configuration errors.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 import re
 import smtplib
 import socket
 import ssl
+from dataclasses import dataclass
 from email.utils import parseaddr
 from importlib import import_module
 from urllib.parse import urlsplit
@@ -24,11 +29,14 @@ from urllib.parse import urlsplit
 import requests
 from django.conf import settings as django_settings
 from django.core.mail import EmailMultiAlternatives
-from django.core.mail.backends.smtp import EmailBackend as SmtpBackend
+from django.core.mail.message import sanitize_address
+from django.core.mail.utils import DNS_NAME
 from requests.adapters import HTTPAdapter
 
 from channels.providers.base import ConfigurationError, OutgoingMessage, Provider, ProviderError, SendResult
 from channels.tracking import looks_like_html
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_SMTP_TIMEOUT = 30
 MAX_TIMEOUT_SECONDS = 300
@@ -161,7 +169,53 @@ def _smtp_text(exc) -> str:
     return str(error or exc)
 
 
+class _RepliesSeen:
+    """Remembers the code of the last reply read, so that a failure inside `data()` can be placed
+    before the server's 354 (the content was not sent: the message certainly did not arrive) or
+    after it (the content went out: the server may have taken it)."""
+
+    last_reply_code: int | None = None
+
+    def getreply(self):
+        code, text = super().getreply()
+        self.last_reply_code = code
+        return code, text
+
+
+class _Smtp(_RepliesSeen, smtplib.SMTP):
+    pass
+
+
+class _SmtpSsl(_RepliesSeen, smtplib.SMTP_SSL):
+    pass
+
+
+@dataclass(frozen=True)
+class _Envelope:
+    sender: str
+    recipients: list
+    content: bytes
+
+
+class _NotSent(Exception):
+    """The connection broke, or the server announced it is closing it (421), before any of the
+    message's content was written: the message certainly did not arrive. `error` is how it is
+    reported when it happens on a new connection."""
+
+    def __init__(self, error: ProviderError):
+        super().__init__(error.reason)
+        self.error = error
+
+
 class SmtpProvider(Provider):
+    """Sends over a connection kept per process and configuration (channels/providers/smtp_pool.py).
+
+    Each message is one explicit transaction (MAIL FROM, RCPT TO, DATA), so a failure is placed
+    exactly: a kept connection found dead (or closing, 421) before the content was written is
+    replaced once and the message sent over the new one; a failure after the server's 354 (the
+    content went out) is "outcome unknown" and never sent again. A refused sender, recipient or
+    message is answered with RSET and the connection stays kept."""
+
     settings_fields = {"host": True, "port": False, "use_tls": False, "use_ssl": False, "username": False,
                        "timeout": False}
     secret_fields = {"password": False}
@@ -179,77 +233,204 @@ class SmtpProvider(Provider):
             errors["secrets.password"] = "Required when a username is set."
         return errors
 
-    def backend(self) -> SmtpBackend:
+    def connection_params(self) -> dict:
+        """Everything a connection is made with; its hash is the kept connection's fingerprint."""
         settings = self.settings
+        if not settings.get("host"):
+            raise ConfigurationError("settings.host is required")
         if settings.get("use_tls") and settings.get("use_ssl"):
             raise ConfigurationError("use_tls and use_ssl are exclusive")
         port = int(settings.get("port") or (465 if settings.get("use_ssl") else 587 if settings.get("use_tls") else 25))
-        return SmtpBackend(
-            host=settings["host"], port=port, username=settings.get("username") or "",
-            password=self.secrets.get("password") or "", use_tls=bool(settings.get("use_tls")),
-            use_ssl=bool(settings.get("use_ssl")), timeout=float(settings.get("timeout") or DEFAULT_SMTP_TIMEOUT),
-        )
+        return {"host": settings["host"], "port": port, "use_tls": bool(settings.get("use_tls")),
+                "use_ssl": bool(settings.get("use_ssl")), "username": settings.get("username") or "",
+                "password": self.secrets.get("password") or "",
+                "timeout": float(settings.get("timeout") or DEFAULT_SMTP_TIMEOUT)}
 
     def send(self, message: OutgoingMessage) -> SendResult:
-        if not self.settings.get("host"):
-            raise ConfigurationError("settings.host is required")
-        backend = self.backend()
-        check_host_allowed(backend.host, backend.port)
+        from channels.providers import smtp_pool
+
+        params = self.connection_params()
+        fingerprint = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()
         message_id = f"<{message.delivery_id}@{sender_domain(message.sender)}>"
-        email = build_email(message, connection=backend, message_id=message_id)
-        try:
-            self._open(backend)
-            self._deliver(backend, email)
-        finally:
+        envelope = _envelope(build_email(message, message_id=message_id))
+        connection = smtp_pool.checkout(self.config.pk, fingerprint)
+        if connection is not None:
             try:
-                backend.close()
-            except (smtplib.SMTPException, OSError):
-                pass  # closing does not change whether the message was accepted
+                self._send_over(connection, fingerprint, envelope)
+                return SendResult(provider_message_id=message_id, detail={"message_id": message_id})
+            except _NotSent as exc:  # nothing was sent: once more over a new connection
+                logger.info("kept SMTP connection lost before sending; reconnecting", extra={"reason": str(exc)})
+        try:
+            self._send_over(self._connect(params), fingerprint, envelope)
+        except _NotSent as exc:
+            raise exc.error from exc
         return SendResult(provider_message_id=message_id, detail={"message_id": message_id})
 
-    @staticmethod
-    def _open(backend: SmtpBackend) -> None:
-        """Connect, STARTTLS and log in. Nothing has been sent yet, so network trouble is transient."""
+    def _send_over(self, connection: smtplib.SMTP, fingerprint: str, envelope: _Envelope) -> None:
+        """The transaction over `connection`, which is then kept for the next message if it is
+        still usable, closed otherwise."""
+        from channels.providers import smtp_pool
+
         try:
-            backend.open()
-        except smtplib.SMTPAuthenticationError as exc:
-            raise ConfigurationError(f"SMTP authentication failed: {_smtp_code(exc)} {_smtp_text(exc)}") from exc
-        except smtplib.SMTPNotSupportedError as exc:
-            raise ConfigurationError(f"the SMTP server does not support it: {exc}") from exc
-        except ssl.SSLError as exc:
-            raise ConfigurationError(f"TLS with the SMTP server failed: {exc}") from exc
-        except smtplib.SMTPResponseException as exc:
-            code = _smtp_code(exc)
-            transient = not 500 <= code < 600
-            error = ProviderError if transient else ConfigurationError
-            raise error(f"SMTP server refused the connection: {code} {_smtp_text(exc)}", transient=transient) from exc
-        except (smtplib.SMTPException, OSError) as exc:  # refused, unreachable, timed out, disconnected
-            raise ProviderError(f"cannot connect to the SMTP server: {exc}", transient=True) from exc
+            self._transact(connection, envelope)
+        except ProviderError:  # a refusal (the connection is still open after RSET) or a broken connection
+            smtp_pool.checkin(self.config.pk, fingerprint, connection)  # closed ones are not kept
+            raise
+        except BaseException:  # _NotSent, or stopped somewhere in the conversation: its state is unknown
+            smtp_pool.discard(connection)
+            raise
+        smtp_pool.checkin(self.config.pk, fingerprint, connection)
 
     @staticmethod
-    def _deliver(backend: SmtpBackend, email: EmailMultiAlternatives) -> None:
+    def _connect(params: dict) -> smtplib.SMTP:
+        """A new connection: SSRF check, connect, STARTTLS, log in, EHLO. Nothing has been sent yet,
+        so network trouble is transient."""
+        from channels.providers.smtp_pool import discard
+
+        check_host_allowed(params["host"], params["port"])
+        options = {"local_hostname": DNS_NAME.get_fqdn(), "timeout": params["timeout"]}
+        connection = None
         try:
-            backend.send_messages([email])
-        except smtplib.SMTPRecipientsRefused as exc:
-            code, text = next(iter(exc.recipients.values()), (0, b""))
-            text = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
-            if 400 <= code < 500:  # greylisting, mailbox busy: the server did not take it
-                raise ProviderError(f"recipient deferred: {code} {text}", transient=True) from exc
-            raise ProviderError(f"recipient refused: {code} {text}", undeliverable=True,
-                                detail={"smtp_code": code}) from exc
-        except smtplib.SMTPSenderRefused as exc:
-            code = _smtp_code(exc)
-            if 400 <= code < 500:
-                raise ProviderError(f"sender deferred: {code} {_smtp_text(exc)}", transient=True) from exc
-            raise ConfigurationError(f"sender refused: {code} {_smtp_text(exc)}", detail={"smtp_code": code}) from exc
-        except smtplib.SMTPDataError as exc:
-            # A reply to DATA or to the end of the data: 4xx means "not accepted, try later".
-            code = _smtp_code(exc)
-            raise ProviderError(f"message refused: {code} {_smtp_text(exc)}", transient=400 <= code < 500,
-                                detail={"smtp_code": code}) from exc
+            if params["use_ssl"]:
+                connection = _SmtpSsl(params["host"], params["port"], context=ssl.create_default_context(), **options)
+            else:
+                connection = _Smtp(params["host"], params["port"], **options)
+            if params["use_tls"]:
+                connection.starttls(context=ssl.create_default_context())
+            if params["username"] and params["password"]:
+                connection.login(params["username"], params["password"])
+            connection.ehlo_or_helo_if_needed()
+            return connection
         except (smtplib.SMTPException, OSError) as exc:
-            # Disconnected or timed out mid-transaction: the server may have taken the message.
+            if connection is not None:
+                discard(connection)
+            raise _connect_error(exc) from exc
+        except BaseException:
+            if connection is not None:
+                discard(connection)
+            raise
+
+    @staticmethod
+    def _transact(connection: smtplib.SMTP, envelope: _Envelope) -> None:
+        """One mail transaction. Raises _NotSent (the connection is unusable, nothing was sent) or a
+        classified ProviderError; after a refusal the transaction is reset (RSET) and the connection
+        is left open for the next message, after anything else it is closed."""
+        size = len(envelope.content)
+        options = [f"size={size}"] if connection.does_esmtp and connection.has_extn("size") else []
+        try:
+            code, text = connection.mail(envelope.sender, options)
+        except (smtplib.SMTPException, OSError) as exc:
+            raise _lost_before_content(connection, exc) from exc
+        if code != 250:
+            text = _reply_text(text)
+            if 400 <= code < 500:
+                error = ProviderError(f"sender deferred: {code} {text}", transient=True)
+            else:
+                error = ConfigurationError(f"sender refused: {code} {text}", detail={"smtp_code": code})
+            _end_refused(connection, code, error)
+        refused = {}
+        for recipient in envelope.recipients:
+            try:
+                code, text = connection.rcpt(recipient)
+            except (smtplib.SMTPException, OSError) as exc:
+                raise _lost_before_content(connection, exc) from exc
+            if code == 421:  # the server is closing the connection
+                _end_refused(connection, code, ProviderError(f"recipient deferred: {code} {_reply_text(text)}",
+                                                             transient=True))
+            if code not in (250, 251):
+                refused[recipient] = (code, _reply_text(text))
+        if len(refused) == len(envelope.recipients):
+            # Every recipient refused: nothing to send. With some accepted (a bcc address refused),
+            # the message goes to those, as smtplib's sendmail does.
+            code, text = next(iter(refused.values()))
+            if 400 <= code < 500:  # greylisting, mailbox busy: the server did not take it
+                error = ProviderError(f"recipient deferred: {code} {text}", transient=True)
+            else:
+                error = ProviderError(f"recipient refused: {code} {text}", undeliverable=True,
+                                      detail={"smtp_code": code})
+            _end_refused(connection, code, error)
+        connection.last_reply_code = None
+        try:
+            code, text = connection.data(envelope.content)
+        except smtplib.SMTPDataError as exc:  # the reply to DATA itself: the content was not sent
+            code = _smtp_code(exc)
+            error = ProviderError(f"message refused: {code} {_smtp_text(exc)}", transient=400 <= code < 500,
+                                  detail={"smtp_code": code})
+            _end_refused(connection, code, error)
+        except (smtplib.SMTPException, OSError) as exc:
+            if connection.last_reply_code != 354:
+                raise _lost_before_content(connection, exc) from exc
+            connection.close()
+            # The content went out, then the connection broke or timed out: the server may have
+            # taken the message.
             raise ProviderError(f"SMTP conversation broke off, outcome unknown: {exc}") from exc
+        if code != 250:
+            # The reply to the end of the data: 4xx means "not accepted, try later".
+            error = ProviderError(f"message refused: {code} {_reply_text(text)}", transient=400 <= code < 500,
+                                  detail={"smtp_code": code})
+            if code == 421:
+                connection.close()
+            else:
+                _reset(connection)
+            raise error
+
+
+def _reply_text(text) -> str:
+    return text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
+
+
+def _envelope(email: EmailMultiAlternatives) -> _Envelope:
+    """What Django's SMTP backend would hand to smtplib: the envelope addresses and the message."""
+    encoding = email.encoding or django_settings.DEFAULT_CHARSET
+    recipients = [sanitize_address(address, encoding) for address in email.recipients()]
+    if not recipients:
+        raise ProviderError("the message has no recipient address")
+    return _Envelope(sanitize_address(email.from_email, encoding), recipients,
+                     email.message().as_bytes(linesep="\r\n"))
+
+
+def _lost_before_content(connection: smtplib.SMTP, exc: BaseException) -> _NotSent:
+    connection.close()
+    return _NotSent(ProviderError(f"the SMTP connection broke before the message was sent: {exc}", transient=True))
+
+
+def _reset(connection: smtplib.SMTP) -> None:
+    """End a refused transaction so the connection can carry the next message; close it when the
+    server does not take the RSET."""
+    try:
+        code, _ = connection.rset()
+    except (smtplib.SMTPException, OSError):
+        code = 0
+    if code != 250:
+        connection.close()
+
+
+def _end_refused(connection: smtplib.SMTP, code: int, error: ProviderError):
+    """Raise `error` for a refusal before the content was sent, after RSET. A 421 means the server
+    is closing the connection: raised as _NotSent, so a kept connection is replaced and the message
+    sent over a new one."""
+    if code == 421:
+        connection.close()
+        raise _NotSent(error)
+    _reset(connection)
+    raise error
+
+
+def _connect_error(exc: Exception) -> ProviderError:
+    """How a failure to connect, STARTTLS or log in is reported (nothing was sent)."""
+    if isinstance(exc, smtplib.SMTPAuthenticationError):
+        return ConfigurationError(f"SMTP authentication failed: {_smtp_code(exc)} {_smtp_text(exc)}")
+    if isinstance(exc, smtplib.SMTPNotSupportedError):
+        return ConfigurationError(f"the SMTP server does not support it: {exc}")
+    if isinstance(exc, ssl.SSLError):
+        return ConfigurationError(f"TLS with the SMTP server failed: {exc}")
+    if isinstance(exc, smtplib.SMTPResponseException):
+        code = _smtp_code(exc)
+        transient = not 500 <= code < 600
+        error = ProviderError if transient else ConfigurationError
+        return error(f"SMTP server refused the connection: {code} {_smtp_text(exc)}", transient=transient)
+    # refused, unreachable, timed out, disconnected
+    return ProviderError(f"cannot connect to the SMTP server: {exc}", transient=True)
 
 
 # --- ESP APIs through anymail ---------------------------------------------------------------------

@@ -72,7 +72,7 @@ def test_worker_killed_between_claim_and_send_sends_exactly_once(tenant_a, broke
 
 @pytest.mark.django_db(transaction=True)
 def test_worker_killed_after_the_provider_accepted_never_sends_again(tenant_a, broker, tmp_path):
-    delivery, messages = _send_through_crashing_worker(tenant_a, "quit", tmp_path)
+    delivery, messages = _send_through_crashing_worker(tenant_a, "data", tmp_path)
     assert len(messages) == 1
     assert delivery.status == DeliveryStatus.FAILED
     assert delivery.failure_reason.startswith("outcome unknown")

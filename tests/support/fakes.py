@@ -3,11 +3,13 @@
 `FakeHttpServer` is a threaded HTTP server on 127.0.0.1 that records every request and answers
 through a handler you give it (status, headers, body), so a test can speak a provider's wire
 format (Twilio, WhatsApp Cloud, FCM, APNs, webhooks). `FakeSmtpServer` is an aiosmtpd server that
-keeps every message it receives. Both are context managers.
+keeps every message it receives, counts the connections made to it and can drop them on demand.
+Both are context managers.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import threading
@@ -104,33 +106,119 @@ class FakeHttpServer:
         self._server.server_close()
 
 
-def free_port() -> int:
+def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
+        sock.bind((host, 0))
         return sock.getsockname()[1]
 
 
 class FakeSmtpServer:
-    """An SMTP server (aiosmtpd) on 127.0.0.1 keeping every message: `messages` holds
-    (envelope sender, recipients, email.message.EmailMessage)."""
+    """An SMTP server (aiosmtpd) on `host` (127.0.0.1) and `port` (a free one) keeping every
+    message: `messages` holds (envelope sender, recipients, email.message.EmailMessage).
 
-    def __init__(self):
+    What it counts: `connections` (connections made by clients), `open_connections` (those still
+    open), `quits` (sessions the client ended with QUIT) and `logins` ((user, password) of each
+    AUTH; any login is accepted when `accept_logins`).
+
+    What it does on demand: `refuse[address] = "550 ..."` answers RCPT TO for that address;
+    `drop("MAIL", times=1, reply=None)` closes the connection when the next MAIL FROM arrives,
+    after sending `reply` if given (a "421 ..."), without answering the command;
+    `drop("DATA")` keeps the next message and then closes the connection without answering it (the
+    client cannot know the message arrived); `close_connections()` closes every open connection
+    from the server's side after a 421 (what a server's idle timeout does).
+    """
+
+    def __init__(self, *, host: str = "127.0.0.1", port: int | None = None, accept_logins: bool = False):
         from aiosmtpd.controller import Controller
+        from aiosmtpd.smtp import SMTP, AuthResult
 
+        self.host = host
         self.messages: list[tuple[str, list[str], object]] = []
+        self.refuse: dict[str, str] = {}
+        self.connections = 0
+        self.quits = 0
+        self.logins: list[tuple[str, str]] = []
+        self._drops: dict[str, list[str | None]] = {}
+        self._sessions: set = set()
+        self._counting = False
         fake = self
 
         class Handler:
+            async def handle_MAIL(self, server, session, envelope, address, mail_options):
+                if fake._dropped("MAIL", server):
+                    return "421 dropped"  # never reaches the client: the connection is closed
+                envelope.mail_from = address
+                envelope.mail_options.extend(mail_options)
+                return "250 OK"
+
+            async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+                if address in fake.refuse:
+                    return fake.refuse[address]
+                envelope.rcpt_tos.append(address)
+                return "250 OK"
+
             async def handle_DATA(self, server, session, envelope):
                 message = message_from_bytes(envelope.original_content, policy=policy.default)
                 fake.messages.append((envelope.mail_from, list(envelope.rcpt_tos), message))
+                fake._dropped("DATA", server)
                 return "250 Message accepted"
 
-        self.port = free_port()
-        self._controller = Controller(Handler(), hostname="127.0.0.1", port=self.port)
+            async def handle_QUIT(self, server, session, envelope):
+                fake.quits += 1
+                return "221 Bye"
+
+        class Session(SMTP):
+            def connection_made(self, transport):
+                first = self.transport is None
+                super().connection_made(transport)
+                if first and fake._counting:  # not the controller's own readiness probe
+                    fake.connections += 1
+                    fake._sessions.add(self)
+
+            def connection_lost(self, error):
+                fake._sessions.discard(self)
+                super().connection_lost(error)
+
+        class SessionController(Controller):
+            def factory(self):
+                return Session(self.handler, **self.SMTP_kwargs)
+
+        def authenticate(server, session, envelope, mechanism, auth_data):
+            fake.logins.append((auth_data.login.decode(), auth_data.password.decode()))
+            return AuthResult(success=True)
+
+        options = {"auth_require_tls": False, "authenticator": authenticate} if accept_logins else {}
+        self.port = port or free_port(host)
+        self._controller = SessionController(Handler(), hostname=host, port=self.port, **options)
+
+    @property
+    def open_connections(self) -> int:
+        return len(self._sessions)
+
+    def drop(self, command: str, *, times: int = 1, reply: str | None = None) -> None:
+        self._drops[command.upper()] = [reply] * times
+
+    def _dropped(self, command: str, server) -> bool:
+        pending = self._drops.get(command)
+        if not pending:
+            return False
+        reply = pending.pop(0)
+        if reply:
+            server.transport.write(f"{reply}\r\n".encode())
+        server.transport.close()
+        return True
+
+    def close_connections(self, reply: str = "421 4.4.2 Idle timeout, closing connection") -> None:
+        async def close():
+            for session in list(self._sessions):
+                session.transport.write(f"{reply}\r\n".encode())
+                session.transport.close()
+
+        asyncio.run_coroutine_threadsafe(close(), self._controller.loop).result(timeout=5)
 
     def __enter__(self):
         self._controller.start()
+        self._counting = True
         return self
 
     def __exit__(self, *exc):

@@ -1,0 +1,284 @@
+"""Batched sending: campaign and broadcast deliveries of one channel configuration, many per task.
+
+    claim up to ULAK_SEND_BATCH_SIZE due deliveries (one statement) → the configuration check →
+    consent and suppression for all of them (a few queries) → per sub-batch of
+    ULAK_SEND_SUB_BATCH_SIZE: render → rate limit → mark started (one statement, committed with
+    the previous sub-batch's results) → provider calls → results recorded in bulk
+
+Every rule is the single-delivery path's (channels/sending.py): which claimed rows are failed
+instead of taken (`untakeable`), the inactive configuration, the consent decision
+(`channels.consent.decide`), the per-second rate limit, rendering, the started marker, the
+classification of provider errors and the recording of events (`record_delivery_events` shares
+the status logic of `record_delivery_event`). Exactly once holds per delivery: a worker killed
+in a batch leaves each delivery either not started (sent by the next claim) or started (never
+sent again: "outcome unknown"), at most one sub-batch of them. Rows this task claimed before its
+worker died (the same message redelivered) and claims whose worker died long ago are sent one
+at a time through `deliver`, so a delivery that kills its worker cannot burn its batch-mates'
+attempts.
+
+Scheduling: `schedule_batch` publishes `<channel>.send_batch` for a configuration unless one is
+already on its way (a Redis key); channels.deliveries.enqueue_send calls it on commit for batched
+sources, the sweep for configurations with due or orphaned batched deliveries.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+
+from celery import current_app
+from django.conf import settings
+from django.core.cache import cache
+from django.db import connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from channels.consent import decide, load_consent
+from channels.feedback import EventEntry, record_delivery_event, record_delivery_events
+from channels.models import ChannelConfig, ChannelType, Delivery, DeliveryStatus
+from channels.providers import get_provider
+from channels.sending import (
+    BATCHED, BATCHED_SOURCES, _due_or_dead, _release, after_sent, call_provider, consent_ask, deliver,
+    inactive_reason, mark_started, prepare, sent_entries, take_rate, untakeable,
+)
+
+logger = logging.getLogger(__name__)
+
+BATCH_TASK_FOR_CHANNEL = {
+    ChannelType.EMAIL: "email.send_batch",
+    ChannelType.SMS: "sms.send_batch",
+    ChannelType.WHATSAPP: "whatsapp.send_batch",
+    ChannelType.PUSH: "push.send_batch",
+    ChannelType.IN_APP: "in_app.send_batch",
+    ChannelType.WEBHOOK: "webhooks.send_batch",
+}
+RATE_LIMITED = "rate limit of the channel configuration"
+HELD_BACK = "the provider asked to slow down; the rest of the batch waits"
+
+
+# --- scheduling ----------------------------------------------------------------------------------
+
+def batch_key(config_id: int) -> str:
+    return f"send-batch:{config_id}"
+
+
+def schedule_batch(workspace_id: int, config_id: int, channel: str, *, countdown: int | None = None) -> bool:
+    """Publish the configuration's batch task unless one is already on its way (published and not
+    finished: the key it deletes when done, or that expires); True when published."""
+    key = batch_key(config_id)
+    if not cache.add(key, 1, settings.ULAK_SEND_BATCH_KEY_SECONDS + (countdown or 0)):
+        return False
+    try:
+        current_app.send_task(BATCH_TASK_FOR_CHANNEL[ChannelType(channel)], countdown=countdown,
+                              kwargs={"workspace_id": workspace_id, "config_id": config_id})
+    except Exception:
+        cache.delete(key)
+        raise
+    return True
+
+
+def due_batches():
+    """(workspace id, configuration id, channel) of every configuration with batched deliveries
+    that are due or whose claim's worker died (the sweep schedules a batch task for each)."""
+    due, dead_claim = _due_or_dead()
+    return (Delivery.unscoped.filter((due | dead_claim) & BATCHED, channel_config__isnull=False)
+            .order_by().values_list("workspace_id", "channel_config_id", "channel").distinct())
+
+
+def _has_due(workspace, config) -> bool:
+    return Delivery.objects.for_workspace(workspace).filter(
+        Q(send_at__isnull=True) | Q(send_at__lte=timezone.now()), channel_config_id=config.pk,
+        source__in=BATCHED_SOURCES, status=DeliveryStatus.QUEUED).exists()
+
+
+# --- the claim -----------------------------------------------------------------------------------
+
+_CLAIM = """
+WITH picked AS (
+    SELECT id, send_started_at, attempts FROM {table}
+    WHERE workspace_id = %(ws)s AND channel_config_id = %(config)s AND source = ANY(%(sources)s)
+      AND status = %(queued)s AND (send_at IS NULL OR send_at <= %(now)s)
+    ORDER BY id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+), taken AS (
+    UPDATE {table} AS d
+    SET status = %(sending)s, claimed_at = %(now)s, claim_token = %(token)s, attempts = d.attempts + 1,
+        updated_at = %(now)s
+    FROM picked
+    WHERE d.id = picked.id AND picked.send_started_at IS NULL AND picked.attempts < %(max_attempts)s
+    RETURNING d.id
+)
+SELECT picked.id, taken.id IS NOT NULL FROM picked LEFT JOIN taken ON taken.id = picked.id ORDER BY picked.id
+"""
+
+
+def claim(workspace, config_id: int, token: str, limit: int) -> tuple[list[int], int]:
+    """Take up to `limit` due campaign and broadcast deliveries of the configuration in one
+    statement (rows locked by another claim are skipped, never waited for). Rows picked but not
+    takeable are failed in the same transaction, as the single claim fails them (`untakeable`).
+    Returns (ids taken, in id order; how many rows were picked)."""
+    now = timezone.now()
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(_CLAIM.format(table=Delivery._meta.db_table), {
+                "ws": workspace.pk, "config": config_id, "sources": [str(source) for source in BATCHED_SOURCES],
+                "queued": DeliveryStatus.QUEUED.value, "sending": DeliveryStatus.SENDING.value, "now": now,
+                "limit": limit, "token": token, "max_attempts": settings.ULAK_DELIVERY_MAX_ATTEMPTS})
+            rows = cursor.fetchall()
+        left = [pk for pk, taken in rows if not taken]
+        if left:
+            for delivery in (Delivery.objects.for_workspace(workspace).select_related("workspace", "profile")
+                             .filter(pk__in=left).order_by("pk")):
+                verdict = untakeable(delivery)
+                if verdict is None:  # cannot happen: the statement takes exactly the others
+                    logger.error("batch claim left a takeable delivery", extra={"delivery": delivery.public_id})
+                    continue
+                record_delivery_event(delivery, "failed", data={"reason": verdict[1]})
+    return [pk for pk, taken in rows if taken], len(rows)
+
+
+# --- one round: claim and send -------------------------------------------------------------------
+
+@dataclass
+class Round:
+    picked: int = 0
+    sent: int = 0
+    full: bool = False
+    wait: int = 0  # seconds before the configuration may send again (rate limit, provider back-pressure)
+
+
+def send_batch(workspace, config: ChannelConfig, token: str, *, size: int | None = None) -> Round:
+    """Claim one batch of the configuration's due campaign and broadcast deliveries and send it."""
+    size = size or settings.ULAK_SEND_BATCH_SIZE
+    if config.rate_limit_per_second:
+        size = min(size, config.rate_limit_per_second)
+    taken, picked = claim(workspace, config.pk, token, size)
+    outcome = Round(picked=picked, full=picked >= size)
+    if not taken:
+        return outcome
+    deliveries = list(Delivery.objects.for_workspace(workspace)
+                      .select_related("profile", "topic", "message_content", "message_content__layout")
+                      .filter(pk__in=taken).order_by("pk"))
+    pending: list[EventEntry] = []  # written with the next sub-batch's marker, or at the end
+    sendable = []
+    for delivery in deliveries:
+        delivery.workspace, delivery.channel_config = workspace, config
+        reason = inactive_reason(delivery, config)
+        if reason is not None:
+            pending.append(EventEntry(delivery, "failed", {"reason": reason}))
+        else:
+            sendable.append(delivery)
+    asks = [consent_ask(delivery) for delivery in sendable]
+    facts = load_consent(workspace, asks) if asks else None
+    remaining = []
+    for delivery, ask in zip(sendable, asks):
+        reason = decide(ask, facts)
+        if reason is not None:
+            pending.append(EventEntry(delivery, "suppressed", {"reason": reason}))
+        else:
+            remaining.append(delivery)
+    try:
+        provider = get_provider(config) if remaining else None
+    except Exception:  # a configuration that cannot build its provider: each call records why
+        provider = None
+    finished = []  # (delivery, result) recorded sent, waiting for after_sent
+    while remaining:
+        chunk, remaining = remaining[:settings.ULAK_SEND_SUB_BATCH_SIZE], remaining[settings.ULAK_SEND_SUB_BATCH_SIZE:]
+        ready = []
+        for delivery in chunk:
+            prepared = prepare(delivery)
+            if prepared.message is None:
+                pending.append(EventEntry(delivery, prepared.kind, {"reason": prepared.reason}))
+            else:
+                ready.append((delivery, prepared.message))
+        now = timezone.now()
+        allowed = take_rate(config, len(ready), now)
+        if allowed < len(ready):  # over the configuration's rate: back to queued, no attempt counted
+            _release([delivery for delivery, _ in ready[allowed:]] + remaining, retry_in=1, reason=RATE_LIMITED,
+                     attempt_counts=False)
+            ready, remaining, outcome.wait = ready[:allowed], [], 1
+        with transaction.atomic():
+            record_delivery_events(workspace, pending, at=now)
+            started, held = mark_started(workspace.pk, token, [delivery.pk for delivery, _ in ready],
+                                         holding=[delivery.pk for delivery in remaining], now=now)
+        pending = []
+        _finish(finished)
+        remaining = [delivery for delivery in remaining if delivery.pk in held]  # claims lost are not ours
+        ready = [(delivery, message) for delivery, message in ready if delivery.pk in started]
+        transient = 0
+        for index, (delivery, message) in enumerate(ready):
+            delivery.send_started_at = now
+            called = call_provider(delivery, provider, message)
+            if called.result is not None:
+                pending += sent_entries(delivery, called.result)
+                finished.append((delivery, called.result))
+                outcome.sent += 1
+                transient = 0
+                continue
+            if called.outcome.result != "retry":
+                continue
+            transient += 1
+            if called.error.retry_after or transient >= 2:  # the provider is throttling or down: hold off
+                wait = min(called.outcome.retry_in or 1, settings.ULAK_TASK_MAX_COUNTDOWN_SECONDS)
+                _release([later for later, _ in ready[index + 1:]] + remaining, retry_in=wait, reason=HELD_BACK,
+                         attempt_counts=False)
+                remaining, outcome.wait = [], max(outcome.wait, wait)
+                break
+    if pending:
+        record_delivery_events(workspace, pending)
+    _finish(finished)
+    return outcome
+
+
+def _finish(finished: list) -> None:
+    while finished:
+        after_sent(*finished.pop(0))
+
+
+# --- the task's body -----------------------------------------------------------------------------
+
+def recover(workspace, config: ChannelConfig, token: str, limit: int) -> int:
+    """Send, one at a time through the single-delivery path, the configuration's batched
+    deliveries left claimed by this task before its worker died (a redelivered message) or by a
+    worker that died long ago (ULAK_DELIVERY_CLAIM_TIMEOUT_SECONDS): started ones fail as "outcome
+    unknown", the others are sent. Fewest attempts first: a delivery that killed the worker when
+    it was taken alone goes after its batch-mates, so they are sent before it is tried again.
+    Returns how many were looked at."""
+    expired = timezone.now() - timedelta(seconds=settings.ULAK_DELIVERY_CLAIM_TIMEOUT_SECONDS)
+    ids = list(Delivery.objects.for_workspace(workspace)
+               .filter(Q(claim_token=token) | Q(claimed_at__lt=expired), channel_config_id=config.pk,
+                       source__in=BATCHED_SOURCES, status=DeliveryStatus.SENDING)
+               .order_by("attempts", "pk").values_list("pk", flat=True)[:limit])
+    for pk in ids:
+        deliver(pk, token=token)
+    return len(ids)
+
+
+def run_batches(workspace, config_id: int, token: str) -> dict:
+    """The `<channel>.send_batch` task: recover what a dead worker left, then claim and send
+    batches until nothing is due or ULAK_SEND_BATCH_SECONDS are spent; then let the next batch
+    task be published, and publish it at once if more is due (or after the wait the rate limit or
+    the provider asked for)."""
+    config = ChannelConfig.objects.for_workspace(workspace).filter(pk=config_id).first()
+    if config is None:
+        cache.delete(batch_key(config_id))
+        return {"rounds": 0, "sent": 0, "recovered": 0}
+    size = settings.ULAK_SEND_BATCH_SIZE
+    recovered = recover(workspace, config, token, size)
+    deadline = time.monotonic() + settings.ULAK_SEND_BATCH_SECONDS
+    rounds = sent = 0
+    while True:
+        last = send_batch(workspace, config, token, size=size)
+        rounds += 1
+        sent += last.sent
+        if last.picked == 0 or last.wait or time.monotonic() >= deadline:
+            break
+    cache.delete(batch_key(config_id))
+    if last.wait:
+        schedule_batch(workspace.pk, config.pk, config.type, countdown=last.wait)
+    elif last.full or recovered >= size or _has_due(workspace, config):
+        schedule_batch(workspace.pk, config.pk, config.type)
+    return {"rounds": rounds, "sent": sent, "recovered": recovered}
