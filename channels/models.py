@@ -299,6 +299,10 @@ class Delivery(WorkspaceScopedModel):
                          condition=~Q(provider_message_id="")),
             models.Index(fields=["workspace", "status", "send_at"], name="delivery_ws_pending",
                          condition=Q(status__in=["queued", "sending"])),
+            # The batch claim (channels/batching.py): a configuration's queued campaign and broadcast
+            # deliveries in id order, without walking the rows already sent.
+            models.Index(fields=["workspace", "channel_config", "id"], name="delivery_ws_config_batch",
+                         condition=Q(status="queued", source__in=["campaign", "broadcast"])),
             models.Index(fields=["workspace", "created_at"], name="delivery_ws_content_kept",
                          condition=Q(content_purged_at__isnull=True)),
         ]
