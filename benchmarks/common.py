@@ -4,6 +4,7 @@ migrated database of their own."""
 import base64
 import http.client
 import os
+import re
 import signal
 import statistics
 import subprocess
@@ -81,3 +82,33 @@ def post_each(port: int, requests, headers: dict):
             raise SystemExit(f"HTTP {response.status} from {path}: {payload[:300]!r}")
         yield started_at, took, payload
     conn.close()
+
+
+def code_area(filename: str, name: str = "", *, depth: int = 1) -> str:
+    """Where a profiled function lives: a project app (`depth` path parts of it), a library (top
+    package), Python itself, or — for C functions, when `name` is given — PostgreSQL or socket waits."""
+    if not filename.startswith("/"):  # "~" (C functions) or "<frozen ...>"
+        if "psycopg" in name:
+            return "psycopg C (waiting for PostgreSQL)"
+        if any(word in name for word in ("socket", "select", "poll", "recv", "readline", "readinto")):
+            return "socket / file I/O (waiting for the sink, Redis)"
+        return "Python builtins"
+    parts = Path(filename).parts
+    if "site-packages" in parts:
+        rest = parts[parts.index("site-packages") + 1:]
+        top = rest[0] if rest else "?"
+        if top == "django" and len(rest) > 2:
+            return f"django.{rest[1]}" if rest[1] != "db" else f"django.db.{rest[2].removesuffix('.py')}"
+        return top.split(".")[0]
+    try:
+        return f"ulak: {'/'.join(Path(filename).resolve().relative_to(ROOT).parts[:depth])}"
+    except ValueError:
+        return "Python stdlib"
+
+
+def query_kind(sql: str) -> str:
+    """A statement's verb and main table: `SELECT profiles_profile`, `INSERT campaigns_journeystep`..."""
+    verb = sql.lstrip().split(None, 1)[0].upper()
+    table = re.search(r'(?:FROM|INTO|UPDATE)\s+"?(\w+)"?', sql, re.IGNORECASE)
+    label = f"{verb} {table.group(1) if table and verb != 'SAVEPOINT' else ''}".strip()
+    return f"{label} FOR UPDATE" if "FOR UPDATE" in sql else label

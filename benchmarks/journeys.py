@@ -45,7 +45,6 @@ import json
 import os
 import platform
 import pstats
-import re
 import subprocess
 import sys
 import time
@@ -55,7 +54,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
-from common import PG, ROOT, bench_env, percentile, post_each, stop, wait_port
+from common import PG, ROOT, bench_env, code_area, percentile, post_each, query_kind, stop, wait_port
 from common import fresh_database as common_fresh_database
 from common import manage as common_manage
 from common import start as common_start
@@ -236,32 +235,6 @@ def step_counts(campaign_id: int) -> tuple[int, dict]:
     return steps, states
 
 
-def area(filename: str) -> str:
-    """Where a profiled function lives: a project app, a library (top package) or Python itself."""
-    if not filename.startswith("/"):
-        return "Python builtins"  # "~" (C functions) or "<frozen ...>"
-    path = Path(filename)
-    parts = path.parts
-    if "site-packages" in parts:
-        rest = parts[parts.index("site-packages") + 1:]
-        top = rest[0] if rest else "?"
-        if top == "django" and len(rest) > 2:
-            return f"django.{rest[1]}" if rest[1] != "db" else f"django.db.{rest[2].removesuffix('.py')}"
-        return top.split(".")[0]
-    try:
-        return f"ulak: {path.resolve().relative_to(ROOT).parts[0]}"
-    except ValueError:
-        return "Python stdlib"
-
-
-def query_kind(sql: str) -> str:
-    """A statement's verb and main table: `SELECT profiles_profile`, `INSERT campaigns_journeystep`..."""
-    verb = sql.lstrip().split(None, 1)[0].upper()
-    table = re.search(r'(?:FROM|INTO|UPDATE)\s+"?(\w+)"?', sql, re.IGNORECASE)
-    label = f"{verb} {table.group(1) if table and verb != 'SAVEPOINT' else ''}".strip()
-    return f"{label} FOR UPDATE" if "FOR UPDATE" in sql else label
-
-
 def profile_tick(workspace, batch: int) -> dict:
     """One tick batch of `batch` runs in this process with every query timed (no profiler), then
     another under cProfile: queries per run, database share, where the Python time goes."""
@@ -295,7 +268,7 @@ def profile_tick(workspace, batch: int) -> dict:
     by_area: dict[str, float] = defaultdict(float)
     total = 0.0
     for (filename, _, _), (_, _, tottime, _, _) in stats.stats.items():
-        by_area[area(filename)] += tottime
+        by_area[code_area(filename)] += tottime
         total += tottime
     top = sorted(stats.stats.items(), key=lambda item: item[1][2], reverse=True)[:12]
     count = sum(n for n, _ in queries.values())
@@ -308,7 +281,7 @@ def profile_tick(workspace, batch: int) -> dict:
                     sorted(queries.items(), key=lambda item: -item[1][1])},
         "profile_areas": {name: round(seconds * 100 / total, 1) for name, seconds in
                           sorted(by_area.items(), key=lambda item: -item[1])[:10]},
-        "profile_top": [{"function": f"{area(filename)}:{Path(filename).name}:{line}({name})", "calls": calls,
+        "profile_top": [{"function": f"{code_area(filename)}:{Path(filename).name}:{line}({name})", "calls": calls,
                          "tottime_ms": round(tottime * 1000, 1), "cumtime_ms": round(cumtime * 1000, 1)}
                         for (filename, line, name), (_, calls, tottime, cumtime, _) in top],
     }

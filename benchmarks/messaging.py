@@ -60,7 +60,6 @@ import multiprocessing
 import os
 import platform
 import pstats
-import re
 import resource
 import sys
 import time
@@ -70,7 +69,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
-from common import PG, ROOT, bench_env, percentile, post_each, stop, wait_port
+from common import PG, ROOT, bench_env, code_area, percentile, post_each, query_kind, stop, wait_port
 from common import fresh_database as common_fresh_database
 from common import manage as common_manage
 from common import start as common_start
@@ -624,37 +623,11 @@ def bare_phase(channel: str, sample, count: int, connections: list[int], sink: S
 
 # --- one batch in this process, timed and profiled ----------------------------------------------------
 
-def area(filename: str, name: str) -> str:
-    """Where a profiled function lives: a project app, a library (top package), Python itself,
-    or waiting on a socket (C functions)."""
-    if not filename.startswith("/"):
-        if "psycopg" in name:
-            return "psycopg C (waiting for PostgreSQL)"
-        if any(word in name for word in ("socket", "select", "poll", "recv", "readline", "readinto")):
-            return "socket / file I/O (waiting for the sink, Redis)"
-        return "Python builtins"
-    parts = Path(filename).parts
-    if "site-packages" in parts:
-        rest = parts[parts.index("site-packages") + 1:]
-        top = rest[0] if rest else "?"
-        if top == "django" and len(rest) > 2:
-            return f"django.{rest[1]}" if rest[1] != "db" else f"django.db.{rest[2].removesuffix('.py')}"
-        return top.split(".")[0]
-    try:
-        return f"ulak: {'/'.join(Path(filename).resolve().relative_to(ROOT).parts[:2])}"
-    except ValueError:
-        return "Python stdlib"
-
-
-def query_kind(sql: str) -> str:
-    """A statement's verb and main table: `SELECT channels_delivery`, `INSERT profiles_event`..."""
-    sql = sql.lstrip()
-    if sql.upper().startswith("WITH PICKED"):
+def statement_kind(sql: str) -> str:
+    """common.query_kind, with the batch claim (a WITH … UPDATE) named as such."""
+    if sql.lstrip().upper().startswith("WITH PICKED"):
         return "claim (WITH … UPDATE channels_delivery)"
-    verb = sql.split(None, 1)[0].upper()
-    table = re.search(r'(?:FROM|INTO|UPDATE)\s+"?(\w+)"?', sql, re.IGNORECASE)
-    label = f"{verb} {table.group(1) if table and verb != 'SAVEPOINT' else ''}".strip()
-    return f"{label} FOR UPDATE" if "FOR UPDATE" in sql else label
+    return query_kind(sql)
 
 
 # Pipeline stages of channels.batching.send_batch: (file, function, label); cumulative profiled
@@ -714,8 +687,8 @@ def profile_phase(channel: str, message, config, workspace, size: int, sink: Sin
         try:
             return execute(sql, params, many, context)
         finally:
-            queries[query_kind(sql)][0] += 1
-            queries[query_kind(sql)][1] += time.perf_counter() - started
+            queries[statement_kind(sql)][0] += 1
+            queries[statement_kind(sql)][1] += time.perf_counter() - started
 
     with workspace_scope(workspace):
         config = ChannelConfig.objects.for_workspace(workspace).get(pk=config.pk)
@@ -733,7 +706,7 @@ def profile_phase(channel: str, message, config, workspace, size: int, sink: Sin
     by_area: dict[str, float] = defaultdict(float)
     total = 0.0
     for (filename, _, name), (_, _, tottime, _, _) in stats.stats.items():
-        by_area[area(filename, name)] += tottime
+        by_area[code_area(filename, name, depth=2)] += tottime
         total += tottime
     top = sorted(stats.stats.items(), key=lambda item: item[1][2], reverse=True)[:12]
     count = sum(n for n, _ in queries.values())
@@ -748,7 +721,7 @@ def profile_phase(channel: str, message, config, workspace, size: int, sink: Sin
         "profile_stages": stages(stats),
         "profile_areas": {name: round(seconds * 100 / total, 1)
                           for name, seconds in sorted(by_area.items(), key=lambda item: -item[1])[:12]},
-        "profile_top": [{"function": f"{area(filename, name)}:{Path(filename).name}:{line}({name})", "calls": calls,
+        "profile_top": [{"function": f"{code_area(filename, name, depth=2)}:{Path(filename).name}:{line}({name})", "calls": calls,
                          "tottime_ms": round(tottime * 1000, 1), "cumtime_ms": round(cumtime * 1000, 1)}
                         for (filename, line, name), (_, calls, tottime, cumtime, _) in top],
         "problems": [],

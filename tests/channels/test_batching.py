@@ -68,32 +68,43 @@ def statuses(deliveries) -> Counter:
 
 # --- the claim ------------------------------------------------------------------------------------
 
-@pytest.mark.django_db(transaction=True)
-def test_two_racing_claimers_never_take_a_delivery_twice_and_leave_none_behind(tenant_a, inbox):
-    deliveries = campaign_deliveries(tenant_a, inbox, 300)
-    start = threading.Barrier(2)
-    taken: dict[str, list[int]] = {"one": [], "two": []}
-    errors = []
+def race(work, tokens, *, timeout: float, barrier: bool = True) -> None:
+    """Run `work(token)` in a thread per token (each with its own database connection), started
+    together; re-raise the first error any of them met."""
+    start, errors = threading.Barrier(len(tokens)), []
 
-    def claimer(token):
+    def run(token):
         try:
-            start.wait()
-            while True:
-                ids, picked = batching.claim(tenant_a.workspace, inbox.pk, token, 7)
-                if not picked:
-                    return
-                taken[token] += ids
-        except Exception as exc:  # noqa: BLE001 — reported below
+            if barrier:
+                start.wait()
+            work(token)
+        except Exception as exc:  # noqa: BLE001 — re-raised below
             errors.append(exc)
         finally:
             connections.close_all()  # this thread's own connection
 
-    threads = [threading.Thread(target=claimer, args=(token,)) for token in taken]
+    threads = [threading.Thread(target=run, args=(token,)) for token in tokens]
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(60)
-    assert not errors
+        thread.join(timeout)
+    if errors:
+        raise errors[0]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_racing_claimers_never_take_a_delivery_twice_and_leave_none_behind(tenant_a, inbox):
+    deliveries = campaign_deliveries(tenant_a, inbox, 300)
+    taken: dict[str, list[int]] = {"one": [], "two": []}
+
+    def claimer(token):
+        while True:
+            ids, picked = batching.claim(tenant_a.workspace, inbox.pk, token, 7)
+            if not picked:
+                return
+            taken[token] += ids
+
+    race(claimer, list(taken), timeout=60)
     assert taken["one"] and taken["two"], "both claimers took part"
     assert not set(taken["one"]) & set(taken["two"])
     assert sorted(taken["one"] + taken["two"]) == sorted(d.pk for d in deliveries)
@@ -106,27 +117,14 @@ def test_two_racing_claimers_never_take_a_delivery_twice_and_leave_none_behind(t
 @pytest.mark.django_db(transaction=True)
 def test_two_racing_batches_send_each_delivery_once(tenant_a, inbox):
     deliveries = campaign_deliveries(tenant_a, inbox, 120)
-    start = threading.Barrier(2)
-    errors = []
 
     def sender(token):
-        try:
-            start.wait()
-            with workspace_scope(tenant_a.workspace):
-                config = ChannelConfig.objects.for_workspace(tenant_a.workspace).get(pk=inbox.pk)
-                while batching.send_batch(tenant_a.workspace, config, token, size=9).picked:
-                    pass
-        except Exception as exc:  # noqa: BLE001 — reported below
-            errors.append(exc)
-        finally:
-            connections.close_all()
+        with workspace_scope(tenant_a.workspace):
+            config = ChannelConfig.objects.for_workspace(tenant_a.workspace).get(pk=inbox.pk)
+            while batching.send_batch(tenant_a.workspace, config, token, size=9).picked:
+                pass
 
-    threads = [threading.Thread(target=sender, args=(token,)) for token in ("one", "two")]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(120)
-    assert not errors
+    race(sender, ["one", "two"], timeout=120)
     assert statuses(deliveries) == {DeliveryStatus.DELIVERED: 120}
     sent = Counter(DeliveryEvent.unscoped.filter(delivery__in=deliveries, kind="sent").values_list("delivery_id",
                                                                                                   flat=True))
@@ -483,30 +481,19 @@ def test_two_batch_senders_share_the_rate_limit(tenant_a):
     config = ChannelConfigFactory(workspace=tenant_a.workspace, type="in_app", provider="inbox",
                                   rate_limit_per_second=5)
     deliveries = campaign_deliveries(tenant_a, config, 25)
-    errors = []
 
     def sender(token):
-        try:
-            with workspace_scope(tenant_a.workspace):
-                fresh = ChannelConfig.objects.for_workspace(tenant_a.workspace).get(pk=config.pk)
-                deadline = time.monotonic() + 30
-                while time.monotonic() < deadline:
-                    outcome = batching.send_batch(tenant_a.workspace, fresh, token)
-                    if not outcome.picked and not outcome.wait and not Delivery.objects.for_workspace(
-                            tenant_a.workspace).filter(status=DeliveryStatus.QUEUED).exists():
-                        return
-                    time.sleep(0.05)
-        except Exception as exc:  # noqa: BLE001 — reported below
-            errors.append(exc)
-        finally:
-            connections.close_all()
+        with workspace_scope(tenant_a.workspace):
+            fresh = ChannelConfig.objects.for_workspace(tenant_a.workspace).get(pk=config.pk)
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                outcome = batching.send_batch(tenant_a.workspace, fresh, token)
+                if not outcome.picked and not outcome.wait and not Delivery.objects.for_workspace(
+                        tenant_a.workspace).filter(status=DeliveryStatus.QUEUED).exists():
+                    return
+                time.sleep(0.05)
 
-    threads = [threading.Thread(target=sender, args=(token,)) for token in ("one", "two")]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(40)
-    assert not errors
+    race(sender, ["one", "two"], timeout=40, barrier=False)
     rows = Delivery.unscoped.filter(pk__in=[d.pk for d in deliveries])
     assert set(rows.values_list("status", flat=True)) == {DeliveryStatus.DELIVERED}
     per_second = Counter(int(started.timestamp()) for started in rows.values_list("send_started_at", flat=True))
