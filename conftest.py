@@ -68,6 +68,15 @@ def _clear_cache():
     yield
 
 
+@pytest.fixture(autouse=True)
+def _close_kept_connections():
+    """Outbound HTTP connections are kept per process (channels.safe_http): none outlives its test."""
+    yield
+    from channels.safe_http import close_kept_clients
+
+    close_kept_clients()
+
+
 @pytest.fixture
 def broker():
     """The Celery broker's Redis database (this test process's own), emptied before and after."""

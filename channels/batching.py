@@ -17,8 +17,9 @@ at a time through `deliver`, so a delivery that kills its worker cannot burn its
 attempts.
 
 Scheduling: `schedule_batch` publishes `<channel>.send_batch` for a configuration unless one is
-already on its way (a Redis key); channels.deliveries.enqueue_send calls it on commit for batched
-sources, the sweep for configurations with due or orphaned batched deliveries.
+already on its way (Redis keys, one per slot); channels.deliveries.enqueue_send calls it on commit
+for batched sources, the sweep for configurations with due or orphaned batched deliveries, and a
+running task whose claim came back full brings in one more (up to ULAK_SEND_BATCH_TASKS).
 """
 
 from __future__ import annotations
@@ -60,23 +61,35 @@ HELD_BACK = "the provider asked to slow down; the rest of the batch waits"
 
 # --- scheduling ----------------------------------------------------------------------------------
 
-def batch_key(config_id: int) -> str:
-    return f"send-batch:{config_id}"
+def batch_key(config_id: int, slot: int = 0) -> str:
+    return f"send-batch:{config_id}:{slot}"
 
 
-def schedule_batch(workspace_id: int, config_id: int, channel: str, *, countdown: int | None = None) -> bool:
-    """Publish the configuration's batch task unless one is already on its way (published and not
-    finished: the key it deletes when done, or that expires); True when published."""
-    key = batch_key(config_id)
-    if not cache.add(key, 1, settings.ULAK_SEND_BATCH_KEY_SECONDS + (countdown or 0)):
+def schedule_batch(workspace_id: int, config_id: int, channel: str, *, countdown: int | None = None,
+                   spread: bool = False) -> bool:
+    """Publish a batch task for the configuration; True when published. A task holds one of
+    ULAK_SEND_BATCH_TASKS slots (a Redis key it deletes when done, or that expires) from publication
+    to its end. By default (new deliveries, the sweep, a task handing over) nothing is published
+    while any slot is held: a task of the configuration is on its way and claims until nothing is
+    due. `spread` (a running task whose claim came back full, or that ran out of time) takes the
+    first free slot: as many tasks as the backlog needs, at most ULAK_SEND_BATCH_TASKS."""
+    slots = [batch_key(config_id, slot) for slot in range(max(1, settings.ULAK_SEND_BATCH_TASKS))]
+    if not spread and any(cache.get_many(slots).values()):
         return False
-    try:
-        current_app.send_task(BATCH_TASK_FOR_CHANNEL[ChannelType(channel)], countdown=countdown,
-                              kwargs={"workspace_id": workspace_id, "config_id": config_id})
-    except Exception:
-        cache.delete(key)
-        raise
-    return True
+    timeout = settings.ULAK_SEND_BATCH_KEY_SECONDS + (countdown or 0)
+    for slot, key in enumerate(slots):
+        if not cache.add(key, 1, timeout):
+            if spread:
+                continue
+            return False  # another publisher was quicker
+        try:
+            current_app.send_task(BATCH_TASK_FOR_CHANNEL[ChannelType(channel)], countdown=countdown,
+                                  kwargs={"workspace_id": workspace_id, "config_id": config_id, "slot": slot})
+        except Exception:
+            cache.delete(key)
+            raise
+        return True
+    return False
 
 
 def due_batches():
@@ -257,28 +270,36 @@ def recover(workspace, config: ChannelConfig, token: str, limit: int) -> int:
     return len(ids)
 
 
-def run_batches(workspace, config_id: int, token: str) -> dict:
-    """The `<channel>.send_batch` task: recover what a dead worker left, then claim and send
-    batches until nothing is due or ULAK_SEND_BATCH_SECONDS are spent; then let the next batch
-    task be published, and publish it at once if more is due (or after the wait the rate limit or
-    the provider asked for)."""
+def run_batches(workspace, config_id: int, token: str, slot: int = 0) -> dict:
+    """The `<channel>.send_batch` task (holding `slot`): recover what a dead worker left, then claim
+    and send batches until nothing is due or ULAK_SEND_BATCH_SECONDS are spent, bringing in another
+    task (a free slot) when a claim comes back full; then free the slot and hand over: at once when
+    out of time with more to send or deliveries came due meanwhile, or after the wait the rate
+    limit or the provider asked for. A slot is freed before the check for due rows, so of tasks
+    ending together the last one always sees the rows and no other slot held."""
     config = ChannelConfig.objects.for_workspace(workspace).filter(pk=config_id).first()
     if config is None:
-        cache.delete(batch_key(config_id))
+        cache.delete(batch_key(config_id, slot))
         return {"rounds": 0, "sent": 0, "recovered": 0}
     size = settings.ULAK_SEND_BATCH_SIZE
     recovered = recover(workspace, config, token, size)
     deadline = time.monotonic() + settings.ULAK_SEND_BATCH_SECONDS
     rounds = sent = 0
+    spread = False
     while True:
         last = send_batch(workspace, config, token, size=size)
         rounds += 1
         sent += last.sent
         if last.picked == 0 or last.wait or time.monotonic() >= deadline:
             break
-    cache.delete(batch_key(config_id))
+        if last.full and not spread:  # a backlog: another worker may claim beside this one (once per task)
+            spread = True
+            schedule_batch(workspace.pk, config.pk, config.type, spread=True)
+    cache.delete(batch_key(config_id, slot))
     if last.wait:
         schedule_batch(workspace.pk, config.pk, config.type, countdown=last.wait)
-    elif last.full or recovered >= size or _has_due(workspace, config):
+    elif last.full or recovered >= size:
+        schedule_batch(workspace.pk, config.pk, config.type, spread=True)
+    elif _has_due(workspace, config):
         schedule_batch(workspace.pk, config.pk, config.type)
     return {"rounds": rounds, "sent": sent, "recovered": recovered}

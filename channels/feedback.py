@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from channels.models import STATUS_RANK, Delivery, DeliveryEvent, DeliveryStatus
 from channels.reporting import fan_out, fan_out_many
+from core.bulk import update_rows
 from profiles.models import EventType
 from profiles.services import insert_events, keep_segments_live, record_person_event
 
@@ -93,6 +94,7 @@ class EventEntry:
     kind: str
     data: dict = field(default_factory=dict)
     update_fields: tuple = ()
+    at: datetime | None = None  # when it happened (the provider's answer), if not the batch's `at`
 
 
 @transaction.atomic
@@ -117,12 +119,12 @@ def record_delivery_events(workspace, entries: list[EventEntry], *, at: datetime
             for name, value in current.get(delivery.pk, {}).items():
                 if name not in keep[key]:
                     setattr(delivery, name, value)
-    events = [DeliveryEvent(workspace_id=workspace.pk, delivery=entry.delivery, kind=entry.kind, at=at,
+    events = [DeliveryEvent(workspace_id=workspace.pk, delivery=entry.delivery, kind=entry.kind, at=entry.at or at,
                             data=entry.data or {}) for entry in entries]
     DeliveryEvent.objects.for_workspace(workspace).bulk_create(events)
     fields = {key: set(names) for key, names in keep.items()}
     for entry in entries:
-        _apply_kind(entry.delivery, entry.kind, at, entry.data or {}, fields[id(entry.delivery)])
+        _apply_kind(entry.delivery, entry.kind, entry.at or at, entry.data or {}, fields[id(entry.delivery)])
     by_fields: dict[tuple, list] = {}
     now = timezone.now()
     for key, names in fields.items():
@@ -130,15 +132,15 @@ def record_delivery_events(workspace, entries: list[EventEntry], *, at: datetime
             deliveries[key].updated_at = now
             by_fields.setdefault(tuple(sorted(names)), []).append(deliveries[key])
     for names, changed in by_fields.items():
-        Delivery.objects.for_workspace(workspace).bulk_update(changed, [*names, "updated_at"])
-    person_events = [(entry.delivery, entry.kind, entry.data or {}) for entry in entries
+        update_rows(Delivery, changed, [*names, "updated_at"], workspace_id=workspace.pk)  # core.bulk
+    person_events = [(entry.delivery, entry.kind, entry.data or {}, entry.at or at) for entry in entries
                      if entry.kind in PERSON_EVENT_KINDS and entry.delivery.profile_id is not None]
     if person_events:
         rows, people = [], {}
-        for delivery, kind, data in person_events:
+        for delivery, kind, data, when in person_events:
             name, event_data = _person_event(delivery, kind, data)
             rows.append((workspace.pk, delivery.profile_id, None, name, EventType.EVENT.value, json.dumps(event_data),
-                         at, now, None))
+                         when, now, None))
             people.setdefault(name, set()).add(delivery.profile_id)
         insert_events(rows)
         for name, profile_ids in people.items():

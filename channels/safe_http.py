@@ -1,7 +1,7 @@
 """Outbound HTTP to tenant-defined URLs (webhooks, HTTP SMS gateways, reporting webhooks), with
 an SSRF guard.
 
-    safe_request(method, url, ...) -> requests.Response
+    safe_request(method, url, ...) -> requests.Response      (HTTP/1.1, kept connections)
     safe_http2_request(method, url, ...) -> httpx.Response   (HTTP/2, kept connections: APNs)
 
 Every hop is checked before a byte is sent: the scheme must be http/https; the host is resolved
@@ -16,6 +16,13 @@ name), so a second DNS answer cannot point it elsewhere (DNS rebinding). Numeric
 Redirects are followed by hand, at most `max_redirects`, each Location checked again. Proxies
 and other settings from the environment are ignored. Response bodies are read up to
 MAX_RESPONSE_BYTES (the rest is dropped) and must arrive within the read timeout.
+
+Connections are kept open and reused (a TLS handshake to a provider costs more than the call):
+one client per (scheme, host, port, CA bundle) and process — a requests adapter or an httpx
+client — pinned to the address checked when it was made (`_Kept`). Within KEEP_RESOLVE_SECONDS no
+DNS lookup is made, but the address is checked against the allow rules on every call; a client
+idle for KEEP_IDLE_SECONDS is closed and made again (below common NAT idle timeouts, so a kept
+connection is not silently dead and a request written into it of unknown outcome).
 """
 
 from __future__ import annotations
@@ -227,7 +234,8 @@ class _PinnedAdapter(HTTPAdapter):
 
     def __init__(self, tls_hostname: str):
         self._tls_hostname = tls_hostname
-        super().__init__(pool_connections=1, pool_maxsize=1, max_retries=0)
+        # One pool (one address); a connection per thread calling at once, the surplus not kept.
+        super().__init__(pool_connections=1, pool_maxsize=KEEP_CONNECTIONS, max_retries=0)
 
     def build_connection_pool_key_attributes(self, request, verify, cert=None):
         host_params, pool_kwargs = super().build_connection_pool_key_attributes(request, verify, cert)
@@ -271,16 +279,15 @@ def _read_body(response: requests.Response, read_timeout: float) -> None:
     response._content_consumed = True
 
 
-def _send_once(method: str, destination: Destination, *, headers: dict, data, json, timeouts, verify):
+def _send_once(method: str, url: str, *, headers: dict, data, json, timeouts, verify):
+    """One hop on the kept adapter of its destination. The body read to its end gives the
+    connection back to the pool; one cut at MAX_RESPONSE_BYTES (or failed) closes it."""
+    destination, adapter = _h1_kept.pinned(url, verify)
     request = requests.Request(method, destination.pinned_url, headers=headers, data=data, json=json).prepare()
     request.headers.setdefault("User-Agent", USER_AGENT)
     request.headers["Host"] = destination.host_header
-    adapter = _PinnedAdapter(destination.hostname)
-    try:
-        response = adapter.send(request, stream=True, timeout=timeouts, verify=verify, proxies={})
-        _read_body(response, timeouts[1])
-    finally:
-        adapter.close()
+    response = adapter.send(request, stream=True, timeout=timeouts, verify=verify, proxies={})
+    _read_body(response, timeouts[1])
     response.url = destination.url
     return response
 
@@ -302,9 +309,7 @@ def safe_request(method: str, url: str, *, headers: dict | None = None, data=Non
     timeouts = _timeouts(timeout)
     history: list[requests.Response] = []
     for _hop in range(max_redirects + 1):
-        destination = resolve_destination(url)
-        response = _send_once(method, destination, headers=headers, data=data, json=json,
-                              timeouts=timeouts, verify=verify)
+        response = _send_once(method, url, headers=headers, data=data, json=json, timeouts=timeouts, verify=verify)
         if response.status_code not in _REDIRECT_STATUSES or "location" not in response.headers:
             response.history = history
             return response
@@ -321,51 +326,90 @@ def safe_request(method: str, url: str, *, headers: dict | None = None, data=Non
     raise requests.TooManyRedirects(f"more than {max_redirects} redirects", response=history[-1])
 
 
+# --- kept clients ------------------------------------------------------------------------------------
+
+KEEP_MAX_CLIENTS = 32  # per kind (HTTP/1.1 adapters, HTTP/2 clients) and process
+KEEP_CONNECTIONS = 10  # per client: threads of one process calling one host at once
+# How long a client's checked address is used before the host is resolved again. Within it no DNS
+# lookup is made; the address is still checked against the allow rules on every call.
+KEEP_RESOLVE_SECONDS = 300
+# A client unused this long is closed and made again; below common NAT idle timeouts (AWS: 350 s).
+KEEP_IDLE_SECONDS = 300
+
+
+@dataclass
+class _Pinned:
+    client: object
+    ip: str
+    resolved_at: float
+    used_at: float
+
+
+class _Kept:
+    """Clients kept per (scheme, host, port, verify), each pinned to the address checked when it
+    was made: `make(destination, verify)` builds one, `close(client)` ends it. LRU, at most
+    KEEP_MAX_CLIENTS; forgotten (not closed: the parent's sockets are not ours) in a forked child."""
+
+    def __init__(self, make, close):
+        self._make, self._close = make, close
+        self._entries: OrderedDict[tuple, _Pinned] = OrderedDict()
+        self._lock = threading.Lock()
+        os.register_at_fork(after_in_child=self._forget)
+
+    def _forget(self) -> None:
+        self._entries = OrderedDict()
+        self._lock = threading.Lock()
+
+    def close_all(self) -> None:
+        with self._lock:
+            clients = [entry.client for entry in self._entries.values()]
+            self._entries.clear()
+        for client in clients:
+            self._close(client)
+
+    def pinned(self, url: str, verify: bool | str) -> tuple[Destination, object]:
+        """The checked destination for `url` and the client kept for it. Raises BlockedDestination,
+        or requests.ConnectionError when the name does not resolve (nothing was sent)."""
+        scheme, hostname, port, explicit_port = _split(url)
+        key = (scheme, hostname, port, verify)
+        now = time.monotonic()
+        with self._lock:
+            entry = self._entries.get(key)
+            fresh = (entry is not None and now - entry.resolved_at < KEEP_RESOLVE_SECONDS
+                     and now - entry.used_at < KEEP_IDLE_SECONDS)
+            if fresh:
+                entry.used_at = now
+                self._entries.move_to_end(key)
+        if fresh and address_problem(entry.ip) is None:
+            return Destination(url=url, scheme=scheme, hostname=hostname, port=port, ip=entry.ip,
+                               host_header=_host_header(hostname, port, explicit_port)), entry.client
+        destination = resolve_destination(url)
+        retired = []
+        with self._lock:
+            current = self._entries.get(key)
+            if current is not None and current.ip == destination.ip and now - current.used_at < KEEP_IDLE_SECONDS:
+                current.resolved_at = current.used_at = now
+                self._entries.move_to_end(key)
+                return destination, current.client
+            if current is not None:
+                retired.append(self._entries.pop(key).client)
+            client = self._make(destination, verify)
+            self._entries[key] = _Pinned(client, destination.ip, now, now)
+            while len(self._entries) > KEEP_MAX_CLIENTS:
+                retired.append(self._entries.popitem(last=False)[1].client)
+        for old in retired:
+            self._close(old)
+        return destination, client
+
+
+_h1_kept = _Kept(lambda destination, verify: _PinnedAdapter(destination.hostname), lambda adapter: adapter.close())
+
+
 # --- HTTP/2 (httpx), for providers that require it (APNs) --------------------------------------------
 #
 # Same guard, different client: the destination is checked with resolve_destination and the
 # connection goes to the checked address, with the Host header (HTTP/2 `:authority`) and TLS SNI /
-# certificate check (httpcore's `sni_hostname` request extension) on the real host name. Unlike
-# safe_request, connections are kept open and reused: one httpx client per (scheme, host, port,
-# CA bundle), pinned to the address checked when it was made.
-
-H2_MAX_CLIENTS = 32
-# How long a client's checked address is used before the host is resolved again. Within it no DNS
-# lookup is made; the address is still checked against the allow rules on every call.
-H2_RESOLVE_SECONDS = 300
-# Idle connections are closed after this; below common NAT idle timeouts (AWS: 350 s), so a kept
-# connection is not silently dead (a request written into one would have an unknown outcome).
-H2_KEEPALIVE_SECONDS = 300
-
-
-@dataclass
-class _PinnedClient:
-    client: httpx.Client
-    ip: str
-    resolved_at: float
-
-
-_h2_clients: OrderedDict[tuple, _PinnedClient] = OrderedDict()
-_h2_lock = threading.Lock()
-
-
-def _forget_h2_clients_after_fork() -> None:
-    # The parent's connections are not ours to use (or to close: that would talk on its sockets).
-    global _h2_lock
-    _h2_clients.clear()
-    _h2_lock = threading.Lock()
-
-
-os.register_at_fork(after_in_child=_forget_h2_clients_after_fork)
-
-
-def close_http2_clients() -> None:
-    """Close every kept HTTP/2 client and its connections (worker shutdown, tests)."""
-    with _h2_lock:
-        clients = [entry.client for entry in _h2_clients.values()]
-        _h2_clients.clear()
-    for client in clients:
-        client.close()
+# certificate check (httpcore's `sni_hostname` request extension) on the real host name.
 
 
 def _ssl_context(verify: bool | str):
@@ -374,45 +418,27 @@ def _ssl_context(verify: bool | str):
     return verify  # True: certifi's bundle, as requests uses
 
 
-def _new_client(verify: bool | str) -> httpx.Client:
+def _new_client(destination: Destination, verify: bool | str) -> httpx.Client:
     return httpx.Client(http2=True, trust_env=False, follow_redirects=False, verify=_ssl_context(verify),
-                        limits=httpx.Limits(max_connections=10, max_keepalive_connections=10,
-                                            keepalive_expiry=H2_KEEPALIVE_SECONDS),
+                        limits=httpx.Limits(max_connections=KEEP_CONNECTIONS, max_keepalive_connections=KEEP_CONNECTIONS,
+                                            keepalive_expiry=KEEP_IDLE_SECONDS),
                         headers={"User-Agent": USER_AGENT})
 
 
+_h2_kept = _Kept(_new_client, lambda client: client.close())
+
+
+def close_kept_clients() -> None:
+    """Close every kept client and its connections, HTTP/1.1 and HTTP/2 (worker shutdown, tests)."""
+    _h1_kept.close_all()
+    _h2_kept.close_all()
+
+
 def _pinned_destination(url: str, verify: bool | str) -> tuple[Destination, httpx.Client]:
-    """The checked destination for `url` and the client kept for it."""
-    scheme, hostname, port, explicit_port = _split(url)
-    key = (scheme, hostname, port, verify)
-    now = time.monotonic()
-    with _h2_lock:
-        entry = _h2_clients.get(key)
-        if entry is not None:
-            _h2_clients.move_to_end(key)
-    if entry is not None and now - entry.resolved_at < H2_RESOLVE_SECONDS and address_problem(entry.ip) is None:
-        return Destination(url=url, scheme=scheme, hostname=hostname, port=port, ip=entry.ip,
-                           host_header=_host_header(hostname, port, explicit_port)), entry.client
     try:
-        destination = resolve_destination(url)
+        return _h2_kept.pinned(url, verify)
     except requests.ConnectionError as exc:  # the name did not resolve: nothing was sent
         raise httpx.ConnectError(str(exc)) from exc
-    retired = []
-    with _h2_lock:
-        current = _h2_clients.get(key)
-        if current is not None and current.ip == destination.ip:
-            current.resolved_at = now
-            _h2_clients.move_to_end(key)
-            return destination, current.client
-        if current is not None:
-            retired.append(_h2_clients.pop(key).client)
-        client = _new_client(verify)
-        _h2_clients[key] = _PinnedClient(client, destination.ip, now)
-        while len(_h2_clients) > H2_MAX_CLIENTS:
-            retired.append(_h2_clients.popitem(last=False)[1].client)
-    for old in retired:
-        old.close()
-    return destination, client
 
 
 def _read_limited(response: httpx.Response, read_timeout: float) -> None:

@@ -262,9 +262,10 @@ def sent_entries(delivery: Delivery, result: SendResult) -> list[EventEntry]:
     if not delivery.retain_content:  # disable_message_retention: the inputs go once they were used
         delivery.content, delivery.message_data = {}, {}
         kept += ("content", "message_data")
-    entries = [EventEntry(delivery, "sent", result.detail, kept)]
+    answered = timezone.now()  # the batch writes these with its next sub-batch: keep the answer's time
+    entries = [EventEntry(delivery, "sent", result.detail, kept, at=answered)]
     if result.status == "delivered":
-        entries.append(EventEntry(delivery, "delivered"))
+        entries.append(EventEntry(delivery, "delivered", at=answered))
     return entries
 
 
@@ -308,7 +309,7 @@ def deliver(delivery_id: int, *, token: str | None = None) -> Outcome:
     if called.result is None:
         return called.outcome
     for entry in sent_entries(delivery, called.result):
-        record_delivery_event(delivery, entry.kind, data=entry.data, update_fields=entry.update_fields)
+        record_delivery_event(delivery, entry.kind, at=entry.at, data=entry.data, update_fields=entry.update_fields)
     after_sent(delivery, called.result)
     return Outcome("sent", detail=delivery.provider_message_id)
 

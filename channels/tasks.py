@@ -50,42 +50,42 @@ def send_webhook(self, *, workspace_id, delivery_id):
     return _send(self, delivery_id)
 
 
-def _batch(task, config_id):
+def _batch(task, config_id, slot):
     from channels.batching import run_batches
 
-    return run_batches(task.workspace, config_id, token=task.request.id)
+    return run_batches(task.workspace, config_id, token=task.request.id, slot=slot)
 
 
 # Campaign and broadcast deliveries: one task per channel configuration sends them in batches
 # (channels/batching.py), on the channel's queue.
 @shared_task(bind=True, base=WorkspaceTask, name="email.send_batch")
-def send_email_batch(self, *, workspace_id, config_id):
-    return _batch(self, config_id)
+def send_email_batch(self, *, workspace_id, config_id, slot=0):
+    return _batch(self, config_id, slot)
 
 
 @shared_task(bind=True, base=WorkspaceTask, name="sms.send_batch")
-def send_sms_batch(self, *, workspace_id, config_id):
-    return _batch(self, config_id)
+def send_sms_batch(self, *, workspace_id, config_id, slot=0):
+    return _batch(self, config_id, slot)
 
 
 @shared_task(bind=True, base=WorkspaceTask, name="whatsapp.send_batch")
-def send_whatsapp_batch(self, *, workspace_id, config_id):
-    return _batch(self, config_id)
+def send_whatsapp_batch(self, *, workspace_id, config_id, slot=0):
+    return _batch(self, config_id, slot)
 
 
 @shared_task(bind=True, base=WorkspaceTask, name="push.send_batch")
-def send_push_batch(self, *, workspace_id, config_id):
-    return _batch(self, config_id)
+def send_push_batch(self, *, workspace_id, config_id, slot=0):
+    return _batch(self, config_id, slot)
 
 
 @shared_task(bind=True, base=WorkspaceTask, name="in_app.send_batch")
-def send_in_app_batch(self, *, workspace_id, config_id):
-    return _batch(self, config_id)
+def send_in_app_batch(self, *, workspace_id, config_id, slot=0):
+    return _batch(self, config_id, slot)
 
 
 @shared_task(bind=True, base=WorkspaceTask, name="webhooks.send_batch")
-def send_webhook_batch(self, *, workspace_id, config_id):
-    return _batch(self, config_id)
+def send_webhook_batch(self, *, workspace_id, config_id, slot=0):
+    return _batch(self, config_id, slot)
 
 
 @shared_task(base=UlakTask, name="default.sweep_deliveries")

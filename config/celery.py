@@ -3,7 +3,7 @@
 import os
 
 from celery import Celery
-from celery.signals import worker_process_shutdown, worker_shutdown
+from celery.signals import task_prerun, worker_process_shutdown, worker_shutdown
 from kombu import Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
@@ -35,7 +35,22 @@ app.autodiscover_tasks()
 @worker_process_shutdown.connect  # a prefork pool process stopping
 @worker_shutdown.connect  # the worker itself (solo and thread pools send from it)
 def close_kept_connections(**kwargs):
-    """Say QUIT on the SMTP connections this process kept open (channels/providers/smtp_pool.py)."""
+    """Say QUIT on the SMTP connections this process kept open (channels/providers/smtp_pool.py)
+    and close its kept HTTP connections (channels/safe_http.py)."""
     from channels.providers.smtp_pool import close_all
+    from channels.safe_http import close_kept_clients
 
     close_all()
+    close_kept_clients()
+
+
+@task_prerun.connect
+def close_old_database_connections(sender=None, **kwargs):
+    """Database connections outlive a task (CELERY_DB_REUSE_MAX); as between web requests, one past
+    DATABASE_CONN_MAX_AGE or left unusable by an error is closed before the next task. Not for a
+    task run eagerly (`apply()`), which runs inside its caller's transaction."""
+    if sender is None or getattr(sender.request, "is_eager", False):
+        return
+    from django.db import close_old_connections
+
+    close_old_connections()

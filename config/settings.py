@@ -271,6 +271,10 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_DEFAULT_QUEUE = "default"
+# Celery closes the database connections around every task unless told to reuse them: each task
+# would pay a new PostgreSQL connection (and lose what was prepared on it). Closed after this many
+# tasks; before each one, those past DATABASE_CONN_MAX_AGE or unusable (config/celery.py).
+CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 100)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     # A task whose worker died is redelivered after this many seconds (Redis broker).
@@ -350,6 +354,8 @@ ULAK_SEND_SUB_BATCH_SIZE = env_int("ULAK_SEND_SUB_BATCH_SIZE", 10)
 ULAK_SEND_BATCH_SECONDS = env_int("ULAK_SEND_BATCH_SECONDS", 5)
 # How long "a batch task of this configuration is on its way" holds off publishing another one.
 ULAK_SEND_BATCH_KEY_SECONDS = env_int("ULAK_SEND_BATCH_KEY_SECONDS", 30)
+# Batch tasks of one configuration at once: a full claim brings in another, up to this many.
+ULAK_SEND_BATCH_TASKS = env_int("ULAK_SEND_BATCH_TASKS", 4)
 # Reporting webhook calls back off 30 s · 2^n (at most 1 h) and give up after this many attempts.
 ULAK_REPORTING_WEBHOOK_MAX_ATTEMPTS = env_int("ULAK_REPORTING_WEBHOOK_MAX_ATTEMPTS", 30)
 # Wall-clock budget of rendering one message (every field, layout and snippet together).

@@ -39,6 +39,7 @@ from channels.deliveries import queue_delivery
 from channels.keywords import fold_keyword
 from channels.models import ChannelConfig, Delivery, DeliveryStatus, InboundMessage, SubscriptionTopic
 from channels.safe_http import BlockedDestination, safe_request
+from core.bulk import update_rows
 from core.context import workspace_scope
 from profiles import services as people
 from profiles.segments.conditions import evaluate_for, matching
@@ -812,30 +813,15 @@ def save_steps(rows: list[tuple]) -> None:
 
 
 def save_runs(runs: list[Journey], now: datetime) -> None:
-    """The runs' new positions in one UPDATE … FROM unnest(…) (Django's bulk_update builds a CASE
-    per field and row, which costs more Python than the whole advance)."""
-    columns = {
-        "state": ("text", [run.state for run in runs]),
-        "exit_reason": ("text", [run.exit_reason for run in runs]),
-        "step": ("text", [run.step for run in runs]),
-        "seq": ("integer", [run.seq for run in runs]),
-        "next_run_at": ("timestamptz", [run.next_run_at for run in runs]),
-        "wait": ("jsonb", [json.dumps(run.wait) for run in runs]),
-        "data": ("jsonb", [json.dumps(run.data) for run in runs]),
-        "last_delivery_id": ("bigint", [run.last_delivery_id for run in runs]),
-        "last_message_at": ("timestamptz", [run.last_message_at for run in runs]),
-        "ended_at": ("timestamptz", [run.ended_at for run in runs]),
-    }
-    arrays = ", ".join(f"%s::{kind}[]" if kind != "jsonb" else "%s::text[]::jsonb[]" for kind, _ in columns.values())
-    assignments = ", ".join(f"{name} = v.{name}" for name in columns)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""UPDATE {Journey._meta.db_table} AS j SET {assignments}, updated_at = %s
-                FROM unnest(%s::bigint[], {arrays}) AS v(id, {", ".join(columns)})
-                WHERE j.id = v.id""",
-            [now, [run.pk for run in runs], *[values for _, values in columns.values()]])
+    """The runs' new positions in one UPDATE … FROM unnest(…) (core.bulk: Django's bulk_update
+    builds a CASE per field and row, which costs more Python than the whole advance)."""
     for run in runs:
         run.updated_at = now
+    update_rows(Journey, runs, RUN_FIELDS)
+
+
+RUN_FIELDS = ("state", "exit_reason", "step", "seq", "next_run_at", "wait", "data", "last_delivery", "last_message_at",
+              "ended_at", "updated_at")
 
 
 def _run(journey: Journey, now: datetime, batch: Batch) -> None:
@@ -865,7 +851,12 @@ def advance_batch(runs: list[Journey], *, now: datetime) -> None:
     """Advance locked runs together: their step-log rows in one INSERT, the runs in one UPDATE, the
     conditions of their first steps one query each. If anything unexpected fails, the batch's
     savepoint rolls everything back (deliveries and their send tasks included) and each run is
-    advanced again on its own (`advance`), so one broken run fails alone."""
+    advanced again on its own (`advance`), so one broken run fails alone.
+
+    The runs go in (workspace, person) order, a person's own in the order given: a send under
+    frequency caps holds its person's advisory lock until the batch commits (rules.cap_state), and
+    batches that take those locks in one global order cannot deadlock each other."""
+    runs = sorted(runs, key=lambda journey: (journey.workspace_id, journey.profile_id or 0))
     try:
         with transaction.atomic():
             batch = Batch(runs, now)

@@ -21,16 +21,16 @@ winner's content to everybody not held out (engine.decided_winner); the decision
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Count, Q
 from django.db.models.fields.json import KeyTextTransform
 from django.utils import timezone
 
 from campaigns.experiments.stats import SequentialTest
 from campaigns.models import Campaign, CampaignState, JourneyStep, VariantDecision
+from core.bulk import update_rows
 
 METRICS = ("opened", "clicked", "converted")
 
@@ -141,19 +141,10 @@ def _evaluate_workspace(workspace_id: int, steps: dict[tuple[int, str], dict], n
 
 
 def _save_decisions(workspace_id: int, decisions: list[VariantDecision]) -> None:
-    """The looks' new states (and winners) in one UPDATE … FROM unnest(…): Django's bulk_update
-    builds a CASE per field and row, which cost more than the whole look over 1,000 tests."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""UPDATE {VariantDecision._meta.db_table} AS d
-                SET state = u.state, winner = u.winner, decided_at = u.decided_at, figures = u.figures,
-                    updated_at = u.updated_at
-                FROM unnest(%s::bigint[], %s::text[]::jsonb[], %s::text[], %s::timestamptz[], %s::text[]::jsonb[],
-                            %s::timestamptz[]) AS u(id, state, winner, decided_at, figures, updated_at)
-                WHERE d.id = u.id AND d.workspace_id = %s""",
-            [[row.pk for row in decisions], [json.dumps(row.state) for row in decisions],
-             [row.winner for row in decisions], [row.decided_at for row in decisions],
-             [json.dumps(row.figures) for row in decisions], [row.updated_at for row in decisions], workspace_id])
+    """The looks' new states (and winners) in one UPDATE … FROM unnest(…) (core.bulk): Django's
+    bulk_update builds a CASE per field and row, which cost more than the whole look over 1,000 tests."""
+    update_rows(VariantDecision, decisions, ("state", "winner", "decided_at", "figures", "updated_at"),
+                workspace_id=workspace_id)
 
 
 def variant_tallies(workspace_id: int, campaign_ids: list[int], keys: list[str]) -> dict[tuple[int, str], dict]:

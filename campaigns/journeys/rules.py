@@ -15,6 +15,7 @@ statement after the lock sees what the lock's last holder committed).
 from __future__ import annotations
 
 import hashlib
+import weakref
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -195,6 +196,43 @@ def person_lock_key(workspace_id: int, profile_id: int) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
+def _cap_statement(caps: list[dict]) -> tuple[str, str, list]:
+    """The cap aggregate for a shape of caps as a named server-side prepared statement: (its name,
+    its PREPARE, the channels bound after $1 workspace, $2 person, $3 now). Limits and periods are
+    whole numbers checked by `_cap` and go into the text; the counted sources and statuses are code
+    constants. Prepared once per database connection (`_prepared`), so a send pays neither the
+    planning (about 0.3 ms for this statement) nor the client-side quoting of lists."""
+    shape = tuple((cap.get("channel"), int(cap["limit"]), d.seconds(cap["period"])) for cap in caps)
+    if shape not in _STATEMENTS:
+        columns, channels = [], []
+        for channel, limit, period in shape:
+            where = f"created_at > $3 - interval '{int(period)} seconds'"
+            if channel:
+                channels.append(channel)
+                where += f" AND channel = ${3 + len(channels)}"
+            columns.append(f"count(*) FILTER (WHERE {where}), "
+                           f"(array_agg(created_at ORDER BY created_at DESC) FILTER (WHERE {where}))[{int(limit)}]")
+        body = (f"SELECT {', '.join(columns)} FROM {Delivery._meta.db_table} "
+                f"WHERE workspace_id = $1 AND profile_id = $2 AND source IN ({_sql_list(COUNTED_SOURCES)}) "
+                f"AND created_at > $3 - interval '{max(period for _, _, period in shape)} seconds' "
+                f"AND status NOT IN ({_sql_list(NOT_SENT_STATUSES)})")
+        name = "ulak_caps_" + hashlib.sha256(body.encode()).hexdigest()[:20]
+        types = ", ".join(["bigint", "bigint", "timestamptz", *["text"] * len(channels)])
+        _STATEMENTS[shape] = (name, f"PREPARE {name}({types}) AS {body}", channels)
+    return _STATEMENTS[shape]
+
+
+_STATEMENTS: dict[tuple, tuple[str, str, list]] = {}  # shape of caps → (name, PREPARE, channels)
+_prepared: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # DB-API connection → names prepared on it
+
+
+def _sql_list(values) -> str:
+    """Code constants (lower-case words) as an SQL list of literals."""
+    if not all(str(value).replace("_", "").isalpha() for value in values):
+        raise ValueError(f"not plain words: {values!r}")
+    return ", ".join(f"'{value}'" for value in values)
+
+
 def cap_state(rules: DeliveryRules, journey: Journey, channel: str, now: datetime, *, lock: bool = False) -> list[dict]:
     """Each cap that applies to a send on `channel`, with how many counted deliveries the person
     has in its rolling window and, when it is full, when the next slot opens (the moment the
@@ -202,7 +240,8 @@ def cap_state(rules: DeliveryRules, journey: Journey, channel: str, now: datetim
     deliveries (exempt campaigns' included), except those never handed to a provider (undeliverable,
     suppressed, failed). One aggregate statement for all the caps (a send's cost, docs/BENCHMARKS.md):
     per cap the count in its window and the `limit`-th newest delivery's time — with n in the
-    window and room for `limit`, the (n − limit + 1)-th oldest must leave first.
+    window and room for `limit`, the (n − limit + 1)-th oldest must leave first. The statement is
+    prepared on the connection the first time it is needed there (`_cap_statement`).
 
     `lock`: take the person's advisory lock first, in the same round trip — two statements of one
     simple query, so the count's snapshot (READ COMMITTED: one per statement) is taken after the
@@ -210,32 +249,28 @@ def cap_state(rules: DeliveryRules, journey: Journey, channel: str, now: datetim
     caps = [cap for cap in rules.frequency_caps or [] if cap.get("channel") in (None, channel)]
     if not caps:
         return []
-    periods = [timedelta(seconds=d.seconds(cap["period"])) for cap in caps]
-    columns, params = [], []
-    for cap, period in zip(caps, periods):
-        where = "created_at > %s" + (" AND channel = %s" if cap.get("channel") else "")
-        where_params = [now - period, *([cap["channel"]] if cap.get("channel") else [])]
-        columns.append(f"count(*) FILTER (WHERE {where}), "
-                       f"(array_agg(created_at ORDER BY created_at DESC) FILTER (WHERE {where}))[%s]")
-        params += [*where_params, *where_params, cap["limit"]]
-    sql = (f"SELECT {', '.join(columns)} FROM {Delivery._meta.db_table} "
-           "WHERE workspace_id = %s AND profile_id = %s AND source = ANY(%s) AND created_at > %s "
-           "AND NOT (status = ANY(%s))")
-    params += [journey.workspace_id, journey.profile_id, list(COUNTED_SOURCES), now - max(periods),
-               list(NOT_SENT_STATUSES)]
+    name, prepare, channels = _cap_statement(caps)
+    args = [journey.workspace_id, journey.profile_id, now, *channels]
+    statements = [f"EXECUTE {name}({', '.join(['%s'] * len(args))})"]
+    if lock:
+        statements.insert(0, "SELECT pg_advisory_xact_lock(%s)")
+        args.insert(0, person_lock_key(journey.workspace_id, journey.profile_id))
     with connection.cursor() as cursor:
-        if lock:  # Django's psycopg cursors bind on the client: both statements go as one query
-            cursor.execute("SELECT pg_advisory_xact_lock(%s); " + sql,
-                           [person_lock_key(journey.workspace_id, journey.profile_id), *params])
+        done = _prepared.setdefault(connection.connection, set())
+        if name not in done:  # on its own, so "prepared" is known exactly (it outlives a rollback)
+            cursor.execute(prepare)
+            done.add(name)
+        # Django's psycopg cursors bind on the client: both statements go as one query.
+        cursor.execute("; ".join(statements), args)
+        if lock:
             cursor.nextset()
-        else:
-            cursor.execute(sql, params)
         row = cursor.fetchone()
     out = []
-    for index, (cap, period) in enumerate(zip(caps, periods)):
+    for index, cap in enumerate(caps):
         count, leaving = row[2 * index], row[2 * index + 1]
         full = count >= cap["limit"]
-        out.append({**cap, "count": count, "full": full, "opens": leaving + period if full else None})
+        opens = leaving + timedelta(seconds=d.seconds(cap["period"])) if full else None
+        out.append({**cap, "count": count, "full": full, "opens": opens})
     return out
 
 

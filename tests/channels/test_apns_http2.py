@@ -23,7 +23,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from channels.models import DeliveryStatus
-from channels.safe_http import BlockedDestination, close_http2_clients, safe_http2_request
+from channels.safe_http import BlockedDestination, close_kept_clients, safe_http2_request
 from tests.support.crypto import private_key_pem, self_signed_certificate
 from tests.support.delivering import device_tokens, queue_and_send
 from tests.support.factories import ChannelConfigFactory, ProfileFactory
@@ -185,7 +185,7 @@ def apple(certificate, trusted):
     fake = FakeApnsH2(*certificate)
     with fake.server:
         yield fake
-    close_http2_clients()
+    close_kept_clients()
 
 
 @pytest.fixture
@@ -279,7 +279,7 @@ def test_a_certificate_for_another_name_fails_without_sending(tenant_a, tmp_path
     with fake.server:
         apns_config(tenant_a, ec_key, fake.url)
         outcome, delivery = push(tenant_a, person)
-    close_http2_clients()
+    close_kept_clients()
     assert outcome.result == "failed" and "certificate" in delivery.failure_reason
     assert fake.server.requests == [] and fake.server.connections == 0
 
@@ -289,7 +289,7 @@ def test_an_untrusted_certificate_fails_without_sending(tenant_a, certificate, e
     with fake.server:
         apns_config(tenant_a, ec_key, fake.url)
         outcome, delivery = push(tenant_a, person)
-    close_http2_clients()
+    close_kept_clients()
     assert outcome.result == "failed" and "certificate" in delivery.failure_reason
     assert fake.server.requests == []
 
@@ -341,7 +341,7 @@ def test_plain_http_falls_back_to_http11():
     with FakeHttpServer(lambda request: Reply(200, {"ok": True}, {"apns-id": "x"})) as fake:
         response = safe_http2_request("POST", fake.url + "/3/device/t", headers={"Host": "evil.example"},
                                       json={"b": 2})
-        close_http2_clients()
+        close_kept_clients()
     assert response.http_version == "HTTP/1.1" and response.json() == {"ok": True}
     (request,) = fake.requests
     assert request.headers["host"] == f"127.0.0.1:{fake.port}"  # a caller's Host header is replaced

@@ -3,6 +3,7 @@ under racing claimers, the same consent decisions as the single-delivery path, t
 scheduling (one batch task per configuration, the sweep), recovery after a worker died, and the
 statements a delivery costs. Real worker processes killed in a batch: test_batch_exactly_once.py."""
 
+import base64
 import json
 import threading
 from collections import Counter
@@ -10,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
+from django.core.cache import cache
 from django.db import connection, connections
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -506,6 +508,12 @@ def _published(broker, queue):
     return [json.loads(message)["headers"]["task"] for message in broker.lrange(queue, 0, -1)]
 
 
+def _published_slots(broker, queue) -> list[int]:
+    """The `slot` of each published batch task, oldest first (a Redis list is pushed on the left)."""
+    bodies = [json.loads(base64.b64decode(json.loads(message)["body"])) for message in broker.lrange(queue, 0, -1)]
+    return sorted(kwargs["slot"] for _, kwargs, _ in bodies)
+
+
 @pytest.mark.django_db
 def test_campaign_deliveries_publish_one_batch_task_per_configuration(tenant_a, inbox, broker,
                                                                       django_capture_on_commit_callbacks):
@@ -534,8 +542,26 @@ def test_the_batch_task_sends_until_nothing_is_due_then_lets_the_next_one_be_pub
         result = batching.run_batches(tenant_a.workspace, inbox.pk, "task-1")
     assert result == {"rounds": 4, "sent": 10, "recovered": 0}  # 4 + 4 + 2, then nothing claimed
     assert statuses(deliveries) == {DeliveryStatus.DELIVERED: 10}
-    assert _published(broker, "in_app") == ["in_app.send_batch"]  # only the first one
-    assert batching.schedule_batch(tenant_a.workspace.pk, inbox.pk, "in_app")  # the key is gone
+    # The first one, and the one the full first claim brought in (slot 1, still on its way).
+    assert _published_slots(broker, "in_app") == [0, 1]
+    assert not batching.schedule_batch(tenant_a.workspace.pk, inbox.pk, "in_app")
+    cache.delete(batching.batch_key(inbox.pk, 1))  # that one ran (and found nothing)
+    assert batching.schedule_batch(tenant_a.workspace.pk, inbox.pk, "in_app")  # no slot held
+
+
+@pytest.mark.django_db
+def test_a_backlog_brings_in_batch_tasks_up_to_the_limit(tenant_a, inbox, broker, settings):
+    settings.ULAK_SEND_BATCH_TASKS = 3
+    ws = tenant_a.workspace.pk
+    assert batching.schedule_batch(ws, inbox.pk, "in_app")
+    for _ in range(4):  # each running task whose claim is full asks for one more: 3 slots in all
+        batching.schedule_batch(ws, inbox.pk, "in_app", spread=True)
+    assert _published_slots(broker, "in_app") == [0, 1, 2]
+    cache.delete(batching.batch_key(inbox.pk, 0))
+    # New deliveries publish nothing while any task of the configuration is on its way.
+    assert not batching.schedule_batch(ws, inbox.pk, "in_app")
+    assert batching.schedule_batch(ws, inbox.pk, "in_app", spread=True)  # a free slot for a backlog
+    assert _published_slots(broker, "in_app") == [0, 0, 1, 2]
 
 
 @pytest.mark.django_db
@@ -546,7 +572,7 @@ def test_a_batch_task_out_of_time_publishes_the_next_one(tenant_a, inbox, broker
     with workspace_scope(tenant_a.workspace):
         result = batching.run_batches(tenant_a.workspace, inbox.pk, "task-1")
     assert result == {"rounds": 1, "sent": 3, "recovered": 0}
-    assert _published(broker, "in_app") == ["in_app.send_batch"]
+    assert _published_slots(broker, "in_app") == [0]  # its own slot is free again: its successor takes it
 
 
 @pytest.mark.django_db
@@ -569,8 +595,6 @@ def test_the_sweep_schedules_one_batch_per_configuration_and_single_tasks_for_th
                                                     "in_app.send_delivery"]
     # A dead claim of a batched delivery brings its configuration's batch task too.
     broker.flushdb()
-    from django.core.cache import cache
-
     cache.delete(batching.batch_key(inbox.pk))
     cache.delete(batching.batch_key(other.pk))
     Delivery.unscoped.filter(pk__in=[d.pk for d in theirs]).update(status="sent")
@@ -628,6 +652,23 @@ def test_long_batches_renew_their_claim_per_sub_batch(tenant_a, inbox, settings)
     claimed = set(Delivery.unscoped.filter(pk__in=taken).values_list("claimed_at", flat=True))
     assert claimed == {later}
     assert statuses(deliveries) == {DeliveryStatus.SENDING: 5}
+
+
+@pytest.mark.django_db
+def test_sent_events_carry_the_providers_answer_time_not_the_next_sub_batchs(tenant_a, inbox, settings):
+    """A sub-batch's results are written with the next sub-batch's started marker (one commit);
+    their time is still when the provider answered each call."""
+    settings.ULAK_SEND_SUB_BATCH_SIZE = 2
+    deliveries = campaign_deliveries(tenant_a, inbox, 4)
+    run_batch(tenant_a, inbox)
+    rows = list(Delivery.unscoped.filter(pk__in=[d.pk for d in deliveries]).order_by("pk"))
+    assert [row.status for row in rows] == [DeliveryStatus.DELIVERED] * 4
+    next_marker = rows[2].send_started_at
+    for row in rows[:2]:
+        assert row.send_started_at <= row.sent_at < next_marker
+    for row in rows:
+        event = DeliveryEvent.unscoped.get(delivery=row, kind="sent")
+        assert event.at == row.sent_at
 
 
 # --- what a delivery costs ------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from channels.models import DeliveryStatus
 from channels.providers.push import FcmProvider
-from channels.safe_http import close_http2_clients
+from channels.safe_http import close_kept_clients
 from tests.support.crypto import private_key_pem
 from tests.support.delivering import device_tokens, queue_and_send
 from tests.support.factories import ChannelConfigFactory, ProfileFactory
@@ -244,7 +244,7 @@ def apns(ec_key):
     fake = FakeApns(ec_key.public_key())
     with fake.server:
         yield fake
-    close_http2_clients()  # APNs connections are kept open; a later fake may get this port again
+    close_kept_clients()  # APNs connections are kept open; a later fake may get this port again
 
 
 def apns_config(tenant, apns, ec_key):

@@ -9,6 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
+from channels import safe_http
 from channels.safe_http import MAX_RESPONSE_BYTES, BlockedDestination, obvious_problem, safe_request
 from tests.support.crypto import self_signed_certificate
 from tests.support.fakes import FakeHttpServer, Reply
@@ -167,6 +168,56 @@ def test_timeout_defaults_to_the_setting(fake, settings):
 def test_response_body_is_capped(fake):
     fake.handler = lambda r: Reply(200, b"x" * (MAX_RESPONSE_BYTES + 1000))
     assert len(safe_request("GET", fake.url + "/big").content) == MAX_RESPONSE_BYTES
+
+
+# --- kept connections ---------------------------------------------------------------------------
+
+def test_calls_to_one_host_share_a_kept_connection(fake):
+    for i in range(3):
+        assert safe_request("POST", f"{fake.url}/hook/{i}", json={"i": i}).json() == {"ok": True}
+    assert [(r.path, r.json()) for r in fake.requests] == [(f"/hook/{i}", {"i": i}) for i in range(3)]
+    assert fake.connections == 1
+
+
+def test_a_body_cut_at_the_cap_or_a_timeout_does_not_leave_its_connection_for_the_next_call(fake):
+    def handler(request):
+        if request.path == "/slow":
+            time.sleep(1)
+        return Reply(200, b"x" * (MAX_RESPONSE_BYTES + 1000) if request.path == "/big" else b"small")
+
+    fake.handler = handler
+    assert len(safe_request("GET", fake.url + "/big").content) == MAX_RESPONSE_BYTES
+    assert safe_request("GET", fake.url + "/after-big").content == b"small"
+    with pytest.raises(requests.Timeout):
+        safe_request("GET", fake.url + "/slow", timeout=0.3)
+    assert safe_request("GET", fake.url + "/after-slow").content == b"small"  # not the slow one's late answer
+    assert fake.connections == 3
+
+
+def test_a_kept_connection_closed_by_the_server_is_replaced_not_failed(fake):
+    safe_request("GET", fake.url + "/one")
+    fake.drop_connections()  # the server closed it while idle
+    assert safe_request("GET", fake.url + "/two").status_code == 200
+    fake.handler = lambda request: Reply(200, b"bye", headers={"Connection": "close"})
+    assert safe_request("GET", fake.url + "/three").content == b"bye"  # on the second connection, which ends
+    assert safe_request("GET", fake.url + "/four").content == b"bye"
+    assert [r.path for r in fake.requests] == ["/one", "/two", "/three", "/four"] and fake.connections == 3
+
+
+def test_a_kept_connection_is_still_checked_against_the_allow_rules(fake, settings):
+    safe_request("GET", fake.url + "/first")
+    settings.ULAK_SSRF_ALLOWLIST = []
+    with pytest.raises(BlockedDestination, match="loopback"):
+        safe_request("GET", fake.url + "/second")
+    assert [r.path for r in fake.requests] == ["/first"]
+
+
+def test_a_client_idle_too_long_is_made_again(fake):
+    safe_request("GET", fake.url + "/one")
+    for entry in safe_http._h1_kept._entries.values():  # as if KEEP_IDLE_SECONDS had passed since
+        entry.used_at -= safe_http.KEEP_IDLE_SECONDS + 1
+    safe_request("GET", fake.url + "/two")
+    assert fake.connections == 2 and len(safe_http._h1_kept._entries) == 1
 
 
 def test_obvious_problem_needs_no_dns(no_allowlist):

@@ -27,6 +27,14 @@ def record_visible_profiles(*, workspace_id, marker):
     }, 60)
 
 
+@celery_app.task(name="default.tests_record_backend_pid")
+def record_backend_pid(*, marker):
+    from django.db import connection
+
+    connection.ensure_connection()
+    cache.set(f"result:{marker}", connection.connection.info.backend_pid, 60)
+
+
 def wait_for(marker, timeout=20):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -53,6 +61,15 @@ def test_worker_runs_workspace_tasks_inside_their_own_scope(two_tenants, worker)
     record_visible_profiles.delay(workspace_id=b.workspace.pk, marker="b")
     assert wait_for("a") == {"ids": ["a-1"], "source": "system"}
     assert wait_for("b") == {"ids": ["b-1"], "source": "system"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_keeps_its_database_connection_across_tasks(worker):
+    """CELERY_DB_REUSE_MAX: without it Celery closes the connections around every task, and each
+    task pays a new PostgreSQL connection."""
+    for marker in ("first", "second", "third"):
+        record_backend_pid.delay(marker=marker)
+    assert len({wait_for("first"), wait_for("second"), wait_for("third")}) == 1
 
 
 def test_a_workspace_task_without_workspace_id_fails():

@@ -46,16 +46,28 @@ def _default_handler(request: RecordedRequest) -> Reply:
 
 
 class FakeHttpServer:
-    """`handler(request) -> Reply`; `requests` lists what arrived, in order."""
+    """`handler(request) -> Reply`; `requests` lists what arrived, in order; `connections` counts
+    the TCP connections accepted (HTTP/1.1 keep-alive: several requests may share one)."""
 
     def __init__(self, handler=_default_handler, *, host: str = "127.0.0.1"):
         self.handler = handler
         self.requests: list[RecordedRequest] = []
+        self.connections = 0
+        self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body leave in one segment: with keep-alive, Nagle's algorithm would hold
+            # the body back until the client's delayed ACK (40 ms a response).
+            disable_nagle_algorithm = True
+
+            def setup(self):
+                super().setup()
+                with fake._lock:
+                    fake.connections += 1
+                    fake._sockets.append(self.connection)
 
             def _serve(self):
                 length = int(self.headers.get("Content-Length") or 0)
@@ -104,6 +116,19 @@ class FakeHttpServer:
     def __exit__(self, *exc):
         self._server.shutdown()
         self._server.server_close()
+        # A handler thread would otherwise go on answering on a kept-alive connection: a client's
+        # kept connection sees the close and is not reused for a later fake on the same port.
+        self.drop_connections()
+
+    def drop_connections(self) -> None:
+        """Close every connection accepted so far, as a server closing idle keep-alive connections does."""
+        with self._lock:
+            sockets, self._sockets = self._sockets, []
+        for sock in sockets:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -3,17 +3,20 @@ frequency caps per channel and across channels in a rolling window (skip or wait
 priority), exact under 20 concurrent workers, quiet hours on the person's clock across a DST change
 and far-apart zones; transactional sends bypass all of it."""
 
+import logging
 import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from campaigns.journeys import engine, rules
 from campaigns.models import DeliveryRules, Journey
 from channels.models import Delivery, DeliveryEvent
 from tests.campaigns.journeys.conftest import T0, campaign, event, feed, identify, person, runs_of, step_log, tick
+from tests.helpers import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -271,6 +274,59 @@ def test_twenty_parallel_sends_for_one_person_against_a_cap_of_3_send_exactly_3(
     assert deliveries(ws, ada, status="undeliverable", failure_reason="frequency cap").count() == 17
     results = sorted(outcomes(runs_of(c)[0])[0][1] for c in made)
     assert results == ["capped"] * 17 + ["sent"] * 3
+
+
+def test_two_batches_taking_the_same_peoples_cap_locks_do_not_deadlock(tenant_a, track, clock, email_config, caplog):
+    """Each capped send holds its person's lock until the batch commits; a batch goes through its
+    runs in (workspace, person) order, so two batches that share people take the locks in one
+    order. Here batch 1 holds runs A-ada, A-bob and batch 2 B-bob, B-ada (given in that order):
+    both wait behind the locks of ada and bob held elsewhere, then start at once. Taken in the
+    order given, 1 would hold ada and 2 bob, each waiting for the other."""
+    ws = tenant_a.workspace
+    set_rules(ws, frequency_caps=[{"channel": "email", "limit": 5, "period": {"days": 1}}])
+    a, b = (campaign(ws, name=name, trigger={"type": "event", "name": "go"}, workflow=chain(("hello", email("hello"))))
+            for name in ("A", "B"))
+    for pid in ("ada", "bob"):
+        identify(track, pid, email=f"{pid}@example.test")
+        event(track, pid, "go")
+    feed(ws)
+    ada, bob = person(ws, "ada"), person(ws, "bob")
+    run = {(made.name, who.external_id): Journey.objects.for_workspace(ws).get(campaign=made, profile=who)
+           for made in (a, b) for who in (ada, bob)}
+    batches = [[run["A", "ada"].pk, run["A", "bob"].pk], [run["B", "bob"].pk, run["B", "ada"].pk]]
+    errors = []
+
+    def worker(ids):
+        try:
+            with transaction.atomic():
+                claimed = {j.pk: j for j in Journey.unscoped.filter(pk__in=ids).select_related(
+                    "profile", "campaign", "workspace").select_for_update(of=("self",))}
+                engine.advance_batch([claimed[pk] for pk in ids], now=timezone.now())
+        except Exception as exc:  # noqa: BLE001 — reported by the assertion below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    def waiting():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND database = "
+                           "(SELECT oid FROM pg_database WHERE datname = current_database())")
+            return cursor.fetchone()[0]
+
+    threads = [threading.Thread(target=worker, args=(ids,)) for ids in batches]
+    with caplog.at_level(logging.WARNING, logger="campaigns.journeys.engine"), transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s), pg_advisory_xact_lock(%s)",
+                           [rules.person_lock_key(ws.pk, ada.pk), rules.person_lock_key(ws.pk, bob.pk)])
+        for thread in threads:
+            thread.start()
+        assert wait_until(lambda: waiting() == 2, timeout=30), "the batches never queued behind the locks"
+    for thread in threads:  # the locks are released: both batches run
+        thread.join(timeout=60)
+    assert not errors
+    assert not [r for r in caplog.records if "batch failed" in r.getMessage()], "a batch deadlocked and was redone"
+    assert sorted(outcomes(j)[0][1] for j in Journey.objects.for_workspace(ws)) == ["sent"] * 4
+    assert deliveries(ws, ada).count() == deliveries(ws, bob).count() == 2
 
 
 # --- quiet hours -----------------------------------------------------------------------------------------
