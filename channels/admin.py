@@ -10,9 +10,11 @@ are `view_channels`/`manage_channels`; deliveries and inbound messages `view_cam
 from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
-from django.db.models import Q
+from django.db.models import Case, Count, FloatField, OuterRef, Q, Subquery, Value, When
+from django.db.models.functions import Coalesce
 from django.utils.html import format_html, format_html_join
 
+from channels import metrics as channel_metrics
 from channels import selectors, services
 from channels.admin_forms import (
     KEYWORD_CHANNELS, ChannelConfigForm, KeywordRuleForm, ReportingWebhookForm, SubscriptionTopicForm,
@@ -22,7 +24,7 @@ from channels.configs import make_default, read_secrets
 from channels.consent import normalize_address
 from channels.keywords import fold_keyword
 from channels.models import (
-    ChannelConfig, ConsentRecord, Delivery, DeliveryEvent, InboundMessage, KeywordRule, ProviderKind,
+    ChannelConfig, ConsentRecord, Delivery, DeliveryEvent, DeliveryStatus, InboundMessage, KeywordRule, ProviderKind,
     ReportingWebhook, ReportingWebhookCall, SubscriptionTopic, Suppression,
 )
 from core.exporting import AdminExportMixin, FilterError, parse_format, parse_instant, streamed
@@ -91,11 +93,37 @@ class ChannelConfigAdmin(ServiceBackedAdmin):
     view_permission = "view_channels"
     change_permission = "manage_channels"
     form = ChannelConfigForm
-    list_display = ["name", "type", "provider", "is_default", "active", "sender"]
+    list_display = ["name", "type", "provider", "is_default", "active", "sender", "backlog_display",
+                    "throughput_display"]
     list_filter = ["type", "provider", "active"]
     search_fields = ["name"]
     ordering = ["type", "name"]
     actions = ["make_default_action"]
+
+    def get_queryset(self, request):
+        """The changelist also shows each configuration's backlog (deliveries queued or being sent:
+        a subquery) and throughput (messages sent a minute over the last 5 minutes, counted in
+        Redis by channels/metrics.py and read for the workspace's configurations in one pipeline)."""
+        queryset = super().get_queryset(request)
+        match = getattr(request, "resolver_match", None)
+        if match is None or not match.url_name.endswith("_changelist"):
+            return queryset
+        pending = (Delivery.objects.for_workspace(request.workspace)
+                   .filter(channel_config=OuterRef("pk"), status__in=(DeliveryStatus.QUEUED, DeliveryStatus.SENDING))
+                   .order_by().values("channel_config").annotate(n=Count("pk")).values("n"))
+        rates = channel_metrics.sent_per_minute(queryset.values_list("pk", flat=True))
+        throughput = Case(*[When(pk=pk, then=Value(rate)) for pk, rate in rates.items() if rate],
+                          default=Value(0.0), output_field=FloatField())
+        return queryset.annotate(backlog=Coalesce(Subquery(pending), 0), throughput=throughput)
+
+    @admin.display(description="backlog", ordering="backlog")
+    def backlog_display(self, obj):
+        return getattr(obj, "backlog", "–")
+
+    @admin.display(description="sent a minute (5 min)", ordering="throughput")
+    def throughput_display(self, obj):
+        rate = getattr(obj, "throughput", None)
+        return "–" if rate is None else f"{rate:,.1f}"
     readonly_fields = ["stored_secrets", "provider_fields", "public_id", "webhook_urls_display", "created_at",
                        "updated_at"]
 

@@ -37,12 +37,13 @@ from django.db.models import Q
 from django.utils import timezone
 
 from channels.consent import decide, load_consent
+from channels.content.rendering import snippets_read_once
 from channels.feedback import EventEntry, record_delivery_event, record_delivery_events
 from channels.models import ChannelConfig, ChannelType, Delivery, DeliveryStatus
 from channels.providers import get_provider
 from channels.sending import (
-    BATCHED, BATCHED_SOURCES, _due_or_dead, _release, after_sent, call_provider, consent_ask, deliver,
-    inactive_reason, mark_started, prepare, sent_entries, take_rate, untakeable,
+    BATCHED, BATCHED_SOURCES, _due_or_dead, _release, after_sent_many, call_provider, consent_ask, deliver,
+    hold_configuration, inactive_reason, mark_started, prepare, sent_entries, take_rate, untakeable,
 )
 
 logger = logging.getLogger(__name__)
@@ -55,7 +56,7 @@ BATCH_TASK_FOR_CHANNEL = {
     ChannelType.IN_APP: "in_app.send_batch",
     ChannelType.WEBHOOK: "webhooks.send_batch",
 }
-RATE_LIMITED = "rate limit of the channel configuration"
+RATE_LIMITED = "rate limit of the channel configuration, or held back by its provider"
 HELD_BACK = "the provider asked to slow down; the rest of the batch waits"
 
 
@@ -172,6 +173,11 @@ def send_batch(workspace, config: ChannelConfig, token: str, *, size: int | None
     outcome = Round(picked=picked, full=picked >= size)
     if not taken:
         return outcome
+    with snippets_read_once():
+        return _send_claimed(workspace, config, token, taken, outcome)
+
+
+def _send_claimed(workspace, config: ChannelConfig, token: str, taken: list[int], outcome: Round) -> Round:
     deliveries = list(Delivery.objects.for_workspace(workspace)
                       .select_related("profile", "topic", "message_content", "message_content__layout")
                       .filter(pk__in=taken).order_by("pk"))
@@ -208,11 +214,11 @@ def send_batch(workspace, config: ChannelConfig, token: str, *, size: int | None
             else:
                 ready.append((delivery, prepared.message))
         now = timezone.now()
-        allowed = take_rate(config, len(ready), now)
-        if allowed < len(ready):  # over the configuration's rate: back to queued, no attempt counted
-            _release([delivery for delivery, _ in ready[allowed:]] + remaining, retry_in=1, reason=RATE_LIMITED,
+        allowed, wait = take_rate(config, len(ready), now)
+        if allowed < len(ready):  # over the rate, or held back: back to queued, no attempt counted
+            _release([delivery for delivery, _ in ready[allowed:]] + remaining, retry_in=wait, reason=RATE_LIMITED,
                      attempt_counts=False)
-            ready, remaining, outcome.wait = ready[:allowed], [], 1
+            ready, remaining, outcome.wait = ready[:allowed], [], wait
         with transaction.atomic():
             record_delivery_events(workspace, pending, at=now)
             started, held = mark_started(workspace.pk, token, [delivery.pk for delivery, _ in ready],
@@ -236,6 +242,7 @@ def send_batch(workspace, config: ChannelConfig, token: str, *, size: int | None
             transient += 1
             if called.error.retry_after or transient >= 2:  # the provider is throttling or down: hold off
                 wait = min(called.outcome.retry_in or 1, settings.ULAK_TASK_MAX_COUNTDOWN_SECONDS)
+                hold_configuration(config, wait)  # every task of the configuration (a Retry-After: done already)
                 _release([later for later, _ in ready[index + 1:]] + remaining, retry_in=wait, reason=HELD_BACK,
                          attempt_counts=False)
                 remaining, outcome.wait = [], max(outcome.wait, wait)
@@ -247,8 +254,9 @@ def send_batch(workspace, config: ChannelConfig, token: str, *, size: int | None
 
 
 def _finish(finished: list) -> None:
-    while finished:
-        after_sent(*finished.pop(0))
+    done, finished[:] = list(finished), []
+    if done:
+        after_sent_many(done)
 
 
 # --- the task's body -----------------------------------------------------------------------------

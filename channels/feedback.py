@@ -11,6 +11,7 @@ from datetime import datetime
 from django.db import transaction
 from django.utils import timezone
 
+from channels import metrics
 from channels.models import STATUS_RANK, Delivery, DeliveryEvent, DeliveryStatus
 from channels.reporting import fan_out, fan_out_many
 from core.bulk import update_rows
@@ -76,6 +77,7 @@ def record_delivery_event(delivery: Delivery, kind: str, *, at: datetime | None 
         _lock_and_refresh(delivery, keep=tuple(update_fields))
     event = DeliveryEvent.objects.for_workspace(delivery.workspace_id).create(delivery=delivery, kind=kind, at=at,
                                           data=data)
+    metrics.count_event(delivery, kind, at)
     fields = set(update_fields)
     _apply_kind(delivery, kind, at, data, fields)
     if fields:
@@ -122,6 +124,8 @@ def record_delivery_events(workspace, entries: list[EventEntry], *, at: datetime
     events = [DeliveryEvent(workspace_id=workspace.pk, delivery=entry.delivery, kind=entry.kind, at=entry.at or at,
                             data=entry.data or {}) for entry in entries]
     DeliveryEvent.objects.for_workspace(workspace).bulk_create(events)
+    for entry, event in zip(entries, events):
+        metrics.count_event(entry.delivery, entry.kind, event.at)
     fields = {key: set(names) for key, names in keep.items()}
     for entry in entries:
         _apply_kind(entry.delivery, entry.kind, entry.at or at, entry.data or {}, fields[id(entry.delivery)])

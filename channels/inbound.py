@@ -247,16 +247,36 @@ def record_status(config, provider_message_id: str, kind: str, *, at: datetime |
     return _record_once(delivery, kind, at=at, data=data, stop_reason=stop_reason)
 
 
+def _early_keys(delivery: Delivery) -> dict[str, str]:
+    if not delivery.provider_message_id or not delivery.channel_config_id:
+        return {}
+    return {kind: _early_key(delivery.channel_config_id, delivery.provider_message_id, kind)
+            for kind in EARLY_STATUS_KINDS}
+
+
 def apply_early_statuses(delivery: Delivery) -> list[DeliveryEvent]:
     """Record the statuses that arrived for this delivery's provider id before it was stored.
     Called by the send pipeline right after recording `sent`; `delivery` is refreshed."""
-    if not delivery.provider_message_id or not delivery.channel_config_id:
-        return []
-    keys = {kind: _early_key(delivery.channel_config_id, delivery.provider_message_id, kind)
-            for kind in EARLY_STATUS_KINDS}
-    found = cache.get_many(list(keys.values()))
+    keys = _early_keys(delivery)
+    found = cache.get_many(list(keys.values())) if keys else {}
+    return _apply_found(delivery, keys, found) if found else []
+
+
+def apply_early_statuses_many(deliveries: list[Delivery]) -> None:
+    """`apply_early_statuses` for a send batch's deliveries: one Redis round trip looks for all of
+    them; only those with early statuses are then locked and updated, one at a time."""
+    keyed = [(delivery, _early_keys(delivery)) for delivery in deliveries]
+    wanted = [key for _, keys in keyed for key in keys.values()]
+    found = cache.get_many(wanted) if wanted else {}
     if not found:
-        return []
+        return
+    for delivery, keys in keyed:
+        own = {key: found[key] for key in keys.values() if key in found}
+        if own:
+            _apply_found(delivery, keys, own)
+
+
+def _apply_found(delivery: Delivery, keys: dict[str, str], found: dict) -> list[DeliveryEvent]:
     events = []
     with transaction.atomic():
         locked = (Delivery.objects.for_workspace(delivery.workspace_id).select_for_update(of=("self",))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import Exists, OuterRef, Prefetch
+from django.db.models import Count, Exists, OuterRef, Prefetch
 
 from channels.models import (
     ChannelConfig, ChannelType, ConsentRecord, Delivery, DeliveryEvent, DeliveryStatus, InboundMessage,
@@ -177,3 +177,13 @@ def find_inbox_message(workspace, profile: Profile, public_id: str) -> Delivery 
     return _with_dismissed(Delivery.objects.filter(
         workspace=workspace, profile=profile, channel=ChannelType.IN_APP, status__in=INBOX_STATUSES,
         public_id=public_id), workspace).first()
+
+
+def pending_deliveries() -> dict[tuple[str, str], int]:
+    """(channel, status) → deliveries queued or sending, over every workspace and channel (0 when
+    none): the backlog /metrics reports."""
+    counts = dict(((channel, status), n) for channel, status, n in Delivery.unscoped.filter(
+        status__in=(DeliveryStatus.QUEUED, DeliveryStatus.SENDING)).order_by().values_list("channel", "status")
+        .annotate(n=Count("pk")).values_list("channel", "status", "n"))
+    return {(channel, status): counts.get((channel, status), 0)
+            for channel in ChannelType.values for status in (DeliveryStatus.QUEUED, DeliveryStatus.SENDING)}

@@ -16,6 +16,8 @@ not act) release the claim and retry with backoff; permanent ones fail with the 
 from __future__ import annotations
 
 import logging
+import math
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -145,21 +147,58 @@ def _release(deliveries, *, retry_in: int, reason: str, attempt_counts: bool = T
         attempts=F("attempts") - 1, updated_at=timezone.now())
 
 
-def take_rate(config, wanted: int, now) -> int:
-    """Take up to `wanted` sends from the configuration's budget for the second of `now` (a Redis
-    counter shared by every worker); returns how many may go."""
-    limit = config.rate_limit_per_second if config else None
-    if not limit or wanted <= 0:
-        return max(wanted, 0)
-    key = f"send-rate:{config.pk}:{int(now.timestamp())}"
-    cache.add(key, 0, 5)
-    total = cache.incr(key, wanted)
-    return max(0, min(wanted, limit - (total - wanted)))
+# One round trip: a hold the provider asked for (KEYS[2], milliseconds since the epoch) stops every
+# sender of the configuration until it ends; otherwise take from the second's budget (KEYS[1]).
+_TAKE_RATE = """
+local held = tonumber(redis.call('GET', KEYS[2]) or '0')
+local now_ms = tonumber(ARGV[3])
+if held > now_ms then return {0, held - now_ms} end
+local wanted, limit = tonumber(ARGV[1]), tonumber(ARGV[2])
+if limit <= 0 then return {wanted, 0} end
+local total = redis.call('INCRBY', KEYS[1], wanted)
+if total == wanted then redis.call('EXPIRE', KEYS[1], 5) end
+local allowed = math.max(0, math.min(wanted, limit - (total - wanted)))
+return {allowed, 0}
+"""
+
+
+def _hold_key(config_id: int) -> str:
+    return cache.make_and_validate_key(f"send-hold:{config_id}")
+
+
+def take_rate(config, wanted: int, now) -> tuple[int, int]:
+    """Take up to `wanted` sends for the second of `now` from the configuration's budget (a Redis
+    counter shared by every worker and batch task), unless a hold is on it (`hold_configuration`).
+    Returns (how many may go, seconds to wait before trying again: the hold's rest, or the next
+    second when the budget is spent)."""
+    if config is None or wanted <= 0:
+        return max(wanted, 0), 0
+    now_ms = int(now.timestamp() * 1000)
+    rate_key = cache.make_and_validate_key(f"send-rate:{config.pk}:{now_ms // 1000}")
+    client = cache._cache.get_client(rate_key, write=True)
+    allowed, held_ms = client.eval(_TAKE_RATE, 2, rate_key, _hold_key(config.pk), wanted,
+                                   config.rate_limit_per_second or 0, now_ms)
+    if held_ms:
+        return 0, max(1, math.ceil(held_ms / 1000))
+    return allowed, (0 if allowed == wanted else 1)
+
+
+def hold_configuration(config, seconds: int) -> None:
+    """The provider asked the configuration to slow down (a 429 or Retry-After, or calls failing
+    transiently in a row): no worker or batch task sends through it for `seconds` (a later hold
+    already set is kept)."""
+    key = _hold_key(config.pk)
+    until = int((time.time() + seconds) * 1000)
+    client = cache._cache.get_client(key, write=True)
+    client.eval("local held = tonumber(redis.call('GET', KEYS[1]) or '0') "
+                "if tonumber(ARGV[1]) > held then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) end return 1",
+                1, key, until, seconds * 1000 + 1000)
 
 
 def _check_rate(config) -> None:
-    if take_rate(config, 1, timezone.now()) < 1:
-        raise RateLimited()
+    allowed, wait = take_rate(config, 1, timezone.now())
+    if allowed < 1:
+        raise RateLimited(wait)
 
 
 def mark_started(workspace_id: int, token: str, ids, *, holding=(), now=None) -> tuple[set[int], set[int]]:
@@ -272,11 +311,17 @@ def sent_entries(delivery: Delivery, result: SendResult) -> list[EventEntry]:
 def after_sent(delivery: Delivery, result: SendResult) -> None:
     """Once `sent` is recorded: provider callbacks that beat the provider's own answer, and what
     the result changes (push tokens the provider rejected)."""
-    from channels.inbound import apply_early_statuses
+    after_sent_many([(delivery, result)])
+
+
+def after_sent_many(finished: list[tuple[Delivery, SendResult]]) -> None:
+    """`after_sent` for a batch's deliveries: the early statuses of all of them looked up at once."""
+    from channels.inbound import apply_early_statuses_many
     from channels.outgoing import after_send
 
-    apply_early_statuses(delivery)
-    after_send(delivery, result)
+    apply_early_statuses_many([delivery for delivery, _ in finished])
+    for delivery, result in finished:
+        after_send(delivery, result)
 
 
 def deliver(delivery_id: int, *, token: str | None = None) -> Outcome:
@@ -296,9 +341,10 @@ def deliver(delivery_id: int, *, token: str | None = None) -> Outcome:
         return Outcome("suppressed", detail=reason)
     try:
         _check_rate(delivery.channel_config)
-    except RateLimited:
-        _release(delivery, retry_in=1, reason="rate limit of the channel configuration", attempt_counts=False)
-        return Outcome("retry", retry_in=1, detail="rate limited")
+    except RateLimited as limited:
+        wait = limited.args[0]
+        _release(delivery, retry_in=wait, reason="rate limit of the channel configuration", attempt_counts=False)
+        return Outcome("retry", retry_in=wait, detail="rate limited or held back")
     prepared = prepare(delivery)
     if prepared.message is None:
         record_delivery_event(delivery, prepared.kind, data={"reason": prepared.reason})
@@ -328,6 +374,9 @@ def _provider_failed(delivery: Delivery, exc: ProviderError) -> Outcome:
         from channels.outgoing import after_send
 
         after_send(delivery, SendResult(invalid_tokens=exc.detail["invalid_tokens"]))
+    if exc.retry_after and delivery.channel_config_id:  # the provider throttles: every sender waits
+        hold_configuration(delivery.channel_config,
+                           min(exc.retry_after, settings.ULAK_TASK_MAX_COUNTDOWN_SECONDS))
     if exc.transient and delivery.attempts < settings.ULAK_DELIVERY_MAX_ATTEMPTS:
         retry_in = exc.retry_after or backoff(delivery.attempts)
         retry_in = min(retry_in, settings.ULAK_TASK_MAX_COUNTDOWN_SECONDS)

@@ -35,13 +35,15 @@ app.autodiscover_tasks()
 @worker_process_shutdown.connect  # a prefork pool process stopping
 @worker_shutdown.connect  # the worker itself (solo and thread pools send from it)
 def close_kept_connections(**kwargs):
-    """Say QUIT on the SMTP connections this process kept open (channels/providers/smtp_pool.py)
-    and close its kept HTTP connections (channels/safe_http.py)."""
+    """Say QUIT on the SMTP connections this process kept open (channels/providers/smtp_pool.py),
+    close its kept HTTP connections (channels/safe_http.py) and write its last delivery metrics."""
+    from channels import metrics
     from channels.providers.smtp_pool import close_all
     from channels.safe_http import close_kept_clients
 
     close_all()
     close_kept_clients()
+    metrics.flush()
 
 
 @task_prerun.connect

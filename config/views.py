@@ -11,7 +11,7 @@ from django.http import Http404, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from prometheus_client import CollectorRegistry
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.exposition import choose_encoder
 
 from config.celery import app as celery_app
@@ -73,8 +73,40 @@ class IngestCollector:
                                 "Ingest operations accepted and staged, not applied yet (the backlog).", value=staged)
 
 
+class DeliveryCollector:
+    """Delivery counts: events and hand-off times from Redis (channels/metrics.py, every process's
+    counts), the backlog from PostgreSQL (one grouped query over queued and sending deliveries)."""
+
+    def collect(self):
+        from channels import metrics
+        from channels.selectors import pending_deliveries
+
+        events = CounterMetricFamily("ulak_delivery_events", "Delivery events recorded, by channel and kind "
+                                     "(queued, sent, delivered, opened, bounced, failed, retry...).",
+                                     labels=["channel", "kind"])
+        for (channel, kind), count in sorted(metrics.event_counts().items()):
+            events.add_metric([channel, kind], count)
+        yield events
+        handoff = HistogramMetricFamily("ulak_delivery_handoff_seconds", "Seconds from a delivery becoming due "
+                                        "to its provider accepting it.", labels=["channel"])
+        bounds = [*(f"{bound:g}" for bound in metrics.HANDOFF_BUCKETS), "+Inf"]
+        for channel, (counts, total) in sorted(metrics.handoff_histograms().items()):
+            cumulative, running = [], 0
+            for bound, count in zip(bounds, counts):
+                running += count
+                cumulative.append((bound, running))
+            handoff.add_metric([channel], cumulative, total)
+        yield handoff
+        pending = GaugeMetricFamily("ulak_deliveries_pending", "Deliveries waiting (queued) or being handed to "
+                                    "their provider (sending), by channel.", labels=["channel", "status"])
+        for (channel, status), count in sorted(pending_deliveries().items()):
+            pending.add_metric([channel, status], count)
+        yield pending
+
+
 METRICS = CollectorRegistry()  # its own registry: nothing is collected at import, only when scraped
 METRICS.register(IngestCollector())
+METRICS.register(DeliveryCollector())
 # A request that names a client address in these headers came through a proxy: REMOTE_ADDR is the
 # proxy's, not the client's, so it says nothing about who is asking.
 PROXY_HEADERS = ("HTTP_X_FORWARDED_FOR", "HTTP_FORWARDED", "HTTP_X_REAL_IP")

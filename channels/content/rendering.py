@@ -19,6 +19,8 @@ import html
 import json
 import re
 from collections.abc import Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 
@@ -62,6 +64,22 @@ def customer_scope(profile) -> dict:
     return templating.plain(scope)
 
 
+# Within `snippets_read_once()` (a send batch), a workspace's snippets are read from the database
+# once for every message rendered, not once per message: workspace id → {name: Snippet}.
+_shared_snippets: ContextVar[dict | None] = ContextVar("shared_snippets", default=None)
+
+
+@contextmanager
+def snippets_read_once():
+    """Render many messages against one reading of each workspace's snippets (a batch takes about
+    a second; the single path reads them for each message)."""
+    token = _shared_snippets.set({})
+    try:
+        yield
+    finally:
+        _shared_snippets.reset(token)
+
+
 class SnippetScope(Mapping):
     """`snippets.<name>`: the workspace's snippets, each rendered on first use with the same data."""
 
@@ -75,8 +93,14 @@ class SnippetScope(Mapping):
     @property
     def rows(self) -> dict[str, Snippet]:
         if self._rows is None:
-            snippets = Snippet.objects.for_workspace(self.workspace_id).only("pk", "name", "version", "value")
-            self._rows = {snippet.name: snippet for snippet in snippets}
+            shared = _shared_snippets.get()
+            if shared is not None and self.workspace_id in shared:
+                self._rows = shared[self.workspace_id]
+            else:
+                snippets = Snippet.objects.for_workspace(self.workspace_id).only("pk", "name", "version", "value")
+                self._rows = {snippet.name: snippet for snippet in snippets}
+                if shared is not None:
+                    shared[self.workspace_id] = self._rows
         return self._rows
 
     def __getitem__(self, name):

@@ -128,6 +128,35 @@ def test_changelist_is_scoped_and_query_count_does_not_grow(client, two_tenants,
     assert after <= before, f"{model.__name__}: {before} queries for one row, {after} for many (N+1)"
 
 
+@pytest.mark.django_db(transaction=True)  # sends are counted when their transaction commits
+def test_the_configurations_page_shows_each_ones_backlog_and_throughput(client, two_tenants,
+                                                                       django_assert_max_num_queries):
+    from channels import batching, metrics
+    from channels.deliveries import queue_delivery
+    from core.context import workspace_scope
+
+    a, b = two_tenants
+    busy = ChannelConfigFactory(workspace=a.workspace, type="in_app", provider="inbox", name="Busy inbox")
+    idle = ChannelConfigFactory(workspace=a.workspace, type="in_app", provider="inbox", name="Idle inbox")
+    theirs = ChannelConfigFactory(workspace=b.workspace, type="in_app", provider="inbox", name="Their inbox")
+    for config, count in ((busy, 15), (theirs, 5)):
+        workspace = config.workspace
+        for _ in range(count):
+            queue_delivery(workspace, channel="in_app", source="broadcast", channel_config=config,
+                           profile=ProfileFactory(workspace=workspace), content={"body": "Hi"})
+        with workspace_scope(workspace):
+            batching.send_batch(workspace, ChannelConfig.unscoped.get(pk=config.pk), "t", size=10)
+    metrics.flush()
+    login(client, a.owner)
+    response, _ = changelist(client, ChannelConfig, django_assert_max_num_queries)
+    rows = {obj.name: obj for obj in response.context["cl"].result_list}
+    assert set(rows) == {"Busy inbox", "Idle inbox"}
+    assert (rows["Busy inbox"].backlog, rows["Busy inbox"].throughput) == (5, 2.0)  # 10 sent / 5 minutes
+    assert (rows["Idle inbox"].backlog, rows["Idle inbox"].throughput) == (0, 0.0)
+    page = response.content.decode().lower()
+    assert "sent a minute (5 min)" in page and "backlog" in page
+
+
 def test_delivery_filters_search_and_date_hierarchy(client, tenant_a, django_assert_max_num_queries):
     made = rows_of_every_kind(tenant_a.workspace, 3, "acme")
     first, second = made[Delivery][:2]

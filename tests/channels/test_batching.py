@@ -671,6 +671,20 @@ def test_sent_events_carry_the_providers_answer_time_not_the_next_sub_batchs(ten
         assert event.at == row.sent_at
 
 
+@pytest.mark.django_db
+def test_a_batch_reads_the_workspaces_snippets_once(tenant_a, inbox):
+    from channels.content.services import create_snippet
+
+    create_snippet(workspace=tenant_a.workspace, name="sign", value="-- {{ customer.id }}'s team")
+    deliveries = campaign_deliveries(tenant_a, inbox, 5, body="Hello {{ snippets.sign }}")
+    with CaptureQueriesContext(connection) as queries:
+        run_batch(tenant_a, inbox)
+    assert len([q for q in queries if '"channels_snippet"' in q["sql"] or "campaigns_snippet" in q["sql"]]) == 1
+    bodies = dict(Delivery.unscoped.filter(pk__in=[d.pk for d in deliveries]).values_list("profile__external_id",
+                                                                                           "body"))
+    assert bodies == {pid: f"Hello -- {pid}'s team" for pid in bodies} and len(bodies) == 5
+
+
 # --- what a delivery costs ------------------------------------------------------------------------
 
 def _statements(callable_) -> int:

@@ -4,9 +4,12 @@ status callbacks."""
 import base64
 import itertools
 import json
+from datetime import timedelta
 from urllib.parse import quote, quote_plus, urlencode
 
 import pytest
+import time_machine
+from django.utils import timezone
 
 from channels.deliveries import queue_delivery
 from channels.hooks import twilio_signature
@@ -168,8 +171,51 @@ def test_twilio_rate_limit_and_unavailable_are_retried(tenant_a, sms, person, tw
     with workspace_scope(tenant_a.workspace):
         assert deliver(delivery.pk).result == "skipped"  # not due yet
         Delivery.unscoped.filter(pk=delivery.pk).update(send_at=None)
-        assert deliver(delivery.pk).result == "sent"
+        if reply.status == 429:  # Retry-After holds the whole configuration for 7 s
+            assert deliver(delivery.pk).result == "retry"
+            Delivery.unscoped.filter(pk=delivery.pk).update(send_at=None)
+            with time_machine.travel(timezone.now() + timedelta(seconds=8)):
+                assert deliver(delivery.pk).result == "sent"
+        else:
+            assert deliver(delivery.pk).result == "sent"
     assert len(twilio.requests) == 2
+
+
+def test_a_configuration_answered_with_429_holds_back_all_its_senders_while_another_keeps_sending(tenant_a, sms,
+                                                                                                    twilio):
+    """A 429 with Retry-After holds the whole configuration (every batch task and the single path,
+    through the Redis hold), releases the rest of its batch without counting attempts, and leaves
+    another configuration sending."""
+    from channels import batching
+    from channels.models import ChannelConfig
+
+    with FakeTwilio() as other:
+        fine = twilio_config(tenant_a, other.server.url, is_default=False)
+        people = [ProfileFactory(workspace=tenant_a.workspace, phone=f"+90555111224{i}") for i in range(6)]
+        for who in people[:3]:
+            twilio.errors[who.phone] = Reply(429, {"code": 20429, "message": "Too Many Requests"}, {"Retry-After": "30"})
+        held = [queue_delivery(tenant_a.workspace, channel="sms", source="broadcast", profile=who, channel_config=sms,
+                               content={"body": "Hi"})[0] for who in people[:3]]
+        others = [queue_delivery(tenant_a.workspace, channel="sms", source="broadcast", profile=who,
+                                 channel_config=fine, content={"body": "Hi"})[0] for who in people[3:]]
+        with workspace_scope(tenant_a.workspace):
+            first = batching.send_batch(tenant_a.workspace, ChannelConfig.unscoped.get(pk=sms.pk), "task-1")
+            assert (first.sent, first.wait) == (0, 30)
+            assert batching.send_batch(tenant_a.workspace, ChannelConfig.unscoped.get(pk=fine.pk), "task-2").sent == 3
+            # Another task of the held configuration, its deliveries due again: nothing goes out.
+            Delivery.unscoped.filter(pk__in=[d.pk for d in held]).update(send_at=None)
+            second = batching.send_batch(tenant_a.workspace, ChannelConfig.unscoped.get(pk=sms.pk), "task-3")
+            assert second.sent == 0 and 28 <= second.wait <= 30
+            # Nor does a transactional message through it.
+            receipt, _ = queue_delivery(tenant_a.workspace, channel="sms", source="transactional", profile=people[5],
+                                        channel_config=sms, content={"body": "Your code"})
+            outcome = deliver(receipt.pk)
+            assert outcome.result == "retry" and 28 <= outcome.retry_in <= 30
+        assert len(twilio.requests) == 1
+        rows = {row.pk: row for row in Delivery.unscoped.filter(pk__in=[d.pk for d in held + others])}
+        assert [(rows[d.pk].status, rows[d.pk].attempts) for d in held] == [
+            (DeliveryStatus.QUEUED, 1), (DeliveryStatus.QUEUED, 0), (DeliveryStatus.QUEUED, 0)]
+        assert {rows[d.pk].status for d in others} == {DeliveryStatus.SENT} and len(other.requests) == 3
 
 
 def test_twilio_connection_refused_is_retried(tenant_a, person):
@@ -543,6 +589,27 @@ def test_a_status_that_arrives_before_the_id_is_stored_is_applied_after_sent(cli
     assert delivery.status == DeliveryStatus.DELIVERED and delivery.delivered_at >= delivery.sent_at
     assert kinds(delivery) == ["queued", "sent", "delivered"]
     assert sorted(Event.unscoped.filter(profile=person).values_list("name", flat=True)) == ["sms_delivered", "sms_sent"]
+
+
+def test_early_statuses_of_a_send_batch_are_applied_to_their_own_deliveries(client, tenant_a, sms, twilio):
+    """The batch path looks up the early statuses of all its deliveries at once (one Redis round
+    trip) and applies each to its own delivery."""
+    from channels import batching
+    from channels.models import ChannelConfig
+
+    people = [ProfileFactory(workspace=tenant_a.workspace, phone=f"+90555111223{i}") for i in range(3)]
+    deliveries = [queue_delivery(tenant_a.workspace, channel="sms", source="broadcast", profile=who,
+                                 content={"body": "Hi"})[0] for who in people]
+    params = {"MessageSid": f"SM{2:032d}", "MessageStatus": "delivered", "AccountSid": "AC123"}
+    assert signed_post(client, _status_url(sms), params).status_code == 204  # for the second one sent
+    with workspace_scope(tenant_a.workspace):
+        sent = batching.send_batch(tenant_a.workspace, ChannelConfig.unscoped.get(pk=sms.pk), "batch").sent
+    assert sent == 3
+    rows = {row.pk: row for row in Delivery.unscoped.filter(pk__in=[d.pk for d in deliveries])}
+    assert [(rows[d.pk].provider_message_id, rows[d.pk].status) for d in deliveries] == [
+        (f"SM{1:032d}", DeliveryStatus.SENT), (f"SM{2:032d}", DeliveryStatus.DELIVERED),
+        (f"SM{3:032d}", DeliveryStatus.SENT)]
+    assert kinds(deliveries[1]) == ["queued", "sent", "delivered"]
 
 
 def test_an_early_21610_failure_also_suppresses_the_number(client, tenant_a, sms, person, twilio):
