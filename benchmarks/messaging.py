@@ -646,7 +646,7 @@ STAGES = (
     ("channels/providers/email.py", "_transact", "  of which the SMTP exchange"),
     ("channels/safe_http.py", "safe_request", "  of which the HTTP request (SSRF check, connect, exchange)"),
     ("channels/feedback.py", "record_delivery_events", "results + events (bulk)"),
-    ("django/db/models/query.py", "bulk_update", "  of which Django bulk_update of the deliveries"),
+    ("core/bulk.py", "update_rows", "  of which the deliveries' changes (core.bulk.update_rows)"),
     ("profiles/services.py", "insert_events", "  of which person events"),
     ("profiles/services.py", "keep_segments_live", "  of which live-segment checks"),
     ("channels/reporting.py", "fan_out_many", "  of which reporting webhooks"),
