@@ -4,7 +4,7 @@ clients of the same sinks.
 
     .venv/bin/python benchmarks/messaging.py [--messages 5000] [--clients 4] [--workers 2] [--rate 10]
         [--batch-emails 5000] [--batch-sms 5000] [--bare-messages N] [--bare-connections 1,2]
-        [--queue-chunk 1000] [--profile-batch 100] [--only single,batch,bare,profile]
+        [--queue-chunk 1000] [--batch-steady 1000] [--profile-batch 100] [--only single,batch,bare,profile]
         [--channels email,sms] [--sinks process|thread] [--redis redis://127.0.0.1:6379/12]
 
 It creates a fresh database (ulak_bench_messaging), migrates, creates a workspace with enough
@@ -30,6 +30,9 @@ with --workers Celery worker processes (prefork, the channel's queue only):
     drain it: deliveries/s between the first and the last `sent_at` (and between the first and the
     last arrival at the sink), the rate of the first and the last tenth, and how many batch tasks
     were sending at once (distinct claim tokens per second).
+    Then (--batch-steady, 1000) more broadcast deliveries are queued one at a time, each in its own
+    transaction, at --rate a second with the workers running: the batch path's hand-off latency
+    (just before queue_delivery → `sent_at`), p50/p99, every message checked at the sink.
   bare: the same number of messages (a message the batch phase sent, its Message-ID and recipient
     replaced; for SMS the same form) into the same sink by a bare client: smtplib over one
     connection per process / a requests.Session (keep-alive) per process, with 1 and with
@@ -526,7 +529,7 @@ def batch_phase(channel: str, message, config, workspace, count: int, opts, sink
     print(f"  batch path (batch {settings.ULAK_SEND_BATCH_SIZE}, sub-batch {settings.ULAK_SEND_SUB_BATCH_SIZE}, "
           f"{settings.ULAK_SEND_BATCH_SECONDS} s per task): {count:,} broadcast deliveries queued in {queued_s:,.1f} s "
           f"({count / queued_s:,.0f}/s, {opts.queue_chunk:,} per transaction); {tasks} `{channel}.send_batch` "
-          f"task(s) waiting (a commit publishes one whenever the key `send-batch:{config.pk}` has expired: "
+          f"task(s) waiting (a commit publishes one when no slot key `send-batch:{config.pk}:<slot>` is held; "
           f"ULAK_SEND_BATCH_KEY_SECONDS = {settings.ULAK_SEND_BATCH_KEY_SECONDS}); one claim of "
           f"{settings.ULAK_SEND_BATCH_SIZE} against the full backlog: {probe_ms:,.1f} ms", flush=True)
     worker = start_worker(channel, opts.workers)
@@ -576,7 +579,55 @@ def batch_phase(channel: str, message, config, workspace, count: int, opts, sink
           f"statuses {dict(statuses)}; {connections.get('connections', 0)} connections, "
           f"{fmt(connections.get('messages_per_connection'))} messages each, "
           f"{fmt(connections.get('concurrent_connections'), '.2f')} in use at once", flush=True)
+    if opts.batch_steady:
+        result["steady"] = batch_steady(channel, message, config, workspace, range(count + 1, count + 1 + opts.batch_steady),
+                                        opts, sink)
+        result["problems"] += result["steady"].pop("problems")
     return result, sample
+
+
+def batch_steady(channel: str, message, config, workspace, people: range, opts, sink: Sink) -> dict:
+    """Broadcast deliveries queued one at a time (each its own transaction, whose commit publishes
+    the configuration's batch task unless one is on its way) at a steady --rate with the workers
+    running: the hand-off latency of the batch path, from just before queue_delivery to `sent_at`."""
+    from django.db import transaction
+
+    from channels.deliveries import queue_delivery
+    from channels.models import Delivery
+    from core.context import workspace_scope
+    from profiles.models import Profile
+
+    source_id = f"bench-batch-steady-{channel}"
+    worker = start_worker(channel, opts.workers)
+    try:
+        time.sleep(3)  # the worker processes start (a delivery queued before would wait for them)
+        with workspace_scope(workspace):
+            profiles = {profile.external_id: profile for profile in Profile.objects.for_workspace(workspace)
+                        .filter(external_id__in=[f"user-{n}" for n in people])}
+            ids, started = {}, time.time()
+            for index, n in enumerate(people):
+                pause = started + index / opts.rate - time.time()
+                if pause > 0:
+                    time.sleep(pause)
+                called = time.time()
+                with transaction.atomic():
+                    delivery, _ = queue_delivery(workspace, channel=channel, source=Delivery.Source.BROADCAST,
+                                                 source_id=source_id, profile=profiles[f"user-{n}"],
+                                                 message_content=message.content, channel_config=config,
+                                                 topic=message.topic, tracked=message.tracked,
+                                                 message_data={"trigger": trigger_data(channel, n)})
+                ids[delivery.public_id] = called
+        handed = wait_sent(ids, started)
+    finally:
+        stop(worker)
+    records, _ = sink.take()
+    arrivals = check_arrivals(records, expected_keys(workspace.pk, channel, "broadcast", source_id))
+    print(f"    steady: {len(ids):,} broadcast deliveries queued one by one at {opts.rate:g}/s: queue_delivery → "
+          f"provider p50 {handed['latency_p50_ms']:.0f} ms, p99 {handed['latency_p99_ms']:.0f} ms; sink: "
+          f"{arrivals['received']:,} received, {arrivals['duplicated']} duplicated, {arrivals['missing']} missing",
+          flush=True)
+    return {**handed, "rate_per_s": opts.rate, "arrivals": arrivals,
+            "problems": arrival_problems(f"{channel} batch path, steady", arrivals)}
 
 
 # --- bare clients -----------------------------------------------------------------------------------
@@ -814,6 +865,13 @@ def summary(results: dict, workers: int) -> None:
     row("worker CPU ms per message: single / batch",
         lambda r: (f"{fmt(((r.get('single') or {}).get('saturated') or {}).get('cpu', {}).get('worker_ms_per_message'), '.2f')}"
                    f" / {fmt(((batch(r) or {}).get('cpu') or {}).get('worker_ms_per_message'), '.2f')}"))
+    def latency(phase):
+        return "–" if not phase else f"{phase['latency_p50_ms']:,.0f} / {phase['latency_p99_ms']:,.0f} ms"
+
+    row("single path at a steady rate: API call → provider, p50 / p99",
+        lambda r: latency((r.get("single") or {}).get("steady")))
+    row("batch path at a steady rate: queue_delivery → provider, p50 / p99",
+        lambda r: latency((batch(r) or {}).get("steady")))
     row(f"target: batch ≥ {TARGET:.0%} of bare", lambda r: (
         "–" if ratio(batch_rate(r), (matching(r) or {}).get("per_s")) is None else
         "met" if ratio(batch_rate(r), (matching(r) or {}).get("per_s")) >= TARGET else
@@ -826,7 +884,7 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=5000, help="single path: transactional sends per channel")
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--workers", type=int, default=2, help="Celery worker processes per channel")
-    parser.add_argument("--rate", type=float, default=10, help="single path, steady phase: API calls per second")
+    parser.add_argument("--rate", type=float, default=10, help="steady phases (single path, batch path): messages per second")
     parser.add_argument("--batch-emails", type=int, default=5000, help="batch path: broadcast emails in the backlog")
     parser.add_argument("--batch-sms", type=int, default=5000, help="batch path: broadcast SMS in the backlog")
     parser.add_argument("--bare-messages", type=int, default=None,
@@ -834,6 +892,8 @@ def main() -> None:
     parser.add_argument("--bare-connections", default=None,
                         help="bare clients: comma-separated connection counts (default: 1 and --workers)")
     parser.add_argument("--queue-chunk", type=int, default=1000, help="batch path: deliveries queued per transaction")
+    parser.add_argument("--batch-steady", type=int, default=1000,
+                        help="batch path: deliveries then queued one by one at --rate with the workers running (0: none)")
     parser.add_argument("--profile-batch", type=int, default=100, help="profile: deliveries in the profiled batch")
     parser.add_argument("--only", default=",".join(PHASES), help=f"comma-separated phases ({', '.join(PHASES)})")
     parser.add_argument("--channels", default="email,sms", help="comma-separated channels (email, sms)")
@@ -850,7 +910,8 @@ def main() -> None:
         raise SystemExit("--only bare needs batch too: the bare client sends a message the batch phase sent")
     connections = sorted({int(n) for n in (opts.bare_connections or f"1,{opts.workers}").split(",")})
     sizes = {"email": opts.batch_emails, "sms": opts.batch_sms}
-    people = max([opts.messages] + [sizes[channel] for channel in channels] + [11 + 2 * opts.profile_batch])
+    people = max([opts.messages] + [sizes[channel] + opts.batch_steady for channel in channels]
+                 + [11 + 2 * opts.profile_batch])
 
     in_process = opts.sinks == "thread"
     flush_redis()
