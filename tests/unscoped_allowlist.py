@@ -43,6 +43,8 @@ ALLOWED = {
         "the sender claims due reporting-webhook calls of every workspace (beat)",
     ("channels/sending.py", 'return Delivery.unscoped.filter(due | dead_claim).order_by("send_at", "pk")[:limit]'):
         "the sweep finds due and orphaned deliveries of every workspace (beat)",
+    ("channels/feedback.py", "rows = (Delivery.unscoped.select_for_update().filter(pk__in=ids).order_by(\"pk\")"):
+        "a batch's deliveries locked by primary key alone (a planner-proof lookup); each row's workspace is checked, failing closed",
     ("channels/selectors.py", "counts = dict(((channel, status), n) for channel, status, n in Delivery.unscoped.filter("):
         "/metrics reports the delivery backlog over every workspace (no workspace label), as the ingest gauges",
     ("channels/batching.py", "return (Delivery.unscoped.filter((due | dead_claim) & BATCHED, channel_config__isnull=False)"):

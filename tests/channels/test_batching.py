@@ -685,6 +685,19 @@ def test_a_batch_reads_the_workspaces_snippets_once(tenant_a, inbox):
     assert bodies == {pid: f"Hello -- {pid}'s team" for pid in bodies} and len(bodies) == 5
 
 
+@pytest.mark.django_db
+def test_batch_feedback_refuses_a_delivery_of_another_workspace_and_writes_nothing(tenant_a, tenant_b):
+    """The batch's rows are locked by primary key alone (planner-proof); their workspace is checked."""
+    from channels.feedback import EventEntry, record_delivery_events
+
+    other = ChannelConfigFactory(workspace=tenant_b.workspace, type="in_app", provider="inbox", is_default=True)
+    [theirs] = campaign_deliveries(tenant_b, other, 1)
+    with pytest.raises(ValueError, match="not in workspace"):
+        record_delivery_events(tenant_a.workspace, [EventEntry(theirs, "failed", {"reason": "wrong workspace"})])
+    assert Delivery.unscoped.get(pk=theirs.pk).status == DeliveryStatus.QUEUED
+    assert not DeliveryEvent.unscoped.filter(delivery=theirs, kind="failed").exists()
+
+
 # --- what a delivery costs ------------------------------------------------------------------------
 
 def _statements(callable_) -> int:
