@@ -4,6 +4,7 @@ migrated database of their own."""
 import base64
 import http.client
 import os
+import platform
 import re
 import signal
 import statistics
@@ -112,3 +113,23 @@ def query_kind(sql: str) -> str:
     table = re.search(r'(?:FROM|INTO|UPDATE)\s+"?(\w+)"?', sql, re.IGNORECASE)
     label = f"{verb} {table.group(1) if table and verb != 'SAVEPOINT' else ''}".strip()
     return f"{label} FOR UPDATE" if "FOR UPDATE" in sql else label
+
+
+def machine(database: str) -> dict:
+    """What the figures were taken on: platform, cores, memory, PostgreSQL's version."""
+    with psycopg.connect(f"{PG}/{database}", autocommit=True) as conn:
+        version = conn.execute("SHOW server_version").fetchone()[0]
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return {"platform": platform.platform(), "cores": os.cpu_count(), "memory_gib": round(memory, 1),
+            "postgresql": version}
+
+
+def rounded(value):
+    """A result for the JSON line: floats to 3 places, keys as strings."""
+    if isinstance(value, float):
+        return round(value, 3)
+    if isinstance(value, dict):
+        return {str(k): rounded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [rounded(v) for v in value]
+    return value

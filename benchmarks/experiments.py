@@ -47,10 +47,10 @@ from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 import journeys
-from common import ROOT
+from common import ROOT, machine, rounded
 from common import fresh_database as common_fresh_database
 from common import manage as common_manage
-from journeys import SEND_WORKFLOW, connect, flush_redis, h, insert_runs, machine, make_campaign, rounded, setup_django
+from journeys import SEND_WORKFLOW, connect, flush_redis, h, insert_runs, make_campaign, setup_django
 
 DB = "ulak_bench_experiments"
 REDIS = "redis://127.0.0.1:6379/14"
@@ -424,7 +424,7 @@ def main() -> None:
     workspace = Workspace.objects.get(pk=keys["workspace_id"])
     ChannelConfig(workspace=workspace, name="SMTP sink (never reached)", type="email", provider="smtp",
                   sender="hello@bench.test", is_default=True, settings={"host": "127.0.0.1", "port": 2525}).save()
-    results = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine(), "people": opts.people,
+    results = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine(journeys.DB), "people": opts.people,
                "load_average_at_start": list(os.getloadavg())}  # a busy machine inflates the per-send differences
 
     print(f"\n1. Cap check and 2. variant step, {opts.tick_sample:,} sends per phase (engine.tick in-process):",

@@ -43,7 +43,6 @@ import argparse
 import cProfile
 import json
 import os
-import platform
 import pstats
 import subprocess
 import sys
@@ -54,7 +53,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
-from common import PG, ROOT, bench_env, code_area, percentile, post_each, query_kind, stop, wait_port
+from common import PG, ROOT, bench_env, code_area, machine, percentile, post_each, query_kind, rounded, stop, wait_port
 from common import fresh_database as common_fresh_database
 from common import manage as common_manage
 from common import start as common_start
@@ -658,24 +657,6 @@ def bench_broadcast(workspace) -> dict:
 
 # --- main -------------------------------------------------------------------------------------------------------------
 
-def machine() -> dict:
-    with connect() as conn:
-        version = conn.execute("SHOW server_version").fetchone()[0]
-    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return {"platform": platform.platform(), "cores": os.cpu_count(), "memory_gib": round(memory, 1),
-            "postgresql": version}
-
-
-def rounded(value):
-    if isinstance(value, float):
-        return round(value, 3)
-    if isinstance(value, dict):
-        return {k: rounded(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [rounded(v) for v in value]
-    return value
-
-
 def main() -> None:
     global DB, REDIS
     parser = argparse.ArgumentParser()
@@ -713,7 +694,7 @@ def main() -> None:
     from accounts.models import Workspace
 
     workspace = Workspace.objects.get(pk=keys["workspace_id"])
-    results = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine(), "people": opts.people}
+    results = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine(DB), "people": opts.people}
 
     only = set(opts.only.split(","))
     if "tick" in only:

@@ -62,7 +62,6 @@ import cProfile
 import json
 import multiprocessing
 import os
-import platform
 import pstats
 import resource
 import sys
@@ -73,7 +72,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
-from common import PG, ROOT, bench_env, code_area, percentile, post_each, query_kind, stop, wait_port
+from common import PG, ROOT, bench_env, code_area, machine, percentile, post_each, query_kind, rounded, stop, wait_port
 from common import fresh_database as common_fresh_database
 from common import manage as common_manage
 from common import start as common_start
@@ -801,24 +800,6 @@ def profile_phase(channel: str, message, config, workspace, size: int, sink: Sin
 
 # --- the run ------------------------------------------------------------------------------------------
 
-def machine() -> dict:
-    with psycopg.connect(f"{PG}/{DB}", autocommit=True) as conn:
-        version = conn.execute("SHOW server_version").fetchone()[0]
-    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return {"platform": platform.platform(), "cores": os.cpu_count(), "memory_gib": round(memory, 1),
-            "postgresql": version}
-
-
-def rounded(value):
-    if isinstance(value, float):
-        return round(value, 3)
-    if isinstance(value, dict):
-        return {str(k): rounded(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [rounded(v) for v in value]
-    return value
-
-
 def ratio(a, b):
     return a / b if a and b else None
 
@@ -965,7 +946,7 @@ def main() -> None:
     problems = [problem for channel in results.values() for name, phase in channel.items()
                 for run in (phase.values() if name == "bare" else [phase]) for problem in run["problems"]]
     print(json.dumps(rounded({
-        "date": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine(), "messages": opts.messages,
+        "date": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine(DB), "messages": opts.messages,
         "batch": sizes, "clients": opts.clients, "workers": opts.workers, "sinks": opts.sinks, "phases": only,
         "results": results, "problems": problems})))
     if problems:

@@ -29,3 +29,18 @@ def wait_until(predicate, timeout=30, interval=0.05) -> bool:
             return True
         time.sleep(interval)
     return False
+
+
+def stop_worker(worker) -> None:
+    """End a worker started in a process group of its own (`start_new_session=True`): SIGTERM (a
+    warm shutdown), then SIGKILL if it has not exited within 15 s."""
+    import os
+    import signal
+    import subprocess
+
+    os.killpg(worker.pid, signal.SIGTERM)
+    try:
+        worker.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait(timeout=10)

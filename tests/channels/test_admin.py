@@ -152,7 +152,7 @@ def test_the_configurations_page_shows_each_ones_backlog_and_throughput(client, 
     rows = {obj.name: obj for obj in response.context["cl"].result_list}
     assert set(rows) == {"Busy inbox", "Idle inbox"}
     assert (rows["Busy inbox"].backlog, rows["Busy inbox"].throughput) == (5, 2.0)  # 10 sent / 5 minutes
-    assert (rows["Idle inbox"].backlog, rows["Idle inbox"].throughput) == (0, 0.0)
+    assert (rows["Idle inbox"].pk, rows["Idle inbox"].backlog, rows["Idle inbox"].throughput) == (idle.pk, 0, 0.0)
     page = response.content.decode().lower()
     assert "sent a minute (5 min)" in page and "backlog" in page
 

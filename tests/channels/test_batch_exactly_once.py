@@ -5,7 +5,6 @@ does not use up its batch-mates' attempts. Real worker processes on the real bro
 server (tests/channels/crashing_worker.py)."""
 
 import os
-import signal
 import subprocess
 import sys
 from collections import Counter
@@ -17,7 +16,7 @@ from django.db import connection, connections, transaction
 
 from channels.deliveries import queue_delivery
 from channels.models import Delivery, DeliveryEvent, DeliveryStatus
-from tests.helpers import wait_until
+from tests.helpers import stop_worker, wait_until
 from tests.support.factories import ChannelConfigFactory, ProfileFactory
 from tests.support.fakes import FakeSmtpServer
 
@@ -41,15 +40,6 @@ def _worker(point: str, marker: Path):
                "--loglevel", "WARNING", "--without-mingle", "--without-gossip", "--without-heartbeat"]
     return subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-def _stop(worker):
-    os.killpg(worker.pid, signal.SIGTERM)
-    try:
-        worker.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        os.killpg(worker.pid, signal.SIGKILL)
-        worker.wait(timeout=10)
 
 
 def _queue_campaign(tenant, config, bodies: list[str]) -> list[Delivery]:
@@ -80,7 +70,7 @@ def test_a_worker_killed_in_a_batch_of_100_sends_nothing_twice_and_everything_no
             assert wait_until(lambda: _settled(deliveries), timeout=120), Counter(
                 Delivery.unscoped.filter(pk__in=[d.pk for d in deliveries]).values_list("status", flat=True))
         finally:
-            _stop(worker)
+            stop_worker(worker)
         connections.close_all()
         arrived = Counter(recipient for _, recipients, _ in smtp.messages for recipient in recipients)
     assert not marker.exists(), "the worker never reached the crash point"
@@ -120,7 +110,7 @@ def test_a_delivery_that_kills_every_worker_does_not_use_up_its_batch_mates_atte
             assert wait_until(lambda: _settled(deliveries, but={poison.pk}), timeout=120), list(
                 Delivery.unscoped.filter(pk__in=[d.pk for d in deliveries]).values_list("status", "attempts"))
         finally:
-            _stop(worker)
+            stop_worker(worker)
         connections.close_all()
         arrived = Counter(recipient for _, recipients, _ in smtp.messages for recipient in recipients)
     mates = Delivery.unscoped.filter(pk__in=[d.pk for d in deliveries if d.pk != poison.pk])

@@ -3,7 +3,6 @@ the call may have happened, at most once), never twice. Real worker processes on
 a real SMTP server."""
 
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +15,7 @@ from channels.deliveries import queue_delivery
 from channels.models import Delivery, DeliveryEvent, DeliveryStatus
 from tests.support.factories import ChannelConfigFactory, ProfileFactory
 from tests.support.fakes import FakeSmtpServer
-from tests.helpers import wait_until
+from tests.helpers import stop_worker, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -50,12 +49,7 @@ def _send_through_crashing_worker(tenant, point, tmp_path):
                 DeliveryStatus.QUEUED, DeliveryStatus.SENDING), timeout=60)
             assert finished, f"delivery still {Delivery.unscoped.get(pk=delivery.pk).status}"
         finally:
-            os.killpg(worker.pid, signal.SIGTERM)
-            try:
-                worker.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(worker.pid, signal.SIGKILL)
-                worker.wait(timeout=10)
+            stop_worker(worker)
         connections.close_all()
         assert not marker.exists(), "the worker never reached the crash point"
         delivery.refresh_from_db()
