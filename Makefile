@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 
-.PHONY: install run lint test bench bench-segments bench-messaging bench-journeys bench-experiments migrate clean
+.PHONY: install run lint test bench bench-segments bench-messaging bench-journeys bench-experiments migrate clean frontend
 
 $(STAMP): pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
@@ -43,6 +43,9 @@ bench-experiments: $(STAMP)
 
 migrate: $(STAMP)
 	$(PY) manage.py migrate
+
+frontend:
+	cd frontend && npm ci --no-audit --no-fund && npm run build
 
 clean:
 	rm -rf $(VENV) .ulak staticfiles

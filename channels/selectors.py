@@ -8,9 +8,11 @@ paging: they take the last row's key (`after`) and return up to `limit + 1` rows
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, timedelta
 
-from django.db.models import Count, Exists, OuterRef, Prefetch
+from django.db import connection
+from django.db.models import Count, Exists, Min, OuterRef, Prefetch, Q
+from django.db.models.functions import Coalesce, Left
 
 from channels.models import (
     ChannelConfig, ChannelType, ConsentRecord, Delivery, DeliveryEvent, DeliveryStatus, InboundMessage,
@@ -187,3 +189,51 @@ def pending_deliveries() -> dict[tuple[str, str], int]:
         .annotate(n=Count("pk")).values_list("channel", "status", "n"))
     return {(channel, status): counts.get((channel, status), 0)
             for channel in ChannelType.values for status in (DeliveryStatus.QUEUED, DeliveryStatus.SENDING)}
+
+
+# --- the console's dashboard ----------------------------------------------------------------------
+
+# What the dashboard charts per day, from the delivery's own timestamps.
+ACTIVITY_KINDS = ("sent", "delivered", "opened", "clicked", "failed")
+# A delivery's opens and clicks come after it is created; the daily counts read deliveries created
+# up to this long before the first day shown (later activity on older deliveries is not counted).
+ACTIVITY_LOOKBACK = timedelta(days=30)
+FAILED_STATUSES = (DeliveryStatus.BOUNCED, DeliveryStatus.FAILED, DeliveryStatus.UNDELIVERABLE)
+
+
+def message_activity(workspace, *, start: datetime, end: datetime, time_zone: str) -> dict[tuple[date, str], int]:
+    """(day in `time_zone`, kind) → deliveries sent, delivered, opened, clicked or failed (failed or
+    bounced) that day, for `start` <= time < `end`: one scan of the deliveries created since
+    `start - ACTIVITY_LOOKBACK` through the (workspace, created_at) index."""
+    columns = ", ".join(f"('{kind}', d.{kind}_at)" for kind in ACTIVITY_KINDS)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""SELECT (v.at AT TIME ZONE %(tz)s)::date, v.kind, count(*)
+                FROM {Delivery._meta.db_table} d CROSS JOIN LATERAL (VALUES {columns}) AS v(kind, at)
+                WHERE d.workspace_id = %(ws)s AND d.created_at >= %(created)s
+                  AND v.at >= %(start)s AND v.at < %(end)s
+                GROUP BY 1, 2""",
+            {"tz": time_zone, "ws": workspace.pk, "created": start - ACTIVITY_LOOKBACK, "start": start, "end": end})
+        return {(day, kind): n for day, kind, n in cursor.fetchall()}
+
+
+def failure_reasons(workspace, *, since: datetime, limit: int = 8) -> list[dict]:
+    """The commonest reasons deliveries failed, bounced or were undeliverable since `since`
+    (status, channel, the reason's first line cut to 120 characters, how many), most first."""
+    rows = (Delivery.objects.filter(workspace=workspace, created_at__gte=since - ACTIVITY_LOOKBACK,
+                                    failed_at__gte=since, status__in=FAILED_STATUSES)
+            .annotate(reason=Left("failure_reason", 120))
+            .values("status", "channel", "reason").annotate(n=Count("pk")).order_by("-n", "status", "channel", "reason"))
+    return [{**row, "reason": row["reason"].split("\n", 1)[0]} for row in rows[:limit]]
+
+
+def delivery_backlog(workspace, *, now: datetime) -> dict:
+    """Deliveries waiting to be handed to a provider: how many are due now (queued, not scheduled
+    later) or being sent, per channel, and how long the oldest due one has waited (queue lag)."""
+    due = Delivery.objects.filter(workspace=workspace, status__in=(DeliveryStatus.QUEUED, DeliveryStatus.SENDING)).filter(
+        Q(send_at__isnull=True) | Q(send_at__lte=now))
+    per_channel = dict(due.order_by().values_list("channel").annotate(n=Count("pk")))
+    oldest = due.filter(status=DeliveryStatus.QUEUED).aggregate(
+        oldest=Min(Coalesce("send_at", "created_at")))["oldest"]
+    return {"per_channel": per_channel, "total": sum(per_channel.values()),
+            "lag_seconds": max(0, int((now - oldest).total_seconds())) if oldest else 0}

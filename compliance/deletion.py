@@ -36,7 +36,7 @@ from django.utils import timezone
 from core.audit import MASK, record_action
 from compliance.models import DeletionRecord, DeletionStatus, IdentifierKind
 from compliance.subjects import people_named
-from core.models import AuditEntry
+from core.models import AuditEntry, audit_name
 from profiles.erasure import SUPPRESSED_KINDS, identifier_hash, normalize, suppress_identifiers, workspace_key
 from profiles.models import (
     Change,
@@ -479,12 +479,12 @@ def mask_audit_entries(record):
             if not pks:
                 continue
             content_type = ContentType.objects.get_for_model(model)
-            cursor.execute(_MASK_AUDIT, [AuditEntry.Action.ACCESS, MASK, str(model._meta.verbose_name),
+            cursor.execute(_MASK_AUDIT, [AuditEntry.Action.ACCESS, MASK, audit_name(model),
                                          record.workspace_id, content_type.pk, pks])
             masked += cursor.rowcount
             # Django's own admin history keeps str(object), which may be an id or an email.
             LogEntry.objects.filter(content_type=content_type, object_id__in=pks).update(
-                object_repr=f"{model._meta.verbose_name} #{MASK}")
+                object_repr=f"{audit_name(model)} #{MASK}")
     return {"core.AuditEntry (masked)": masked}, True
 
 

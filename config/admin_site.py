@@ -12,12 +12,14 @@ from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
 from django.http import HttpResponseNotAllowed, HttpResponsePermanentRedirect, HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import path, re_path, reverse
+from django.urls import path, re_path, reverse, reverse_lazy
 from django.utils.http import url_has_allowed_host_and_scheme
 
 from accounts.middleware import SESSION_KEY
 from accounts.models import Membership
 from compliance.admin_export import export_person_urls, with_export_link
+from config.dashboard import dashboard_context
+from config.navigation import task_sections
 from core.audit import record_action
 
 
@@ -87,7 +89,9 @@ class UlakAdminSite(admin.AdminSite):
     login_form = MemberAuthenticationForm
     site_header = "Ulak"
     site_title = "Ulak console"
-    index_title = "Workspace"
+    index_title = "Dashboard"
+    index_template = "admin/ulak/dashboard.html"
+    site_url = reverse_lazy("admin:index")  # "View site" is the dashboard: the console is the site
 
     def has_permission(self, request):
         # Any active user with a membership may enter; what they see is decided per workspace role.
@@ -101,7 +105,14 @@ class UlakAdminSite(admin.AdminSite):
         return urls + super().get_urls()
 
     def get_app_list(self, request, app_label=None):
-        return with_export_link(request, super().get_app_list(request, app_label), app_label)
+        # The index and every page's sidebar: the pages grouped by task (config/navigation.py). One
+        # app's page (/admin/<app_label>/, the breadcrumbs' link) keeps Django's list of that app.
+        app_list = (task_sections(self._build_app_dict(request)) if app_label is None
+                    else super().get_app_list(request, app_label))
+        return with_export_link(request, app_list, app_label)
+
+    def index(self, request, extra_context=None):
+        return super().index(request, {**dashboard_context(request), "title": "Dashboard", **(extra_context or {})})
 
     @staticmethod
     def moved_model_page(request, rest, *, new):

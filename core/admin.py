@@ -5,6 +5,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import Http404, HttpResponseRedirect
+from django.utils.text import capfirst
 from rest_framework.exceptions import ParseError
 
 from core.api.parsers import loads
@@ -185,6 +186,10 @@ class WorkspaceScopedAdmin(WorkspacePermissionAdminMixin, admin.ModelAdmin):
         if not change:
             obj.workspace = request.workspace
         super().save_model(request, obj, form, change)
+
+    def changelist_view(self, request, extra_context=None):
+        # "People", not Django's "Select person to change".
+        return super().changelist_view(request, {"title": capfirst(self.opts.verbose_name_plural), **(extra_context or {})})
 
 
 class ReadOnlyWorkspaceScopedAdmin(WorkspaceScopedAdmin):

@@ -14,7 +14,7 @@ from auditlog.registry import auditlog
 from django.apps import apps
 from django.contrib.contenttypes.models import ContentType
 
-from core.models import AuditEntry
+from core.models import AuditEntry, audit_name
 
 MASK = "[masked]"
 # Never recorded: secrets, and bookkeeping that changes on every request.
@@ -62,7 +62,7 @@ def record_action(*, target, action: str, workspace=None, details: dict | None =
         content_type=ContentType.objects.get_for_model(model),
         object_pk=str(pk or ""),
         object_id=pk if isinstance(pk, int) else None,
-        object_repr=f"{model._meta.verbose_name} #{pk}" if pk is not None else str(model._meta.verbose_name),
+        object_repr=f"{audit_name(model)} #{pk}" if pk is not None else audit_name(model),
         changes={"action": action, **(details or {})},
         serialized_data=None,
         **({"workspace_id": workspace.pk} if workspace is not None else {}),

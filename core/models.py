@@ -107,6 +107,13 @@ def _workspace_id_of(instance) -> int | None:
     return workspace.pk if workspace is not None else None
 
 
+def audit_name(model) -> str:
+    """How the audit log names rows of `model` ("<name> #<pk>"): its verbose name when the audit
+    log first named it. A model renamed for the console since (Profile is "person" there) keeps
+    its old name in `audit_name`, so old and new entries name the same rows alike."""
+    return getattr(model, "audit_name", None) or str(model._meta.verbose_name)
+
+
 class AuditEntryManager(LogEntryManager):
     """auditlog's manager, filling in who acted, from where, and in which workspace."""
 
@@ -115,7 +122,7 @@ class AuditEntryManager(LogEntryManager):
         if not getattr(instance, "audit_str_is_safe", False):
             # str() may show personal data, directly or through a relation (a membership shows
             # its user's email); unless a model vouches for its str(), name it by type and key.
-            kwargs.setdefault("object_repr", f"{instance._meta.verbose_name} #{instance.pk}")
+            kwargs.setdefault("object_repr", f"{audit_name(type(instance))} #{instance.pk}")
         kwargs.setdefault("workspace_id", _workspace_id_of(instance))
         kwargs.setdefault("source", actor.source if actor else AuditSource.SYSTEM)
         if actor is not None:
