@@ -20,6 +20,7 @@ from channels.models import (
     ConsentRecord,
     Delivery,
     DeliveryEvent,
+    DemoMessage,
     InboundMessage,
     ReportingWebhookCall,
     SubscriptionPreference,
@@ -38,6 +39,7 @@ from compliance.models import DeletionRecord, DeletionStatus, IdentifierKind
 from compliance.subjects import people_named
 from core.models import AuditEntry, audit_name
 from profiles.erasure import SUPPRESSED_KINDS, identifier_hash, normalize, suppress_identifiers, workspace_key
+from profiles.imports import forget_rows_naming
 from profiles.models import (
     Change,
     ChangeKind,
@@ -46,6 +48,7 @@ from profiles.models import (
     Identity,
     InboundOperation,
     IngestDeadLetter,
+    PeopleImport,
     Profile,
     Relationship,
     Segment,
@@ -162,6 +165,16 @@ def delete_inbound(record):
         return {}, True
     removed, _ = InboundOperation.objects.for_workspace(record.workspace_id).filter(match).delete()
     return {"profiles.InboundOperation": removed}, True
+
+
+def delete_import_rows(record):
+    """Rows naming the person (their id, email, phone or cio_id) in CSV imports not finished yet:
+    blanked in the stored file, so an import under way never stages them (profiles/imports.py).
+    A finished import keeps no file."""
+    values = {str(value).strip().lower() for ref in _subject_refs(record) for value in ref.values()}
+    values |= {phone.lower() for phone in person_addresses(record.workspace_id, record.profile_id)["phone"]}
+    return {PeopleImport._meta.label + " (rows)": forget_rows_naming(workspace_id=record.workspace_id,
+                                                                    values=values - {""})}, True
 
 
 def delete_dead_letters(record):
@@ -299,7 +312,8 @@ def _remove_deliveries(workspace_id, ids) -> dict:
     """Deliveries by id with their events and reporting calls, each through a workspace-led index
     (an ORM cascade would look up the children by delivery id alone, over every workspace)."""
     counts = {}
-    for model, column in ((DeliveryEvent, "delivery_id"), (ReportingWebhookCall, "delivery_id"), (Delivery, "id")):
+    for model, column in ((DeliveryEvent, "delivery_id"), (ReportingWebhookCall, "delivery_id"),
+                          (DemoMessage, "delivery_id"), (Delivery, "id")):
         with connection.cursor() as cursor:
             cursor.execute(f"DELETE FROM {model._meta.db_table}"
                            f" WHERE workspace_id = %s AND {column} = ANY(%s::bigint[])", [workspace_id, ids])
@@ -489,6 +503,7 @@ def mask_audit_entries(record):
 
 
 STEPS = (
+    ("people_imports", delete_import_rows),  # first: an import under way must not stage them again
     ("inbound", delete_inbound),
     ("ingest_dead_letters", delete_dead_letters),
     ("events", delete_events),
@@ -510,6 +525,7 @@ STEPS = (
 # Every model holding personal data (it declares `personal_data_fields`) or pointing at a person
 # → the step that removes it. tests/test_deletion.py fails for a model that declares personal data and is missing here.
 STEP_FOR_MODEL = {
+    "profiles.PeopleImport": "people_imports",
     "profiles.InboundOperation": "inbound",
     "profiles.IngestDeadLetter": "ingest_dead_letters",
     "profiles.Event": "events",
@@ -527,6 +543,7 @@ STEP_FOR_MODEL = {
     "channels.Delivery": "deliveries",
     "channels.DeliveryEvent": "deliveries",
     "channels.ReportingWebhookCall": "deliveries",
+    "channels.DemoMessage": "deliveries",
     "channels.InboundMessage": "inbound_messages",
     "channels.ConsentRecord": "consent",
     "channels.SubscriptionPreference": "subscription_preferences",

@@ -10,6 +10,7 @@ from django.urls import reverse
 SECTIONS: list[tuple[str, str, list[tuple[str, str, str]]]] = [
     ("people", "People", [
         ("profiles.profile", "People", ""),
+        ("profiles.peopleimport", "Imports", ""),
         ("profiles.identity", "Identities", ""),
         ("profiles.device", "Devices", ""),
         ("channels.consentrecord", "Consent ledger", ""),
@@ -31,6 +32,7 @@ SECTIONS: list[tuple[str, str, list[tuple[str, str, str]]]] = [
         ("channels.delivery", "Deliveries", ""),
         ("channels.inboundmessage", "Inbound messages", ""),
         ("channels.reportingwebhookcall", "Reporting webhook calls", ""),
+        ("channels.demomessage", "Demo inbox", ""),
     ]),
     ("data", "Data", [
         ("profiles.event", "Events", ""),

@@ -295,6 +295,7 @@ CELERY_BEAT_SCHEDULE = {
     "journeys-date-triggers": {"task": "journeys.date_triggers", "schedule": 60.0},
     "journeys-broadcasts": {"task": "journeys.start_broadcasts", "schedule": 5.0},
     "journeys-experiments": {"task": "journeys.evaluate_experiments", "schedule": 60.0},
+    "people-imports-resume": {"task": "default.resume_people_imports", "schedule": 60.0},
 }
 CELERY_TIMEZONE = "UTC"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False

@@ -12,6 +12,7 @@ const outdir = path.resolve(here, "../core/static/ulak/console");
 // One entry per island: output name -> source. Later islands (React) are added here.
 const entries = [
   { name: "charts", source: "src/charts.js" },
+  { name: "progress", source: "src/progress.js" },
 ];
 
 const result = await build({

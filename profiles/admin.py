@@ -557,3 +557,4 @@ class IngestDeadLetterAdmin(ReadOnlyWorkspaceScopedAdmin):
 
 
 from profiles import admin_segments  # noqa: E402,F401  (registers the segment admin; it imports from here)
+from profiles import admin_imports  # noqa: E402,F401  (registers the CSV import admin; it imports from here)

@@ -468,3 +468,54 @@ class IngestDeadLetter(WorkspaceScopedModel):
 
     def __str__(self):
         return f"{self.kind} dead letter #{self.pk}"
+
+
+# --- CSV imports of people (profiles/imports.py, docs/console-imports.md) --------------------------------
+
+class ImportState(models.TextChoices):
+    UPLOADED = "uploaded", "Uploaded (columns to map)"
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+class PeopleImport(WorkspaceScopedModel):
+    """A CSV file of people, mapped column by column and staged through the ingest path in chunks
+    (so consent, deletion suppression and live segments apply as for the Track API). `content` is
+    the file as text until the import ends, then emptied; `rows_read` is where the next chunk
+    starts, so a worker killed mid-import resumes after the last chunk it committed."""
+
+    file_name = models.CharField(max_length=255)
+    content = models.TextField(blank=True)
+    delimiter = models.CharField(max_length=1, default=",")
+    columns = models.JSONField(default=list, blank=True, help_text="The header row")
+    total_rows = models.PositiveIntegerField(default=0)
+    mapping = models.JSONField(default=dict, blank=True,
+                               help_text="Column → id, email, phone, unsubscribed, created_at, attribute:<name> or ignore")
+    segment = models.ForeignKey(Segment, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                                db_index=False, help_text="A manual segment the imported people are added to")
+    state = models.CharField(max_length=10, choices=ImportState.choices, default=ImportState.UPLOADED)
+    rows_read = models.PositiveIntegerField(default=0)
+    staged = models.PositiveIntegerField(default=0)
+    rejected = models.PositiveIntegerField(default=0)
+    errors = models.JSONField(default=list, blank=True, help_text="Per-row errors: row, column, message (the first 1,000)")
+    failure = models.TextField(blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+", db_index=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    personal_data_fields = ("content",)
+    audit_exclude_fields = ("content", "rows_read", "staged", "rejected", "errors", "updated_at")
+
+    class Meta:
+        verbose_name = "people import"
+        indexes = [models.Index(fields=["workspace", "-created_at"], name="peopleimport_ws_created"),
+                   models.Index(fields=["state"], condition=Q(state__in=["queued", "running"]),
+                                name="peopleimport_pending")]
+
+    def __str__(self):
+        return f"import of {self.file_name}"

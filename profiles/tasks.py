@@ -25,6 +25,24 @@ def sweep_inbound():
         schedule_processing(workspace_id)
 
 
+# --- CSV imports of people (profiles/imports.py) ---------------------------------------------------------
+
+@shared_task(base=UlakTask, name="default.run_people_import")
+def run_people_import(*, import_id):
+    from profiles.imports import run_import
+
+    run_import(import_id)
+
+
+@shared_task(base=UlakTask, name="default.resume_people_imports")
+def resume_people_imports():
+    """Safety net: imports queued or running with no progress for two minutes (their task lost,
+    or its worker killed) are run again; they resume after the last chunk they committed."""
+    from profiles.imports import resume_stalled
+
+    resume_stalled()
+
+
 # --- the change feed (profiles/changefeed, docs/change-feed.md) -------------------------------------
 
 @shared_task(base=UlakTask, name="default.drive_change_feed")

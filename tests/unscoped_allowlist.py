@@ -63,6 +63,10 @@ ALLOWED = {
         "/metrics: dead letters by state over every workspace, one grouped query per scrape (no workspace label)",
     ("profiles/ingest/dead_letters.py", "staged = InboundOperation.unscoped.count()"):
         "/metrics: the ingest backlog over every workspace, one count per scrape",
+    ("profiles/imports.py", 'return (PeopleImport.unscoped.select_for_update(skip_locked=True, of=("self",)).defer("content")'):
+        "the import task is given an import id only; the row it locks tells the workspace",
+    ("profiles/imports.py", "ids = list(PeopleImport.unscoped.filter(state__in=(ImportState.QUEUED, ImportState.RUNNING),"):
+        "the stalled-import sweep (beat) looks at imports of every workspace",
     ("profiles/tasks.py", 'for workspace_id in InboundOperation.unscoped.values_list("workspace_id", flat=True).distinct():'):
         "the ingest sweep finds every workspace with staged operations (beat)",
 }

@@ -25,6 +25,7 @@ from profiles.erasure import SuppressionFilter
 from profiles.ingest.dead_letters import Failure, keep_failures
 from profiles.ingest.store import SCHEDULE_KEY
 from profiles.models import InboundOperation
+from profiles.segments import services as segment_services
 from profiles.segments.incremental import BatchTracker
 
 logger = logging.getLogger(__name__)
@@ -49,6 +50,7 @@ HANDLERS = {
     "object_delete": services.delete_object,
     "add_relationships": lambda ws, op: services.change_relationships(ws, op, remove=False),
     "delete_relationships": lambda ws, op: services.change_relationships(ws, op, remove=True),
+    "segment_add": segment_services.apply_segment_add,  # CSV imports' manual segment (profiles/imports.py)
 }
 
 

@@ -276,6 +276,15 @@ def add_people(*, segment: Segment, people) -> dict:
     return {"entered": entered, "unknown": unknown}
 
 
+def apply_segment_add(workspace, op: dict) -> None:
+    """The ingest operation a CSV import stages after a row's identify (profiles/imports.py): add
+    the row's person to the manual segment chosen for the import. A segment deleted or made
+    non-manual since adds nobody."""
+    segment = Segment.objects.for_workspace(workspace.pk).filter(pk=op["segment_id"], kind=SegmentKind.MANUAL).first()
+    if segment is not None:
+        add_people(segment=segment, people=[op["person"]])
+
+
 def remove_people(*, segment: Segment, people) -> dict:
     """Close the open membership of each person named. Returns the profile ids that exited and
     the references that matched nobody."""

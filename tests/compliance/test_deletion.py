@@ -250,7 +250,7 @@ def test_an_interrupted_deletion_resumes_and_completes(tenant_a, person):
     record.refresh_from_db()
     assert record.status == DeletionStatus.FAILED
     assert set(k for k, v in record.progress.items() if v is True) == {
-        "inbound", "ingest_dead_letters", "events", "journeys", "deliveries", "inbound_messages", "consent",
+        "people_imports", "inbound", "ingest_dead_letters", "events", "journeys", "deliveries", "inbound_messages", "consent",
         "subscription_preferences", "suppressions", "change_feed", "relationships"}
     assert not Event.unscoped.filter(profile=person["profile"]).exists()
     assert Device.unscoped.filter(profile=person["profile"]).exists()
