@@ -201,20 +201,49 @@ ACTIVITY_LOOKBACK = timedelta(days=30)
 FAILED_STATUSES = (DeliveryStatus.BOUNCED, DeliveryStatus.FAILED, DeliveryStatus.UNDELIVERABLE)
 
 
-def message_activity(workspace, *, start: datetime, end: datetime, time_zone: str) -> dict[tuple[date, str], int]:
+def message_activity(workspace, *, start: datetime, end: datetime, time_zone: str, channel: str | None = None,
+                     source: str | None = None, source_id: str | None = None) -> dict[tuple[date, str], int]:
     """(day in `time_zone`, kind) → deliveries sent, delivered, opened, clicked or failed (failed or
-    bounced) that day, for `start` <= time < `end`: one scan of the deliveries created since
-    `start - ACTIVITY_LOOKBACK` through the (workspace, created_at) index."""
+    bounced) that day, for `start` <= time < `end`, optionally of one channel and one message
+    (`source`, `source_id`): one scan of the deliveries created since `start - ACTIVITY_LOOKBACK`
+    through the (workspace, created_at) index."""
     columns = ", ".join(f"('{kind}', d.{kind}_at)" for kind in ACTIVITY_KINDS)
+    params = {"tz": time_zone, "ws": workspace.pk, "created": start - ACTIVITY_LOOKBACK, "start": start, "end": end,
+              "channel": channel, "source": source, "source_id": source_id}
+    filters = "".join(f" AND d.{name} = %({name})s" for name in ("channel", "source", "source_id")
+                      if params[name] is not None)
     with connection.cursor() as cursor:
         cursor.execute(
             f"""SELECT (v.at AT TIME ZONE %(tz)s)::date, v.kind, count(*)
                 FROM {Delivery._meta.db_table} d CROSS JOIN LATERAL (VALUES {columns}) AS v(kind, at)
                 WHERE d.workspace_id = %(ws)s AND d.created_at >= %(created)s
-                  AND v.at >= %(start)s AND v.at < %(end)s
-                GROUP BY 1, 2""",
-            {"tz": time_zone, "ws": workspace.pk, "created": start - ACTIVITY_LOOKBACK, "start": start, "end": end})
+                  AND v.at >= %(start)s AND v.at < %(end)s{filters}
+                GROUP BY 1, 2""", params)
         return {(day, kind): n for day, kind, n in cursor.fetchall()}
+
+
+REPORT_COUNTS = ("deliveries", "sent", "delivered", "opened", "clicked", "bounced", "unsubscribed")
+
+
+def delivery_report(workspace, *, start: datetime, end: datetime, channel: str | None = None) -> list[dict]:
+    """Per message (source, source id) and channel, the deliveries created in [start, end) and how
+    many were sent, delivered, opened, clicked, bounced and unsubscribed from (bounces and
+    unsubscribes are delivery events), most deliveries first: one grouped query."""
+    def happened(kind: str) -> Exists:
+        return Exists(DeliveryEvent.objects.for_workspace(workspace.pk).filter(delivery_id=OuterRef("pk"), kind=kind))
+
+    rows = Delivery.objects.for_workspace(workspace.pk).filter(created_at__gte=start, created_at__lt=end)
+    if channel:
+        rows = rows.filter(channel=channel)
+    return list(rows.values("source", "source_id", "channel").annotate(
+        deliveries=Count("pk"),
+        sent=Count("pk", filter=Q(sent_at__isnull=False)),
+        delivered=Count("pk", filter=Q(delivered_at__isnull=False)),
+        opened=Count("pk", filter=Q(opened_at__isnull=False)),
+        clicked=Count("pk", filter=Q(clicked_at__isnull=False)),
+        bounced=Count("pk", filter=Q(status=DeliveryStatus.BOUNCED) | Q(happened("bounced"))),
+        unsubscribed=Count("pk", filter=Q(happened("unsubscribed"))),
+    ).order_by("-deliveries", "source", "source_id", "channel"))
 
 
 def failure_reasons(workspace, *, since: datetime, limit: int = 8) -> list[dict]:

@@ -20,6 +20,7 @@ from accounts.models import Membership
 from compliance.admin_export import export_person_urls, with_export_link
 from config.dashboard import dashboard_context
 from config.navigation import task_sections
+from config.reports import delivery_report_view
 from core.audit import record_action
 
 
@@ -99,6 +100,7 @@ class UlakAdminSite(admin.AdminSite):
 
     def get_urls(self):
         urls = [path("switch-workspace/", self.admin_view(self.switch_workspace), name="switch_workspace"),
+                path("reports/deliveries/", self.admin_view(self.delivery_report), name="delivery_report"),
                 *[re_path(rf"^{old}/(?P<rest>.*)$", partial(self.moved_model_page, new=new))
                   for old, new in MOVED_MODEL_PAGES.items()],
                 *export_person_urls(self)]
@@ -107,12 +109,15 @@ class UlakAdminSite(admin.AdminSite):
     def get_app_list(self, request, app_label=None):
         # The index and every page's sidebar: the pages grouped by task (config/navigation.py). One
         # app's page (/admin/<app_label>/, the breadcrumbs' link) keeps Django's list of that app.
-        app_list = (task_sections(self._build_app_dict(request)) if app_label is None
+        app_list = (task_sections(self._build_app_dict(request), request) if app_label is None
                     else super().get_app_list(request, app_label))
         return with_export_link(request, app_list, app_label)
 
     def index(self, request, extra_context=None):
         return super().index(request, {**dashboard_context(request), "title": "Dashboard", **(extra_context or {})})
+
+    def delivery_report(self, request):
+        return delivery_report_view(request, site_context=self.each_context(request))
 
     @staticmethod
     def moved_model_page(request, rest, *, new):

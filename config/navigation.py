@@ -7,6 +7,13 @@ is listed under "Other" (and `tests/test_console_navigation.py` fails, so it get
 
 from django.urls import reverse
 
+from core.admin import has_perm
+
+# Console pages that are not a model's admin: name → (URL name, the permission that shows them).
+PAGES = {
+    "page.delivery_report": ("admin:delivery_report", "view_campaigns"),
+}
+
 SECTIONS: list[tuple[str, str, list[tuple[str, str, str]]]] = [
     ("people", "People", [
         ("profiles.profile", "People", ""),
@@ -30,6 +37,7 @@ SECTIONS: list[tuple[str, str, list[tuple[str, str, str]]]] = [
     ]),
     ("deliveries", "Deliveries", [
         ("channels.delivery", "Deliveries", ""),
+        ("page.delivery_report", "Reports", ""),
         ("channels.inboundmessage", "Inbound messages", ""),
         ("channels.reportingwebhookcall", "Reporting webhook calls", ""),
         ("channels.demomessage", "Demo inbox", ""),
@@ -64,14 +72,19 @@ SECTIONS: list[tuple[str, str, list[tuple[str, str, str]]]] = [
 
 
 def named_pages() -> set[str]:
-    return {page for _, _, entries in SECTIONS for page, _, _ in entries}
+    return {page for _, _, entries in SECTIONS for page, _, _ in entries if page not in PAGES}
 
 
-def task_sections(app_dict: dict) -> list[dict]:
+def task_sections(app_dict: dict, request) -> list[dict]:
     """The admin's app dictionary (`AdminSite._build_app_dict`: what the user may see, per app)
-    regrouped into SECTIONS, in the shape the admin's app list templates read."""
+    regrouped into SECTIONS, with the PAGES the user may open, in the shape the admin's app list
+    templates read."""
     pages = {f"{app_label}.{model['object_name'].lower()}": model
              for app_label, app in app_dict.items() for model in app["models"]}
+    for name, (url_name, permission) in PAGES.items():
+        if has_perm(request, permission):
+            pages[name] = {"name": name, "object_name": name.replace(".", "_"), "admin_url": reverse(url_name),
+                           "add_url": None, "view_only": True, "perms": {"view": True}}
     sections = []
     for key, name, entries in SECTIONS:
         models = []
@@ -85,7 +98,7 @@ def task_sections(app_dict: dict) -> list[dict]:
         if models:
             sections.append({"name": name, "app_label": key, "app_url": models[0]["admin_url"] or reverse("admin:index"),
                              "has_module_perms": True, "models": models})
-    others = [model for page, model in sorted(pages.items()) if page not in named_pages()]
+    others = [model for page, model in sorted(pages.items()) if page not in named_pages() and page not in PAGES]
     if others:
         sections.append({"name": "Other", "app_label": "other", "app_url": others[0]["admin_url"],
                          "has_module_perms": True, "models": others})

@@ -6,7 +6,7 @@ from django.contrib import admin
 from django.urls import reverse
 
 from accounts.roles import Role
-from config.navigation import SECTIONS, named_pages
+from config.navigation import PAGES, SECTIONS, named_pages
 from tests.support.factories import make_member
 
 TASK_ORDER = ["People", "Segments", "Campaigns", "Broadcasts", "Messages", "Deliveries", "Data", "Settings",
@@ -20,6 +20,8 @@ def registered_pages() -> set[str]:
 def test_every_admin_page_has_a_section_and_every_section_entry_is_a_page():
     assert registered_pages() - named_pages() == set(), "give these pages a section in config/navigation.py"
     assert named_pages() - registered_pages() == set()
+    in_sections = {page for _, _, entries in SECTIONS for page, _, _ in entries}
+    assert set(PAGES) <= in_sections, "give these console pages a section"
     assert [name for _, name, _ in SECTIONS] == TASK_ORDER
 
 

@@ -58,3 +58,8 @@ def test_the_sidebar_leads_by_task(console, tenant_a):
     console.screenshot("broadcasts")
     console.goto("/admin/profiles/profile/")
     console.screenshot("people")
+    with page.expect_navigation():
+        page.click("#nav-sidebar >> text=Reports")
+    page.wait_for_selector('canvas[data-ulak-chart-ready="1"]')
+    assert page.inner_text("#content h1") == "Delivery report"
+    console.screenshot("delivery-report")
