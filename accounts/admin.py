@@ -12,7 +12,9 @@ from accounts import services
 from accounts.models import ApiKey, ApiKeyKind, AppScope, Membership, Workspace
 from accounts.lockouts import clear_login_lockout, counted_login_failures
 from accounts.roles import Role
-from core.admin import ServiceBackedAdminMixin, WorkspacePermissionAdminMixin, WorkspaceScopedAdmin, has_perm
+from core.admin import (
+    ServiceBackedAdminMixin, WorkspacePermissionAdminMixin, WorkspaceScopedAdmin, confirm_first, has_perm,
+)
 
 # Access is granted per workspace through memberships and roles, never through auth groups.
 admin.site.unregister(Group)
@@ -204,6 +206,7 @@ class ApiKeyAdmin(ServiceBackedAdminMixin, WorkspaceScopedAdmin):
                           messages.WARNING)
 
     @admin.action(description="Revoke selected keys", permissions=["change"])
+    @confirm_first("every request signed with these keys is refused from now on.")
     def revoke_keys(self, request, queryset):
         keys = list(queryset)
         # All or nothing: one key the user may not revoke refuses the whole action.
@@ -212,6 +215,7 @@ class ApiKeyAdmin(ServiceBackedAdminMixin, WorkspaceScopedAdmin):
         self.message_user(request, f"Revoked {len(keys)} key(s).")
 
     @admin.action(description="Rotate selected keys (new secret, old one revoked)", permissions=["change"])
+    @confirm_first("each key gets a new secret, shown once, and its old secret stops working at once.")
     def rotate_keys(self, request, queryset):
         keys = list(queryset.filter(revoked_at__isnull=True))
         # All or nothing, and secrets are shown only once every rotation went through.

@@ -1,5 +1,8 @@
 """The admin's workspace: chosen in the session among the user's memberships, never from input."""
 
+import zoneinfo
+
+from django.utils import timezone
 from django.utils.functional import SimpleLazyObject
 
 from accounts.permissions import workspace_permissions
@@ -38,5 +41,10 @@ class AdminWorkspaceMiddleware:
         request.workspace = membership.workspace
         request.workspace_perms = SimpleLazyObject(lambda: workspace_permissions(user, membership.workspace))
         actor = Actor(source="admin", user=user, remote_addr=request_ip(request))
-        with workspace_scope(membership.workspace), acting_as(actor):
-            return self.get_response(request)
+        # The console shows dates and times in the workspace's time zone (and reads typed ones in it).
+        timezone.activate(zoneinfo.ZoneInfo(membership.workspace.time_zone))
+        try:
+            with workspace_scope(membership.workspace), acting_as(actor):
+                return self.get_response(request)
+        finally:
+            timezone.deactivate()

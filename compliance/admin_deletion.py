@@ -13,7 +13,7 @@ from compliance import deletion
 from compliance.api.deletion_views import export_records
 from compliance.models import DeletionRecord, IdentifierKind
 from compliance.subjects import clean_identifiers
-from core.admin import WorkspaceScopedAdmin, has_perm
+from core.admin import WorkspaceScopedAdmin, confirm_first, has_perm
 from core.errors import InvalidInput
 from core.exporting import AdminExportMixin
 from profiles.admin import register_person_action
@@ -120,6 +120,8 @@ class SuppressedIdentifierAdmin(_DeletionPermissions, WorkspaceScopedAdmin):
         return has_perm(request, "manage_deletions")
 
     @admin.action(description="Lift the suppression (allow the identifier again)", permissions=["lift"])
+    @confirm_first("data naming these identifiers is accepted again: a person deleted at their request can be "
+                   "created anew by the next Track call or import naming them.")
     def lift(self, request, queryset):
         lifted = 0
         for suppression in queryset.filter(lifted_at__isnull=True):

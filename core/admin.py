@@ -1,16 +1,47 @@
 """Base classes for every admin page: scoped to the session's workspace, gated by its role."""
 
+import functools
+
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import Http404, HttpResponseRedirect
+from django.template.response import TemplateResponse
 from django.utils.text import capfirst
 from rest_framework.exceptions import ParseError
 
 from core.api.parsers import loads
 from core.errors import ApiError, InvalidInput
 from core.models import is_tenant_model
+
+CONFIRM_LISTED = 100  # rows named on an action's confirmation page; the rest are counted
+
+
+def confirm_first(consequence: str):
+    """Wrap an irreversible admin action: its first POST answers a confirmation page that lists the
+    selected rows and says `consequence`; the action runs only when that page is confirmed (the
+    same POST again with `confirmed=yes`). Put it under `@admin.action`."""
+    def wrap(action):
+        @functools.wraps(action)
+        def run(modeladmin, request, queryset):
+            if request.POST.get("confirmed") == "yes":
+                return action(modeladmin, request, queryset)
+            opts = modeladmin.model._meta
+            objects = list(queryset[:CONFIRM_LISTED])
+            context = {
+                **modeladmin.admin_site.each_context(request),
+                "title": "Are you sure?", "opts": opts, "consequence": consequence,
+                "action_name": request.POST.get("action", ""),
+                "action_description": getattr(run, "short_description", action.__name__.replace("_", " ")),
+                "objects": objects, "count": queryset.count() if len(objects) == CONFIRM_LISTED else len(objects),
+                "selected": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
+                "select_across": request.POST.get("select_across", "0"), "index": request.POST.get("index", "0"),
+            }
+            return TemplateResponse(request, "admin/ulak/confirm_action.html", context)
+        return run
+    return wrap
 
 
 def has_perm(request, codename: str | None) -> bool:

@@ -579,7 +579,7 @@ def test_app_key_without_scopes_is_refused(client, tenant_a):
 
 
 def revoke(client, *pks):
-    return client.post(admin_url(ApiKey), {"action": "revoke_keys", "_selected_action": list(pks), "index": 0})
+    return client.post(admin_url(ApiKey), {"action": "revoke_keys", "_selected_action": list(pks), "index": 0, "confirmed": "yes"})
 
 
 def test_revoke_action_sets_revoked_at_only_in_own_workspace(client, two_tenants):
@@ -619,7 +619,7 @@ def test_rotate_action_shows_new_secret_and_revokes_old(client, tenant_a):
     old = ApiKey.unscoped.filter(workspace=tenant_a.workspace, kind=ApiKeyKind.APP).get()
     login(client, tenant_a.owner)
     response = client.post(
-        admin_url(ApiKey), {"action": "rotate_keys", "_selected_action": [old.pk], "index": 0}, follow=True
+        admin_url(ApiKey), {"action": "rotate_keys", "_selected_action": [old.pk], "index": 0, "confirmed": "yes"}, follow=True
     )
     (secret,) = SECRET.findall(response.content.decode())
     old.refresh_from_db()

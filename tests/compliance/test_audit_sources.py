@@ -193,7 +193,8 @@ def test_api_key_actions_from_the_console_name_the_user(tenant_a, client):
     client.force_login(tenant_a.owner)
     before = last_entry_id()
 
-    response = client.post("/admin/accounts/apikey/", {"action": "revoke_keys", "_selected_action": [key.pk], "index": 0})
+    response = client.post("/admin/accounts/apikey/", {"action": "revoke_keys", "_selected_action": [key.pk], "index": 0,
+                                                         "confirmed": "yes"})
 
     assert response.status_code == 302
     entry = entries_since(before, changes__action="api_key_revoked").get()

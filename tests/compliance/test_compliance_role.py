@@ -98,7 +98,8 @@ def test_officer_cannot_see_or_change_api_keys(tenant_a, officer, client):
 
     assert client.get("/admin/accounts/apikey/").status_code == 403
     assert client.post("/admin/accounts/apikey/add/", {"kind": "app", "name": "x", "scopes": ["compliance"]}).status_code == 403
-    response = client.post("/admin/accounts/apikey/", {"action": "revoke_keys", "_selected_action": [key.pk], "index": 0})
+    response = client.post("/admin/accounts/apikey/", {"action": "revoke_keys", "_selected_action": [key.pk], "index": 0,
+                                                         "confirmed": "yes"})
     assert response.status_code == 403
     key.refresh_from_db()
     assert key.revoked_at is None

@@ -152,7 +152,7 @@ def test_compliance_member_requests_a_deletion_in_the_admin(client, tenant_a):
     assert page.status_code == 200 and EMAIL.encode() not in page.content
 
     suppression = SuppressedIdentifier.unscoped.get(deletion_id=record.pk)
-    client.post(admin_url(SuppressedIdentifier), {"action": "lift", "_selected_action": [suppression.pk]})
+    client.post(admin_url(SuppressedIdentifier), {"action": "lift", "_selected_action": [suppression.pk], "confirmed": "yes"})
     suppression.refresh_from_db()
     assert suppression.lifted_by == officer
 
@@ -166,7 +166,7 @@ def test_admin_role_gates(client, tenant_a, role, can_view, can_act):
     assert (client.get(admin_url(SuppressedIdentifier)).status_code == 200) is can_view
     client.post(admin_url(DeletionRecord, "add"), {"identifier_type": "id", "identifier": "y"})
     suppression = SuppressedIdentifier.unscoped.get(deletion_id=record.pk)
-    client.post(admin_url(SuppressedIdentifier), {"action": "lift", "_selected_action": [suppression.pk]})
+    client.post(admin_url(SuppressedIdentifier), {"action": "lift", "_selected_action": [suppression.pk], "confirmed": "yes"})
     assert DeletionRecord.unscoped.filter(source="admin").exists() is can_act
     suppression.refresh_from_db()
     assert (suppression.lifted_at is not None) is can_act
@@ -188,5 +188,5 @@ def test_admin_hides_another_workspaces_records(client, tenant_a, tenant_b):
     suppression = SuppressedIdentifier.unscoped.get(deletion_id=theirs.pk)
     assert client.get(admin_url(SuppressedIdentifier, "change", suppression.pk)).status_code == 404
     assert theirs.pk not in {r.pk for r in client.get(admin_url(DeletionRecord)).context["cl"].result_list}
-    client.post(admin_url(SuppressedIdentifier), {"action": "lift", "_selected_action": [suppression.pk]})
+    client.post(admin_url(SuppressedIdentifier), {"action": "lift", "_selected_action": [suppression.pk], "confirmed": "yes"})
     assert SuppressedIdentifier.unscoped.get().lifted_at is None
