@@ -11,10 +11,10 @@ source "transactional", source_id "N". See docs/segments.md ("Messages").
 
 from django.db.models import Exists, OuterRef, Q
 
-from campaigns.models import TransactionalMessage
+from campaigns.models import Campaign, CampaignType, TransactionalMessage
 from channels.models import ChannelType, Delivery
 from core.errors import InvalidInput
-from profiles.segments.base import ConditionKind, require, within, window_start
+from profiles.segments.base import ConditionKind, choice_spec, require, window_spec, within, window_start
 
 # A message action → the delivery column that records when it happened (and, for failures, the
 # statuses that tell them apart: failed_at is set by bounces, failures and undeliverable alike).
@@ -117,8 +117,46 @@ def _delivery_matches(spec, delivery, now):
     return True
 
 
+MESSAGES_SHOWN = 500  # transactional messages, campaigns or broadcasts offered by the segment builder
+
+
+def _describe(workspace):
+    """What the console's segment builder shows (profiles/segments/builder.py): the action, at most one
+    message (its choices read in two queries), the channel and a window."""
+    transactional = {"type": "integer", "min": 1}
+    campaign = broadcast = {"type": "text", "max_length": 64}
+    if workspace is not None:
+        messages = TransactionalMessage.objects.for_workspace(workspace).order_by("name", "pk")[:MESSAGES_SHOWN]
+        transactional = {"type": "choice", "choices": [{"value": m.pk, "label": m.name} for m in messages]}
+        campaigns = list(Campaign.objects.for_workspace(workspace).order_by("type", "name", "pk")
+                         .values_list("pk", "name", "type")[:2 * MESSAGES_SHOWN])
+        campaign, broadcast = ({"type": "choice", "choices": [{"value": str(pk), "label": name}
+                                                             for pk, name, kind in campaigns if kind == wanted]}
+                               for wanted in (CampaignType.TRIGGERED, CampaignType.BROADCAST))
+    return {
+        "label": "Message activity",
+        "help": "Was sent, opened, clicked... a message (a transactional message, a campaign's or a broadcast's, "
+                "or any), on a channel, in a window.",
+        "body": {"type": "object", "fields": [
+            {"key": "action", "label": "was", "spec": choice_spec(list(MESSAGE_ACTIONS))},
+            {"key": "transactional_message_id", "label": "the transactional message", "optional": True,
+             "group": "message", "default": None, "spec": transactional},
+            {"key": "campaign_id", "label": "a message of the campaign", "optional": True, "group": "message",
+             "default": "", "spec": campaign},
+            {"key": "broadcast_id", "label": "a message of the broadcast", "optional": True, "group": "message",
+             "default": "", "spec": broadcast},
+            {"key": "channel", "label": "on the channel", "optional": True, "default": "email",
+             "spec": choice_spec(ChannelType.values)},
+            {"key": "within", "label": "in the last", "optional": True, "default": {"value": 30, "unit": "days"},
+             "spec": window_spec()},
+        ]},
+        "default": {"action": "opened"},
+    }
+
+
 MESSAGE = ConditionKind(
     "message", validate=_validate, compile=_compile, depends_on=_depends_on, reference=_reference,
+    describe=_describe,
     renamed_from=OLD_NAMES,
     renamed_hint="unknown condition; message conditions are written "
                  "{\"message\": {\"action\": \"sent\"|\"opened\"|\"clicked\"|..., ...}}",

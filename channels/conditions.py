@@ -16,7 +16,7 @@ from django.db.models import Exists, F, OuterRef, Q
 from channels.models import SubscriptionPreference, SubscriptionTopic
 from core.errors import InvalidInput
 from profiles.models import Device
-from profiles.segments.base import ConditionKind, Sql
+from profiles.segments.base import ConditionKind, Sql, choice_spec
 
 CHANNELS = {"email", "phone", "push_device"}
 TOPIC_KEY_RE = r"^[-a-zA-Z0-9_]{1,100}$"
@@ -94,5 +94,29 @@ def _reference(spec, context):
     return person["suppressed"] != value
 
 
+TOPICS_SHOWN = 500  # topics offered by the console's segment builder
+
+
+def _describe(workspace):
+    """What the console's segment builder shows (profiles/segments/builder.py): one of four keys."""
+    topic = {"type": "text", "max_length": 100}
+    if workspace is not None:
+        topics = SubscriptionTopic.objects.for_workspace(workspace).order_by("name", "pk")[:TOPICS_SHOWN]
+        topic = {"type": "choice", "choices": [{"value": t.key, "label": f"{t.name} ({t.key})"} for t in topics]}
+    return {
+        "label": "Channel",
+        "help": "Reachable on a channel: has an address or device, is subscribed, is not suppressed, or is "
+                "subscribed to a topic.",
+        "body": {"type": "one_of", "options": [
+            {"key": "has", "label": "has", "default": "email",
+             "spec": choice_spec(["email", "phone", "push_device"], {"push_device": "a push device"})},
+            {"key": "subscribed", "label": "is subscribed", "default": True, "spec": {"type": "boolean"}},
+            {"key": "not_suppressed", "label": "is not suppressed", "default": True, "spec": {"type": "boolean"}},
+            {"key": "subscribed_to_topic", "label": "is subscribed to the topic", "default": "", "spec": topic},
+        ]},
+        "default": {"has": "email"},
+    }
+
+
 CHANNEL = ConditionKind("channel", validate=_validate, compile=_compile, depends_on=_depends_on,
-                        reference=_reference)
+                        reference=_reference, describe=_describe)

@@ -13,6 +13,7 @@ const outdir = path.resolve(here, "../core/static/ulak/console");
 const entries = [
   { name: "charts", source: "src/charts.js" },
   { name: "progress", source: "src/progress.js" },
+  { name: "segment-builder", source: "src/segment-builder/index.jsx" },
 ];
 
 const result = await build({

@@ -1,6 +1,7 @@
-"""Segments in the console: live counts, a validated definition editor, a preview, the current
-members, a recompute action whose progress shows in the list, and a CSV upload that adds people
-to (or removes them from) a manual segment."""
+"""Segments in the console: live counts, a visual definition builder (with a JSON view) whose live
+count, example people and per-node errors come from the JSON endpoints below, a preview, the
+current members, a recompute action whose progress shows in the list, and a CSV upload that adds
+people to (or removes them from) a manual segment. The builder: docs/console-segments.md."""
 
 import csv
 import io
@@ -10,15 +11,19 @@ from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.http import Http404, HttpResponseRedirect
+from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect, JsonResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
+from rest_framework.exceptions import ParseError
+
 from profiles.admin import PeopleAdmin, PrettyJSONFormField
-from core.api.parsers import text_problem
-from core.errors import InvalidInput
+from core.admin import has_perm
+from core.api.parsers import loads, text_problem
+from core.errors import ApiError, InvalidInput
 from profiles.models import Segment, SegmentKind, SegmentMembership
+from profiles.segments.kinds import MAX_SEGMENT_ID
 
 PREVIEW_SAMPLE = 10
 MEMBERS_SHOWN = 50
@@ -32,8 +37,10 @@ IDENTIFIER_CHOICES = [("id", "id (your identifier)"), ("email", "email"), ("cio_
 
 
 class SegmentForm(forms.ModelForm):
-    conditions = PrettyJSONFormField(required=False, label="Conditions (JSON)",
-                                     help_text="The condition tree (docs/segments.md); empty for a manual segment.")
+    conditions = PrettyJSONFormField(
+        required=False, label="Conditions",
+        help_text='The conditions as JSON, e.g. {"attribute": {"field": "plan", "operator": "eq", "value": "pro"}}; '
+                  "empty for a manual segment. With JavaScript on, the builder writes them as you build.")
 
     class Meta:
         model = Segment
@@ -136,9 +143,112 @@ class SegmentAdmin(PeopleAdmin):
 
     def get_urls(self):
         opts = self.opts
-        upload = path("<path:object_id>/upload/", self.admin_site.admin_view(self.upload_view),
-                      name=f"{opts.app_label}_{opts.model_name}_upload")
-        return [upload, *super().get_urls()]
+        name = f"{opts.app_label}_{opts.model_name}"
+        view = self.admin_site.admin_view
+        upload = path("<path:object_id>/upload/", view(self.upload_view), name=f"{name}_upload")
+        builder = [path(f"builder/{endpoint}/", view(getattr(self, f"builder_{endpoint}_view")),
+                        name=f"{name}_builder_{endpoint}")
+                   for endpoint in ("schema", "attributes", "events", "preview")]
+        return [*builder, upload, *super().get_urls()]
+
+    # --- the builder's JSON endpoints (view_people; nothing is saved through them) -----------------
+
+    def _builder_refusal(self, request, method: str):
+        """403 without view_people, 405 for another method; None when the request may go on."""
+        if not has_perm(request, self.view_permission):
+            raise PermissionDenied
+        if request.method != method:
+            return HttpResponseNotAllowed([method])
+        return None
+
+    @staticmethod
+    def _errors(exc: ApiError, status: int = 400) -> JsonResponse:
+        return JsonResponse({"errors": [{"path": e["field"], "message": e["message"]} for e in exc.errors()]},
+                            status=status)
+
+    def builder_schema_view(self, request):
+        """Every registered condition kind and how the builder edits it."""
+        from profiles.segments import builder
+
+        return self._builder_refusal(request, "GET") or JsonResponse(builder.schema(request.workspace))
+
+    def builder_attributes_view(self, request):
+        """`?q=prefix` → profile columns and attribute keys of the workspace's people."""
+        return self._suggestions(request, "attribute_names")
+
+    def builder_events_view(self, request):
+        """`?q=prefix` → the workspace's event names."""
+        return self._suggestions(request, "event_names")
+
+    def _suggestions(self, request, selector: str):
+        from profiles.segments import builder
+
+        refused = self._builder_refusal(request, "GET")
+        if refused:
+            return refused
+        try:
+            prefix = builder.clean_prefix(request.GET.get("q"))
+        except InvalidInput as exc:
+            return self._errors(exc)
+        return JsonResponse({"names": getattr(builder, selector)(request.workspace, prefix)})
+
+    def builder_preview_view(self, request):
+        """`{"conditions": tree, "segment": id?}` → `{"count", "people", "conditions"}` (normalized),
+        or 400 `{"errors": [{"path", "message"}]}` naming each bad node from `conditions`. `segment` is
+        the segment being edited (its conditions may not name it); another workspace's is a 404."""
+        from profiles.segments import builder
+
+        refused = self._builder_refusal(request, "POST")
+        if refused:
+            return refused
+        try:
+            body = loads(request.body or b"")
+            if not isinstance(body, dict) or "conditions" not in body:
+                raise InvalidInput("conditions", "is required")
+            segment_id = self._segment_id(request, body.get("segment"))
+            result = builder.preview(request.workspace, body["conditions"], segment_id=segment_id)
+        except ParseError as exc:
+            return JsonResponse({"errors": [{"path": None, "message": str(exc.detail)}]}, status=400)
+        except ApiError as exc:
+            return self._errors(exc, getattr(exc, "status", 400))
+        people = [{"id": person.pk, "label": str(person), "email": person.email or "",
+                   "url": reverse("admin:profiles_profile_change", args=[person.pk], current_app=self.admin_site.name)}
+                  for person in result["people"]]
+        return JsonResponse({"count": result["count"], "people": people, "conditions": result["conditions"]})
+
+    def _segment_id(self, request, value) -> int | None:
+        """The segment being edited: one of this workspace's, or a 404."""
+        if value is None:
+            return None
+        if (isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).isdigit()
+                or not 0 < int(value) <= MAX_SEGMENT_ID):
+            raise InvalidInput("segment", "must be a segment id")
+        if not self.get_queryset(request).filter(pk=int(value)).exists():
+            raise Http404
+        return int(value)
+
+    def builder_data(self, request, form, obj) -> dict:
+        """What the builder island starts from (json_script on the add and change pages)."""
+        from profiles.segments import builder
+
+        conditions = obj.conditions if obj is not None else {}
+        if form is not None and form.is_bound and "conditions" in form.data:
+            try:  # the definition as posted, shown again after a refused save
+                conditions = loads(form.data["conditions"]) if form.data["conditions"].strip() else {}
+            except (ParseError, InvalidInput):
+                conditions = None  # not JSON: the builder opens in its JSON view, saying why
+        urls = {endpoint: reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_builder_{endpoint}",
+                                  current_app=self.admin_site.name)
+                for endpoint in ("schema", "attributes", "events", "preview")}
+        kind = obj.kind if obj is not None else (form.data.get("kind") if form is not None and form.is_bound else None)
+        return {"schema": builder.schema(request.workspace), "conditions": conditions, "kind": kind or SegmentKind.DATA,
+                "segment": obj.pk if obj is not None else None, "urls": urls,
+                "editable": self.has_change_permission(request, obj), "debounce_ms": 400}
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        adminform = context.get("adminform")
+        context["segment_builder"] = self.builder_data(request, adminform.form if adminform else None, obj)
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     def upload_view(self, request, object_id):
         """Add people to, or remove them from, a manual segment from a CSV of identifiers."""

@@ -53,6 +53,9 @@ class ConditionKind:
     depends_on(body) -> change tags that can alter the result ("time" for windows and relative dates)
     reference(body, context) -> bool, the same semantics in plain Python (tests only)
     renamed_from: old leaf names that are answered with `renamed_hint` instead of "unknown condition".
+    describe(workspace) -> what the console's segment builder shows for the body: {"label", "help",
+      "body": a field spec, "default": a body} (profiles/segments/builder.py lists the specs;
+      workspace None: no choices read from data). A kind without it is edited as raw JSON.
     """
 
     name: str
@@ -62,6 +65,7 @@ class ConditionKind:
     reference: Callable[[dict, ReferenceContext], bool]
     renamed_from: frozenset[str] = frozenset()
     renamed_hint: str = ""
+    describe: Callable[[Any], dict] | None = None
 
 
 # --- validation helpers --------------------------------------------------------------------------
@@ -86,6 +90,21 @@ def within(value, path) -> dict:
     if not isinstance(amount, int) or isinstance(amount, bool) or not 1 <= amount <= 1_000_000:
         raise InvalidInput(f"{path}.value", "must be a whole number, 1 or more")
     return {"value": amount, "unit": value["unit"]}
+
+
+def window_spec() -> dict:
+    """The builder's field spec of a window (see `within`)."""
+    return {"type": "object", "fields": [
+        {"key": "value", "label": "", "spec": {"type": "integer", "min": 1, "max": 1_000_000}},
+        {"key": "unit", "label": "", "spec": choice_spec(list(WINDOW_UNITS))},
+    ]}
+
+
+def choice_spec(choices, labels: dict | None = None) -> dict:
+    """The builder's field spec of a choice among `choices` (values), labelled by `labels`."""
+    labels = labels or {}
+    return {"type": "choice", "choices": [{"value": value, "label": labels.get(value, str(value).replace("_", " "))}
+                                          for value in choices]}
 
 
 def window_start(window: dict, now: datetime) -> datetime:

@@ -16,6 +16,7 @@ from django.db.models import Count, DecimalField, Exists, F, OuterRef, Q, TextFi
 from core.errors import InvalidInput
 from profiles.models import Event, Relationship, Segment, SegmentMembership
 from profiles.segments.base import ConditionKind, Sql, parse_time, require, within, window_start
+from profiles.segments.descriptions import describe_attribute, describe_event, describe_object, describe_segment
 from profiles.segments.filters import (
     RELATIVE_OPERATORS, Target, Valued, all_match, filter_matches, filter_sql, filters_q, json_target,
     uses_relative_dates, validate_filter, validate_filters,
@@ -69,7 +70,8 @@ def _attribute_reference(spec, context):
 
 
 ATTRIBUTE = ConditionKind("attribute", validate=_validate_attribute, compile=_compile_attribute,
-                          depends_on=_attribute_depends_on, reference=_attribute_reference)
+                          depends_on=_attribute_depends_on, reference=_attribute_reference,
+                          describe=describe_attribute)
 
 
 # --- event ---------------------------------------------------------------------------------------
@@ -166,7 +168,7 @@ def _event_reference(spec, context):
 
 
 EVENT = ConditionKind("event", validate=_validate_event, compile=_compile_event, depends_on=_event_depends_on,
-                      reference=_event_reference)
+                      reference=_event_reference, describe=describe_event)
 
 
 # --- object --------------------------------------------------------------------------------------
@@ -204,7 +206,7 @@ def _object_reference(spec, context):
 
 
 OBJECT = ConditionKind("object", validate=_validate_object, compile=_compile_object,
-                       depends_on=_object_depends_on, reference=_object_reference)
+                       depends_on=_object_depends_on, reference=_object_reference, describe=describe_object)
 
 
 # --- segment -------------------------------------------------------------------------------------
@@ -257,6 +259,7 @@ def _segment_reference(spec, context):
 
 
 SEGMENT = ConditionKind("segment", validate=_validate_segment, compile=_compile_segment,
-                        depends_on=lambda spec: {f"segments:{spec['id']}"}, reference=_segment_reference)
+                        depends_on=lambda spec: {f"segments:{spec['id']}"}, reference=_segment_reference,
+                        describe=describe_segment)
 
 PROFILE_KINDS = (ATTRIBUTE, EVENT, OBJECT, SEGMENT)
