@@ -22,7 +22,7 @@ from profiles.admin import PeopleAdmin, PrettyJSONFormField
 from core.admin import has_perm
 from core.api.parsers import loads, text_problem
 from core.errors import ApiError, InvalidInput
-from profiles.models import Segment, SegmentKind, SegmentMembership
+from profiles.models import Segment, SegmentKind, SegmentMembership, SegmentState
 from profiles.segments.kinds import MAX_SEGMENT_ID
 
 PREVIEW_SAMPLE = 10
@@ -34,6 +34,12 @@ UPLOAD_CHUNK = 1_000
 UPLOAD_MAX_IDENTIFIER = 254  # the longest column it is looked up in (email); ids are at most 150
 UNKNOWN_SHOWN = 5
 IDENTIFIER_CHOICES = [("id", "id (your identifier)"), ("email", "email"), ("cio_id", "cio_id")]
+
+
+def segment_status(segment: Segment) -> dict:
+    """A segment's computation for the progress view: percent done while building, its members."""
+    return {"state": segment.state, "state_label": segment.get_state_display(), "done": segment.progress,
+            "total": 100, "finished": segment.state != SegmentState.BUILDING, "member_count": segment.member_count}
 
 
 class SegmentForm(forms.ModelForm):
@@ -146,10 +152,11 @@ class SegmentAdmin(PeopleAdmin):
         name = f"{opts.app_label}_{opts.model_name}"
         view = self.admin_site.admin_view
         upload = path("<path:object_id>/upload/", view(self.upload_view), name=f"{name}_upload")
+        status = path("<path:object_id>/status/", view(self.status_view), name=f"{name}_status")
         builder = [path(f"builder/{endpoint}/", view(getattr(self, f"builder_{endpoint}_view")),
                         name=f"{name}_builder_{endpoint}")
                    for endpoint in ("schema", "attributes", "events", "preview")]
-        return [*builder, upload, *super().get_urls()]
+        return [*builder, upload, status, *super().get_urls()]
 
     # --- the builder's JSON endpoints (view_people; nothing is saved through them) -----------------
 
@@ -248,7 +255,20 @@ class SegmentAdmin(PeopleAdmin):
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         adminform = context.get("adminform")
         context["segment_builder"] = self.builder_data(request, adminform.form if adminform else None, obj)
+        if obj is not None:
+            context["segment_status"] = segment_status(obj)
+            context["segment_status_url"] = reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_status",
+                                                    args=[obj.pk], current_app=self.admin_site.name)
         return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def status_view(self, request, object_id):
+        """The segment's (re)computation as the progress island polls it (view_people)."""
+        if request.method != "GET":
+            return HttpResponseNotAllowed(["GET"])
+        segment = self.get_object(request, unquote(object_id))  # workspace-scoped: others' are None
+        if segment is None:
+            raise Http404
+        return JsonResponse(segment_status(segment))
 
     def upload_view(self, request, object_id):
         """Add people to, or remove them from, a manual segment from a CSV of identifiers."""

@@ -336,3 +336,29 @@ def test_the_builders_definition_saves_through_the_form(marketer_client, tenant_
     assert response.status_code == 302
     segment = Segment.objects.for_workspace(tenant_a.workspace).get(name="Buyers")
     assert segment.conditions == json.loads(written)
+
+
+# --- the recompute's live progress (the progress island polls the status) ---------------------------
+
+def test_the_status_of_a_building_segment_and_its_page(client, tenant_a, tenant_b):
+    from django.urls import reverse
+
+    from profiles.models import Segment
+
+    building = Segment.objects.for_workspace(tenant_a.workspace).create(
+        workspace=tenant_a.workspace, name="Building", kind="data", state="building", progress=40, member_count=7,
+        conditions={"attribute": {"field": "plan", "operator": "eq", "value": "pro"}})
+    theirs = Segment.objects.for_workspace(tenant_b.workspace).create(workspace=tenant_b.workspace, name="T",
+                                                                      kind="manual", state="ready")
+    client.force_login(tenant_a.owner)
+    status = client.get(reverse("admin:profiles_segment_status", args=[building.pk]))
+    assert status.json() == {"state": "building", "state_label": "Building", "done": 40, "total": 100,
+                             "finished": False, "member_count": 7}
+    page = client.get(reverse("admin:profiles_segment_change", args=[building.pk])).content.decode()
+    assert 'id="segment-progress"' in page and "ulak/console/progress.js" in page
+    Segment.objects.for_workspace(tenant_a.workspace).filter(pk=building.pk).update(state="ready", progress=100)
+    assert client.get(reverse("admin:profiles_segment_status", args=[building.pk])).json()["finished"] is True
+    assert 'id="segment-progress"' not in client.get(
+        reverse("admin:profiles_segment_change", args=[building.pk])).content.decode()
+    assert client.get(reverse("admin:profiles_segment_status", args=[theirs.pk])).status_code == 404
+    assert client.post(reverse("admin:profiles_segment_status", args=[building.pk])).status_code == 405
