@@ -3,7 +3,8 @@
 Forms check templates with the same rules as the services (a syntax error shows on its field);
 saves go through campaigns/services.py so versions bump and the audit log records the change.
 A transactional message's change page links to a preview rendered for a person of the workspace
-with sample event and trigger data.
+with sample event and trigger data. The pages' code editors, the live preview of unsaved content
+and "Send a test to me" are the message editor's (campaigns/admin_editor.py).
 """
 
 import json
@@ -20,6 +21,7 @@ from django.urls import path
 from django.utils.decorators import method_decorator
 
 from campaigns import services, transactional
+from campaigns.admin_editor import MessageEditorMixin, TransactionalEditorMixin
 from channels.content import services as content_services
 from channels.content import rendering
 from campaigns.models import TransactionalMessage
@@ -175,8 +177,9 @@ class ContentAdmin(WorkspaceScopedAdmin):
 
 
 @admin.register(Snippet)
-class SnippetAdmin(ContentAdmin):
+class SnippetAdmin(MessageEditorMixin, ContentAdmin):
     form = SnippetForm
+    editor_fields = {"value": "html"}
     list_display = ["name", "version", "updated_at"]
     search_fields = ["^name"]
     fields = ["name", "value", "version", "created_at", "updated_at"]
@@ -192,8 +195,9 @@ class SnippetAdmin(ContentAdmin):
 
 
 @admin.register(Layout)
-class LayoutAdmin(ContentAdmin):
+class LayoutAdmin(MessageEditorMixin, ContentAdmin):
     form = LayoutForm
+    editor_fields = {"body": "html"}
     list_display = ["name", "version", "updated_at"]
     search_fields = ["^name"]
     fields = ["name", "body", "version", "created_at", "updated_at"]
@@ -209,8 +213,12 @@ class LayoutAdmin(ContentAdmin):
 
 
 @admin.register(TransactionalMessage)
-class TransactionalMessageAdmin(ContentAdmin):
+class TransactionalMessageAdmin(TransactionalEditorMixin, ContentAdmin):
+    """Its page has the message editor (campaigns/admin_editor.py): code editors, the live preview,
+    SMS counters and "Send a test to me"; the Preview page renders the saved message."""
+
     form = TransactionalMessageForm
+    change_form_template = "admin/campaigns/transactionalmessage/change_form.html"
     list_display = ["name", "channel", "channel_config", "topic", "layout", "version", "updated_at"]
     list_filter = ["channel"]
     list_select_related = ["channel_config", "topic", "content__layout"]
@@ -241,7 +249,8 @@ class TransactionalMessageAdmin(ContentAdmin):
 
     def get_urls(self):
         preview = self.admin_site.admin_view(self.preview_view)
-        return [path("<path:object_id>/preview/", preview, name="campaigns_transactionalmessage_preview"),
+        return [*self.editor_urls(),
+                path("<path:object_id>/preview/", preview, name="campaigns_transactionalmessage_preview"),
                 *super().get_urls()]
 
     # The page shows the tenant's rendered email in a sandboxed `srcdoc` frame, which takes the page's

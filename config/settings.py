@@ -166,7 +166,7 @@ CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
         "default-src": [SELF],
         "script-src": [SELF, NONCE],  # the nonce only appears when a page uses it
-        "style-src": [SELF],
+        "style-src": [SELF, NONCE],  # likewise: the message editor's injected styles (campaigns/admin_editor.py)
         "img-src": [SELF],
         "font-src": [SELF],
         "connect-src": [SELF],

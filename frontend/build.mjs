@@ -14,6 +14,7 @@ const entries = [
   { name: "charts", source: "src/charts.js" },
   { name: "progress", source: "src/progress.js" },
   { name: "segment-builder", source: "src/segment-builder/index.jsx" },
+  { name: "message-editor", source: "src/message-editor/index.js" },
 ];
 
 const result = await build({

@@ -166,8 +166,15 @@ def test_the_email_preview_allows_what_email_needs_and_no_script(owner, tenant_a
     assert [s for s in csp["script-src"] if not s.startswith("'nonce-")] == ["'self'"]
     assert csp["frame-ancestors"] == ["'none'"] and csp["default-src"] == ["'self'"]
     assert_common_headers(response)
-    # Only that page: the message's own change page keeps the site's policy.
-    assert_site_policy(owner.get(reverse("admin:campaigns_transactionalmessage_change", args=[message.pk])))
+    # Only the pages that frame an email: the message list keeps the site's policy. The message's own
+    # page frames the editor's live preview (campaigns/admin_editor.py): the email's style attributes,
+    # images and fonts, and the request's nonce for the editor's (and the email's) <style> elements.
+    assert_site_policy(owner.get(reverse("admin:campaigns_transactionalmessage_changelist")))
+    editor = policy(owner.get(reverse("admin:campaigns_transactionalmessage_change", args=[message.pk])))
+    nonce = next(s for s in editor["style-src"] if s.startswith("'nonce-"))
+    assert editor["style-src"] == ["'self'", nonce] and editor["style-src-attr"] == ["'unsafe-inline'"]
+    assert editor["script-src"] == ["'self'", nonce] and editor["img-src"] == ["'self'", "*", "data:"]
+    assert editor["frame-ancestors"] == ["'none'"] and editor["default-src"] == ["'self'"]
 
 
 # --- the pages people reach from a message ---------------------------------------------------------------

@@ -1,0 +1,39 @@
+/*
+ * Ulak console: the message editor island (docs/console-editor.md).
+ *
+ * Markup (admin/campaigns/message_editor/change_form.html): the page's configuration as
+ * json_script "ulak-message-editor":
+ *
+ *   {"nonce": "<the request's CSP nonce>", "form": "<the admin form's id>",
+ *    "fields": [{"name": "body", "mode": "html" | "text" | "channel", "single_line": false}, ...],
+ *    "preview": null | {"url", "search_url", "test_url", "user_email", "test_channels"}}
+ *
+ * It turns the fields into code editors (editors.js), guards unsaved edits (guard.js) and, on a
+ * transactional message's page, drives the live preview and the test send (preview.js).
+ */
+import { makeEditors } from "./editors.js";
+import { guardUnsaved } from "./guard.js";
+import { setUpPreview } from "./preview.js";
+
+function start() {
+  const source = document.getElementById("ulak-message-editor");
+  if (!source) return;
+  let config;
+  try {
+    config = JSON.parse(source.textContent);
+  } catch (_error) {
+    return; // the plain form still works
+  }
+  const form = document.getElementById(config.form);
+  if (!form) return;
+  const editors = makeEditors(form, config.fields || [], config.nonce);
+  guardUnsaved(form);
+  if (config.preview) setUpPreview(form, config, editors);
+  document.body.dataset.ulakMessageEditor = "ready";
+}
+
+if (document.readyState === "loading") {
+  document.addEventListener("DOMContentLoaded", start);
+} else {
+  start();
+}

@@ -1,0 +1,208 @@
+"""The message editor in a real browser (campaigns/admin_editor.py, frontend/src/message-editor/):
+type in the code editor and see the server's preview follow for a person found by search, with
+trigger data; SMS counters switching to UCS-2 on a Turkish
+letter; "Send a test to me"; the unsaved-changes guard; the layout page's editor. The conftest
+fails every test on a CSP violation (the editor's injected styles carry the page's nonce, and the
+framed email's own styles are let through), a console error or a request to another host.
+
+A Liquid error's answer is a 400, which Chromium logs as a console error ("Failed to load
+resource"), so its display is not driven here: tests/campaigns/test_message_editor.py covers the
+answer."""
+
+import json
+
+from django.urls import reverse
+
+from accounts.roles import Role
+from campaigns import services
+from channels.content import services as content_services
+from channels.content.models import Layout
+from channels.models import Delivery
+from tests.support.factories import ChannelConfigFactory, ProfileFactory, make_member
+
+PREVIEW_READY = '#ulak-preview[data-state="ready"]'
+
+
+def change_url(message) -> str:
+    return reverse("admin:campaigns_transactionalmessage_change", args=[message.pk])
+
+
+def editor(page, name: str):
+    return page.locator(f'[data-ulak-editor="{name}"] .cm-content')
+
+
+def replace_text(page, name: str, text: str):
+    """Select everything in the field's editor and put `text` in its place, as typed input (an
+    insertion is not subject to auto-closing brackets and tags)."""
+    editor(page, name).click()
+    page.keyboard.press("Control+a")
+    page.keyboard.insert_text(text)
+
+
+def wait_for_render(page, after: int):
+    """Until the preview has answered more than `after` times and is settled."""
+    page.wait_for_function(f"""() => {{
+        const panel = document.getElementById("ulak-preview");
+        return Number(panel.dataset.renders || 0) > {after} && panel.dataset.state !== "loading";
+    }}""")
+
+
+def renders(page) -> int:
+    return int(page.get_attribute("#ulak-preview", "data-renders") or 0)
+
+
+def test_type_in_the_editor_and_see_the_preview_for_a_person_found_by_search(console, tenant_a, tenant_b, broker):
+    person = ProfileFactory(workspace=tenant_a.workspace, external_id="ada-1", email="ada@example.test",
+                            attributes={"first_name": "Ada"})
+    ProfileFactory(workspace=tenant_b.workspace, external_id="ada-globex", email="ada@globex.test")
+    ChannelConfigFactory(workspace=tenant_a.workspace, type="email", provider="smtp", name="smtp",
+                         settings={"host": "127.0.0.1", "port": 2525}, sender="news@acme.test", is_default=True)
+    message = services.create_transactional_message(
+        workspace=tenant_a.workspace, name="Receipt", channel="email", subject="Your order",
+        body="<p>Thanks {{ customer.first_name | default: 'there' }}</p>")
+    console.log_in(tenant_a.owner)
+    page = console.page
+    console.goto(change_url(message))
+    page.wait_for_selector('body[data-ulak-message-editor="ready"]')
+
+    # The textarea is still the form field, hidden behind a code editor with Liquid over HTML.
+    assert page.is_hidden("#id_body") and editor(page, "body").is_visible()
+    assert page.locator('[data-ulak-editor="body"] .cm-lineNumbers').count() == 1
+    page.wait_for_selector(PREVIEW_READY)
+    assert "Thanks there" in page.inner_text("#ulak-preview-text")
+
+    # A person found by search (their workspace only), then trigger data.
+    page.fill("#ulak-preview-person-search", "ada")
+    page.wait_for_selector(".ulak-preview-person-choice")
+    assert page.locator(".ulak-preview-person-choice").all_inner_texts() == ["ada-1 · ada@example.test"]
+    before = renders(page)
+    page.click(".ulak-preview-person-choice")
+    wait_for_render(page, before)
+    assert page.get_attribute("#ulak-preview", "data-person") == str(person.pk)
+    assert "Thanks Ada" in page.inner_text("#ulak-preview-text")
+
+    before = renders(page)
+    page.fill("#ulak-preview-trigger", json.dumps({"order_id": 42}))
+    body = ('<style>p.total { color: rgb(200, 0, 0); }</style>'
+            '<p class="total" style="font-weight: 700">Hi {{ customer.first_name }}, order {{ trigger.order_id }}</p>')
+    replace_text(page, "body", body)
+    wait_for_render(page, before)
+    assert page.input_value("#id_body") == body  # the editor writes the field
+    # Highlighted: HTML tags and the Liquid inside them are tokens of their own.
+    assert page.locator('[data-ulak-editor="body"] .cm-line span').count() >= 5
+    assert page.inner_text("#ulak-preview-text") == "Hi Ada, order 42"
+    assert 'order 42' in page.get_attribute("#ulak-preview-html", "srcdoc")
+    # The email's own styles apply inside the sandboxed frame, under the page's policy.
+    frame = page.frame_locator("#ulak-preview-html").locator("p.total")
+    assert frame.evaluate("p => getComputedStyle(p).color") == "rgb(200, 0, 0)"
+    assert frame.evaluate("p => getComputedStyle(p).fontWeight") == "700"
+    page.evaluate("window.scrollTo(0, 0)")
+    console.screenshot("message-editor")
+
+    # Send a test to me: one test delivery to the user's address, on the send queue.
+    page.click("#ulak-test-button")
+    page.wait_for_selector('#ulak-test-result[data-state="sent"]')
+    delivery = Delivery.unscoped.get()
+    assert (delivery.source, delivery.recipient, delivery.profile_id) == ("test", tenant_a.owner.email.lower(), None)
+    assert delivery.public_id in page.inner_text("#ulak-test-result")
+    assert broker.llen("email") == 1
+
+    # The unsaved-changes guard: a link asks first (and staying keeps the page), and so does the browser.
+    dialogs = []
+
+    def dismiss(dialog):
+        dialogs.append(dialog.type)
+        dialog.dismiss()
+
+    page.on("dialog", dismiss)
+    page.click("#nav-sidebar a >> text=Layouts")
+    assert dialogs == ["confirm"] and page.url.endswith(change_url(message))
+    page.evaluate("() => { window.location.href = '/admin/'; }")
+    page.wait_for_timeout(500)
+    assert dialogs == ["confirm", "beforeunload"] and page.url.endswith(change_url(message))
+
+    # Saving clears it.
+    with page.expect_navigation():
+        page.click("input[name=_continue]")
+    message.refresh_from_db()
+    assert message.content.body == body and message.version == 2
+    page.wait_for_selector('body[data-ulak-message-editor="ready"]')
+    # The tab keeps the person and the trigger data of the preview across the save.
+    page.wait_for_selector(PREVIEW_READY)
+    assert page.inner_text("#ulak-preview-text") == "Hi Ada, order 42"
+    with page.expect_navigation():
+        page.click("#nav-sidebar a >> text=Layouts")
+    assert dialogs == ["confirm", "beforeunload"] and page.url.endswith("/admin/channels/layout/")
+
+
+def test_sms_counters_switch_to_ucs2_on_a_turkish_letter(console, tenant_a):
+    message = services.create_transactional_message(
+        workspace=tenant_a.workspace, name="Code", channel="sms", body="Your code is {{ trigger.code | default: '----' }}")
+    console.log_in(tenant_a.owner)
+    page = console.page
+    console.goto(change_url(message))
+    page.wait_for_selector('body[data-ulak-message-editor="ready"]')
+    before = renders(page)
+    page.fill("#ulak-preview-trigger", '{"code": "4242"}')
+    wait_for_render(page, before)
+    assert page.inner_text("#ulak-sms-encoding") == "GSM-7"
+    assert page.inner_text("#ulak-sms-characters") == "17"
+    assert page.inner_text("#ulak-sms-segments").startswith("1 (160 ")
+    assert page.is_hidden("#ulak-preview-html-block")
+    assert page.is_visible("#ulak-test-phone") and page.is_hidden("#ulak-test-email")
+
+    before = renders(page)
+    replace_text(page, "body", "Doğrulama kodunuz: {{ trigger.code }}")
+    wait_for_render(page, before)
+    assert page.inner_text("#ulak-preview-text") == "Doğrulama kodunuz: 4242"
+    assert page.inner_text("#ulak-sms-encoding") == "UCS-2"
+    assert page.inner_text("#ulak-sms-segments").startswith("1 (70 ")
+    assert '"ğ"' in page.inner_text("#ulak-sms-why")
+
+    before = renders(page)
+    replace_text(page, "body", "Doğrulama kodunuz: {{ trigger.code }}. " + "x" * 60)
+    wait_for_render(page, before)
+    assert page.inner_text("#ulak-sms-segments").startswith("2 (67 ")
+    assert page.is_hidden("#ulak-preview-meta")  # an SMS has no subject
+
+    # An SMS is Liquid over plain text: "<b>" is text, not a tag to close.
+    before = renders(page)
+    replace_text(page, "body", "Kod: {{ trigger.code }} ")
+    page.keyboard.type("<b>")
+    wait_for_render(page, before)
+    assert page.input_value("#id_body") == "Kod: {{ trigger.code }} <b>"
+    assert page.inner_text("#ulak-preview-text") == "Kod: 4242 <b>"
+    replace_text(page, "body", "Doğrulama kodunuz: {{ trigger.code }}. " + "x" * 60)
+    wait_for_render(page, renders(page))
+    page.evaluate("window.scrollTo(0, 0)")
+    console.screenshot("message-editor-sms")
+
+
+def test_the_layout_page_has_the_editor_and_saves_through_the_form(console, tenant_a):
+    layout = content_services.create_layout(workspace=tenant_a.workspace, name="Frame",
+                                            body="<html><body>{{ content }}</body></html>")
+    console.log_in(tenant_a.owner)
+    page = console.page
+    console.goto(reverse("admin:channels_layout_change", args=[layout.pk]))
+    page.wait_for_selector('body[data-ulak-message-editor="ready"]')
+    assert page.is_hidden("#id_body")
+    assert page.locator('[data-ulak-editor="body"] .cm-content').is_visible()
+    replace_text(page, "body", "<main>{{ content }}</main>")
+    with page.expect_navigation():
+        page.click("input[name=_continue]")
+    assert Layout.unscoped.get(pk=layout.pk).body == "<main>{{ content }}</main>"
+    console.screenshot("message-editor-layout")
+
+
+def test_an_analyst_sees_the_preview_of_the_saved_message_and_cannot_send(console, tenant_a):
+    message = services.create_transactional_message(
+        workspace=tenant_a.workspace, name="Receipt", channel="email", subject="Your order",
+        body="<p>Saved {{ customer.first_name | default: 'there' }}</p>")
+    console.log_in(make_member(tenant_a.workspace, Role.ANALYST))
+    page = console.page
+    console.goto(change_url(message))
+    page.wait_for_selector(PREVIEW_READY)
+    assert page.locator(".ulak-editor").count() == 0  # nothing to edit
+    assert page.inner_text("#ulak-preview-text") == "Saved there"
+    assert page.locator("#ulak-test-button").count() == 0
+    assert "needs the permission to change messages" in page.inner_text("#ulak-test-send")
