@@ -21,7 +21,6 @@ from django.db import transaction
 from django.db.models import Count, IntegerField, OuterRef, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
-from django.template.loader import render_to_string
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
@@ -36,12 +35,11 @@ from campaigns.models import (
 )
 from core.admin import ReadOnlyWorkspaceScopedAdmin, ServiceBackedAdminMixin, WorkspaceScopedAdmin
 from core.errors import ApiError
-from profiles.admin import PrettyJSONFormField, compact_json, pretty_json, register_person_panel
+from profiles.admin import PrettyJSONFormField, compact_json, pretty_json
 from profiles.models import Profile
 
-# Step-log rows shown on a journey's page, and journeys on a person's page (newest first).
+# Step-log rows shown on a journey's page (newest first).
 STEP_LOG_ROWS = 500
-PERSON_JOURNEYS = 50
 # Campaigns offered by the journey list's campaign filter (any campaign id is accepted in the URL).
 CAMPAIGN_FILTER_CHOICES = 100
 
@@ -519,15 +517,3 @@ class JourneyAdmin(ReadOnlyWorkspaceScopedAdmin):
         return super().render_change_form(request, context, add, change, form_url, obj)
 
 
-# --- the person page -------------------------------------------------------------------------------
-
-def person_journeys(request, profile) -> str:
-    """The person's journeys, newest first, for their page (profiles.admin.register_person_panel)."""
-    rows = list(Journey.objects.for_workspace(request.workspace).filter(profile=profile).select_related("campaign")
-                .order_by("-pk")[:PERSON_JOURNEYS + 1])
-    return render_to_string("admin/campaigns/journey/person_journeys.html", {
-        "journeys": rows[:PERSON_JOURNEYS], "more": len(rows) > PERSON_JOURNEYS, "shown": PERSON_JOURNEYS,
-        "all_url": journeys_url(person=profile.pk)}, request=request)
-
-
-register_person_panel(person_journeys, permission="view_campaigns")

@@ -25,3 +25,7 @@ class CampaignsConfig(AppConfig):
         register_source_describer(Delivery.Source.TRANSACTIONAL, describe)
         # Journeys: triggers, exits, goals and waits read the change feed (campaigns/journeys/triggers.py).
         register_consumer(CONSUMER, handle, kinds=FEED_KINDS, batch_size=500, queue="journeys")
+        # The person page's journeys section (campaigns/person_sections.py).
+        from campaigns import person_sections
+
+        person_sections.register()

@@ -23,3 +23,7 @@ class ChannelsConfig(AppConfig):
         # Delivery metrics gathered in the process go to Redis when a task or request ends.
         task_postrun.connect(metrics.flush, weak=False, dispatch_uid="channels.metrics.flush")
         request_finished.connect(metrics.flush, weak=False, dispatch_uid="channels.metrics.flush")
+        # The person page's deliveries, subscriptions and consent sections (channels/person_sections.py).
+        from channels import person_sections
+
+        person_sections.register()

@@ -131,6 +131,8 @@ class SuppressedIdentifierAdmin(_DeletionPermissions, WorkspaceScopedAdmin):
 
 
 @admin.action(description="Delete selected people (GDPR/KVKK deletion)")
+@confirm_first("each person, their events, messages, journeys and everything else naming them is deleted, and "
+               "their identifiers are suppressed so that nothing recreates them.")
 def request_deletion(modeladmin, request, queryset):
     people = list(queryset.values_list("cio_id", flat=True))
     for cio_id in people:

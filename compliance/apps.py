@@ -12,3 +12,7 @@ class ComplianceConfig(AppConfig):
 
         # A Track API person delete is a compliance deletion: suppress, then remove in the background.
         register_operation_handler("delete", request_from_ingest)
+        # The person page's "Export data" and "Delete" actions (compliance/person_sections.py).
+        from compliance import person_sections
+
+        person_sections.register()

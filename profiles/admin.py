@@ -3,18 +3,29 @@ import json
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
+from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
 from django.db import connection, models
-from django.db.models import Q
+from django.db.models import OuterRef, Q, Subquery
 from django.forms.models import BaseInlineFormSet
 from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
 from django.urls import path, reverse
-from django.utils.functional import cached_property
 from django.utils.html import format_html
 
-from core.admin import ReadOnlyWorkspaceInline, ReadOnlyWorkspaceScopedAdmin, WorkspaceScopedAdmin, has_perm
-from core.errors import ApiError
-from profiles.models import CustomObject, Device, Event, Identity, ObjectType, Profile, Relationship
+from core.admin import (
+    ReadOnlyWorkspaceInline, ReadOnlyWorkspaceScopedAdmin, WorkspaceScopedAdmin, confirm_first, has_perm,
+)
+from core.errors import ApiError, InvalidInput
+from profiles import person_sections
+from profiles.ingest.operations import (
+    MAX_ATTRIBUTE_NAME_BYTES,
+    MAX_ATTRIBUTE_VALUE_BYTES,
+    clean_attributes,
+    clean_email,
+    clean_phone,
+)
+from profiles.models import CustomObject, Device, Event, Identity, ObjectType, Profile, Relationship, Segment
+from profiles.models import SegmentMembership
 from profiles.ingest.dead_letters import discard_dead_letter, replay_dead_letter, replay_dead_letters
 from profiles.models import DeadLetterState, IngestDeadLetter
 
@@ -85,12 +96,31 @@ class WorkspaceUniqueForm(forms.ModelForm):
         return data
 
 
+def _checked(check, value, field: str):
+    """`check(value, field)` from profiles/ingest/operations.py (the rules ingestion applies), its
+    InvalidInput as a form error naming the field, or the attribute inside it."""
+    try:
+        return check(value, field)
+    except InvalidInput as exc:
+        raise forms.ValidationError(f"{exc.field}: {exc.message}" if exc.field != field else exc.message,
+                                    code="invalid") from exc
+
+
 class ProfileForm(WorkspaceUniqueForm):
+    """A person's own fields and attributes, checked as ingestion checks them: an attribute too
+    long or too large is an error naming it (e.g. "attributes.bio: attribute values are limited
+    to 1000 bytes")."""
+
     unique_in_workspace = (("external_id",), ("email",))
 
     def clean_email(self):
-        email = self.cleaned_data.get("email")
-        return email.strip().lower() if email else email  # as ingestion stores it
+        return _checked(clean_email, self.cleaned_data.get("email"), "email")  # lower-case, as ingestion stores it
+
+    def clean_phone(self):
+        return _checked(clean_phone, self.cleaned_data.get("phone"), "phone")
+
+    def clean_attributes(self):
+        return _checked(clean_attributes, self.cleaned_data.get("attributes"), "attributes")
 
 
 class ObjectTypeForm(WorkspaceUniqueForm):
@@ -108,76 +138,6 @@ class PeopleAdmin(WorkspaceScopedAdmin):
     change_permission = "change_people"
 
 
-class DeviceInline(ReadOnlyWorkspaceInline):
-    model = Device
-    view_permission = "view_people"
-    fields = ["platform", "token", "last_used"]
-    readonly_fields = fields
-
-
-class IdentityInline(ReadOnlyWorkspaceInline):
-    model = Identity
-    view_permission = "view_people"
-    fields = ["anonymous_id", "created_at"]
-    readonly_fields = fields
-
-
-class EventTimeline:
-    """One page of a person's events, newest first, read through (workspace, profile, -timestamp).
-
-    No COUNT: one row more than the page tells whether there is a next page.
-    """
-
-    per_page = 50
-    param = "events_page"
-
-    def __init__(self, request, profile):
-        self.request = request
-        self.profile = profile
-        self.page = self._page_number(request.GET.get(self.param))
-
-    @staticmethod
-    def _page_number(raw) -> int:
-        return int(raw) if raw and raw.isdigit() and 0 < int(raw) < 10**6 else 1
-
-    @cached_property
-    def _rows(self) -> list[Event]:
-        start = (self.page - 1) * self.per_page
-        events = (
-            Event.objects.filter(workspace_id=self.profile.workspace_id, profile=self.profile)
-            .order_by("-timestamp", "-id")
-            .only("timestamp", "type", "name", "data")
-        )
-        return list(events[start : start + self.per_page + 1])
-
-    @property
-    def events(self) -> list[tuple[Event, str]]:
-        return [(event, compact_json(event.data)) for event in self._rows[: self.per_page]]
-
-    def _url(self, page: int) -> str:
-        params = self.request.GET.copy()
-        params[self.param] = page
-        return f"?{params.urlencode()}#event-timeline"
-
-    @property
-    def previous_url(self) -> str | None:
-        return self._url(self.page - 1) if self.page > 1 else None
-
-    @property
-    def next_url(self) -> str | None:
-        return self._url(self.page + 1) if len(self._rows) > self.per_page else None
-
-
-def related_objects_of(profile) -> tuple[list[tuple[Relationship, str]], bool]:
-    """The person's newest relationships, and whether there are more than shown."""
-    rows = list(
-        Relationship.objects.filter(workspace_id=profile.workspace_id, profile=profile)
-        .select_related("object__object_type")
-        .order_by("-id")[: RELATED_ROWS + 1]
-    )
-    return [(row, compact_json(row.attributes)) for row in rows[:RELATED_ROWS]], len(rows) > RELATED_ROWS
-
-
 # Bulk actions on people offered by higher layers (compliance: the GDPR/KVKK deletion), each with
 # the workspace permission it needs; filled when their admin modules load.
 PERSON_ACTIONS: list[tuple] = []
@@ -188,23 +148,190 @@ def register_person_action(action, *, permission: str) -> None:
         PERSON_ACTIONS.append((action, permission))
 
 
-# Sections of a person's page offered by higher layers (campaigns: the person's journeys), each a
-# callable (request, profile) -> HTML with the workspace permission it needs; filled when their
-# admin modules load.
-PERSON_PANELS: list[tuple] = []
+# --- the person page's inlines: devices and anonymous ids ------------------------------------------
+
+# Devices and anonymous ids shown on a person's page (newest first); the rest are in their lists.
+PERSON_INLINE_ROWS = 20
 
 
-def register_person_panel(panel, *, permission: str) -> None:
-    if all(existing is not panel for existing, _ in PERSON_PANELS):
-        PERSON_PANELS.append((panel, permission))
+class NewestRowsFormSet(BaseInlineFormSet):
+    """Only the newest PERSON_INLINE_ROWS rows, so the page stays small whatever the person has."""
+
+    def get_queryset(self):
+        if not hasattr(self, "_newest_rows"):
+            self._newest_rows = super().get_queryset().order_by("-pk")[:PERSON_INLINE_ROWS]
+        return self._newest_rows
+
+
+class PersonRowsInline(ReadOnlyWorkspaceInline):
+    """A read-only list of the person's newest rows, linking to the model's list filtered to them."""
+
+    formset = NewestRowsFormSet
+    template = "admin/profiles/profile/person_inline.html"
+    view_permission = "view_people"
+
+
+class DeviceInline(PersonRowsInline):
+    model = Device
+    fields = ["platform", "token", "last_used"]
+    readonly_fields = fields
+    verbose_name_plural = f"devices (newest {PERSON_INLINE_ROWS})"
+    all_label = "devices"
+
+
+class IdentityInline(PersonRowsInline):
+    model = Identity
+    fields = ["anonymous_id", "created_at"]
+    readonly_fields = fields
+    verbose_name = "anonymous id"
+    verbose_name_plural = f"anonymous ids (newest {PERSON_INLINE_ROWS})"
+    all_label = "anonymous ids"
+
+
+# --- the people list -------------------------------------------------------------------------------
+
+# Segments offered by the list's segment filter (any segment id of the workspace is accepted in the URL).
+SEGMENT_FILTER_CHOICES = 100
+ATTRIBUTE_FILTER_HELP = "key=value, e.g. plan=pro or age=30"
+
+
+class SegmentFilter(admin.SimpleListFilter):
+    """Current members of one segment of the workspace, read through its memberships
+    (membership_ws_segment_time: workspace, segment, ...), not by evaluating its conditions."""
+
+    title = "segment"
+    parameter_name = "segment"
+
+    def lookups(self, request, model_admin):
+        segments = Segment.objects.for_workspace(request.workspace).order_by("name", "pk")
+        choices = [(str(pk), name) for pk, name in segments.values_list("pk", "name")[:SEGMENT_FILTER_CHOICES]]
+        value = self.value()
+        if value and value.isdigit() and value not in {pk for pk, _ in choices}:
+            chosen = segments.filter(pk=int(value)).values_list("name", flat=True).first()
+            choices.append((value, chosen if chosen is not None else f"segment #{value}"))
+        return choices
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value is None:
+            return queryset
+        if not value.isdigit() or len(value) > 18:
+            messages.error(request, f"Segment filter: {value!r} is not a segment id.")
+            return queryset.none()
+        members = SegmentMembership.objects.for_workspace(request.workspace).filter(
+            segment_id=int(value), exited_at__isnull=True).values("profile_id")
+        return queryset.filter(pk__in=members)
+
+
+class AttributeFilterError(ValueError):
+    pass
+
+
+def parse_attribute_filter(text: str) -> tuple[str, list]:
+    """`key=value` → (key, the JSON values it matches). A value that reads as a JSON number,
+    true, false or null matches that value or the same text as a string (`age=30` finds 30 and
+    "30"); a JSON string in quotes matches that string only; anything else is a string."""
+    key, equals, raw = text.partition("=")
+    key = key.strip()
+    if not equals:
+        raise AttributeFilterError(f"write key=value ({ATTRIBUTE_FILTER_HELP}); {text!r} has no '='.")
+    if not key:
+        raise AttributeFilterError(f"the attribute name before '=' is empty ({ATTRIBUTE_FILTER_HELP}).")
+    if len(key.encode()) > MAX_ATTRIBUTE_NAME_BYTES:
+        raise AttributeFilterError(f"attribute names are limited to {MAX_ATTRIBUTE_NAME_BYTES} bytes.")
+    raw = raw.strip()
+    if len(raw.encode()) > MAX_ATTRIBUTE_VALUE_BYTES:
+        raise AttributeFilterError(f"attribute values are limited to {MAX_ATTRIBUTE_VALUE_BYTES} bytes.")
+    try:
+        parsed = json.loads(raw, parse_constant=lambda constant: raw)  # NaN, Infinity: text
+    except ValueError:
+        return key, [raw]
+    if isinstance(parsed, str):
+        return key, [parsed]
+    if parsed is None or isinstance(parsed, (bool, int, float)):
+        return key, [parsed, raw]
+    return key, [raw]  # an object or array typed in is matched as text
+
+
+class AttributeFilter(admin.SimpleListFilter):
+    """People whose attributes hold `key=value` (JSON containment, `attributes @> {key: value}`).
+
+    There is no GIN index on `attributes` (no migration adds one), so PostgreSQL checks the
+    workspace's people row by row: fine for tens of thousands, seconds at a million (see
+    docs/console-people.md). A typo (no '=', no name) is an error message, not a 500."""
+
+    title = "attribute"
+    parameter_name = "attr"
+    template = "admin/profiles/profile/attribute_filter.html"
+
+    def __init__(self, request, params, model, model_admin):
+        self.kept = [(name, value) for name, values in request.GET.lists() for value in values
+                     if name not in (self.parameter_name, "p", "e")]
+        super().__init__(request, params, model, model_admin)
+
+    def lookups(self, request, model_admin):
+        return []
+
+    def has_output(self):
+        return True
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value is None or not value.strip():
+            return queryset
+        try:
+            key, candidates = parse_attribute_filter(value)
+        except AttributeFilterError as exc:
+            messages.error(request, f"Attribute filter: {exc}")
+            return queryset.none()
+        match = Q()
+        for candidate in candidates:
+            match |= Q(attributes__contains={key: candidate})
+        return queryset.filter(match)
+
+    def choices(self, changelist):
+        yield {"selected": self.value() is None, "query_string": changelist.get_query_string(remove=["attr"]),
+               "display": "All"}
+
+
+NAME_ATTRIBUTES = (("first_name", "last_name"), ("firstName", "lastName"), ("name",), ("full_name",))
+
+
+def display_name(person: Profile) -> str:
+    """A name for lists: first and last name (or name) from the attributes, else the id, email or cio_id."""
+    attributes = person.attributes if isinstance(person.attributes, dict) else {}
+    for keys in NAME_ATTRIBUTES:
+        parts = [str(attributes[key]).strip() for key in keys
+                 if isinstance(attributes.get(key), (str, int)) and not isinstance(attributes.get(key), bool)]
+        name = " ".join(part for part in parts if part)
+        if name:
+            return name if len(name) <= 80 else name[:79] + "…"
+    return str(person)
+
+
+class PeopleChangeList(ChangeList):
+    """The people list, with each row's latest event time: one index probe per shown row on
+    (workspace, profile, -timestamp), in the page's own query (COUNT leaves it out)."""
+
+    def get_queryset(self, request, exclude_parameters=None):
+        latest = Event.objects.for_workspace(request.workspace).filter(profile_id=OuterRef("pk")) \
+            .order_by("-timestamp").values("timestamp")[:1]
+        return super().get_queryset(request, exclude_parameters).annotate(last_event_at=Subquery(latest))
 
 
 @admin.register(Profile)
 class ProfileAdmin(PeopleAdmin):
+    """People: the list (search, segment and attribute filters) and the person page, a 360 view
+    made of sections and actions registered by every layer (profiles/person_sections.py)."""
+
     form = ProfileForm
     formfield_overrides = JSON_OVERRIDES
-    list_display = ["__str__", "email", "phone", "unsubscribed", "suppressed", "created_at"]
-    list_filter = ["unsubscribed", "suppressed"]
+    list_display = ["person", "email", "phone", "created_at", "last_event", "updated_at"]
+    list_display_links = ["person"]
+    list_filter = [SegmentFilter, AttributeFilter, "unsubscribed", "suppressed"]
+    # Only orders an index serves: (workspace, email) and (workspace, phone); the default is newest first.
+    sortable_by = ["email", "phone"]
+    show_facets = admin.ShowFacets.NEVER
     # Declared for the search box and autocompletes; get_search_results does the index-friendly work.
     search_fields = ["^external_id", "^email", "^phone", "^cio_id"]
     search_help_text = "An id, email, phone (E.164) or cio_id, whole or its beginning."
@@ -213,9 +340,20 @@ class ProfileAdmin(PeopleAdmin):
     ordering = ["-pk"]
     inlines = [IdentityInline, DeviceInline]
 
+    def get_changelist(self, request, **kwargs):
+        return PeopleChangeList
+
+    @admin.display(description="person")
+    def person(self, obj):
+        return display_name(obj)
+
+    @admin.display(description="last event")
+    def last_event(self, obj):
+        return getattr(obj, "last_event_at", None)
+
     def has_delete_permission(self, request, obj=None):
-        # People are deleted by the compliance deletion (the action below), which suppresses their
-        # identifiers and leaves a deletion record; a plain delete would do neither.
+        # People are deleted by the compliance deletion (the person page's Delete, the list's action),
+        # which suppresses their identifiers and leaves a deletion record; a plain delete would do neither.
         return False
 
     def save_model(self, request, obj, form, change):
@@ -263,14 +401,42 @@ class ProfileAdmin(PeopleAdmin):
         )
         return queryset.filter(match), False
 
+    # --- the person page ---------------------------------------------------------------------------
+
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         if obj is not None:
-            context["related_objects"], context["more_related_objects"] = related_objects_of(obj)
-            context["related_rows"] = RELATED_ROWS
-            context["event_timeline"] = EventTimeline(request, obj)
-            context["person_panels"] = [panel(request, obj) for panel, permission in PERSON_PANELS
-                                        if has_perm(request, permission)]
+            context["person_name"] = context["subtitle"] = display_name(obj)
+            context["person_sections"] = person_sections.person_sections(request, obj)
+            context["person_actions"] = person_sections.person_actions(request, obj)
         return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def get_urls(self):
+        prefix = f"{self.opts.app_label}_{self.opts.model_name}"
+        return [
+            path("<path:object_id>/actions/<slug:key>/", self.admin_site.admin_view(self.person_action_view),
+                 name=f"{prefix}_action"),
+            *super().get_urls(),
+        ]
+
+    def person_action_view(self, request, object_id, key):
+        """One registered action on one person: unknown action 404, no permission 403, another
+        workspace's person 404, then the action's own view."""
+        action = person_sections.ACTIONS.get(key)
+        if action is None:
+            raise Http404
+        if not has_perm(request, action.permission) or not self.has_view_permission(request):
+            raise PermissionDenied
+        if action.view is None:
+            raise Http404  # posted to its own page, not served here
+        person = self.get_object(request, unquote(object_id))
+        if person is None:  # missing, or another workspace's
+            raise Http404
+        change_url = reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_change", args=[person.pk],
+                             current_app=self.admin_site.name)
+        page = {**self.admin_site.each_context(request), "opts": self.opts, "person": person, "original": person,
+                "person_name": display_name(person), "change_url": change_url,
+                "title": f"{action.label_for(person)}: {display_name(person)}"}
+        return action.view(request, person, page)
 
 
 class EventNameFilter(admin.SimpleListFilter):
@@ -545,6 +711,7 @@ class IngestDeadLetterAdmin(ReadOnlyWorkspaceScopedAdmin):
                           messages.SUCCESS)
 
     @admin.action(description="Discard selected dead letters", permissions=["replay"])
+    @confirm_first("the operations are dropped for good: they will never be applied.")
     def discard_selected(self, request, queryset):
         discarded = 0
         for letter in queryset.filter(state=DeadLetterState.DEAD).order_by("pk"):

@@ -8,8 +8,18 @@ from profiles.models import Profile
 CHANGELIST = "/admin/profiles/profile/"
 
 
-def post_action(client, pks):
-    return client.post(CHANGELIST, {"action": "request_deletion", "_selected_action": [str(pk) for pk in pks]})
+def post_action(client, pks, *, confirmed=True):
+    return client.post(CHANGELIST, {"action": "request_deletion", "_selected_action": [str(pk) for pk in pks],
+                                    **({"confirmed": "yes"} if confirmed else {})})
+
+
+def test_the_deletion_asks_first_and_deletes_nothing_until_confirmed(client, tenant_a):
+    person = ProfileFactory(workspace=tenant_a.workspace)
+    client.force_login(make_member(tenant_a.workspace, "compliance"))
+    page = post_action(client, [person.pk], confirmed=False)
+    assert page.status_code == 200 and "cannot be undone" in page.content.decode()
+    assert str(person) in page.content.decode()
+    assert not DeletionRecord.unscoped.exists()
 
 
 def test_compliance_user_requests_deletion_of_selected_people(client, tenant_a, tenant_b,

@@ -79,8 +79,10 @@ def test_replay_and_discard_a_selection(client, tenant_a, failing):
     response = client.post(url("changelist"), {"action": "replay_selected",
                                                "_selected_action": [one.pk, two.pk]}, follow=True)
     assert "1 staged again; 1 not dead, skipped." in messages_of(response)
-    response = client.post(url("changelist"), {"action": "discard_selected", "_selected_action": [two.pk, three.pk]},
-                           follow=True)
+    asked = client.post(url("changelist"), {"action": "discard_selected", "_selected_action": [two.pk, three.pk]})
+    assert "cannot be undone" in asked.content.decode()  # nothing discarded until confirmed
+    response = client.post(url("changelist"), {"action": "discard_selected", "_selected_action": [two.pk, three.pk],
+                                               "confirmed": "yes"}, follow=True)
     assert "0 discarded." in messages_of(response)
     assert [op["n"] for op in staged(tenant_a.workspace)] == [1, 3, 2]
 
@@ -97,7 +99,7 @@ def test_a_role_without_change_people_sees_but_cannot_replay(client, tenant_a, f
     assert client.post(url("replay", letter.pk)).status_code == 403
     assert client.post(url("discard", letter.pk)).status_code == 403
     client.post(url("changelist"), {"action": "replay_selected", "_selected_action": [letter.pk]})
-    client.post(url("changelist"), {"action": "discard_selected", "_selected_action": [letter.pk]})
+    client.post(url("changelist"), {"action": "discard_selected", "_selected_action": [letter.pk], "confirmed": "yes"})
     letter.refresh_from_db()
     assert letter.state == DeadLetterState.DEAD and staged(tenant_a.workspace) == []
 
