@@ -8,35 +8,43 @@ JavaScript off the textareas are the editors. CodeMirror injects its styles as a
 the page gives it the request's CSP nonce (django-csp puts the nonce in `style-src` only on pages
 that read `request.csp_nonce`, so every other page keeps `style-src 'self'`).
 
-The JSON endpoints of a transactional message (`ModelAdmin.get_urls`, each through `admin_view`):
+The endpoints of a transactional message (`ModelAdmin.get_urls`, each through `admin_view`):
 - `<id>/editor/preview/` (POST, `view_campaigns`): the form's unsaved content rendered by
   channels/content/preview.py (the send path's rendering) for a person of the workspace, with
   trigger data; `{"subject", "sender", "reply_to", "html", "text", "payload", "sms"}`, or `400`
   `{"errors": [{"field", "message"}]}` naming the field (a Liquid error, bad JSON, a layout
   that does not fit). Another workspace's message or person: `404`.
+- `<id>/editor/frame/` (POST, `view_campaigns`): the same render's email HTML as a document of its
+  own, which the island posts into the preview's sandboxed frame (a form whose `target` is the
+  frame). Its response alone carries what email HTML needs (`EMAIL_DOCUMENT_CSP`: inline styles,
+  images and fonts from anywhere, no script at all, the `sandbox` directive, framed by this site
+  only, X-Frame-Options SAMEORIGIN); a refusal is a small HTML page naming the field, under that
+  same policy, with the JSON endpoint's status (400, 403, 404, 405).
 - `<id>/editor/test/` (POST, `change_campaigns`): the same render sent to the user as a test
   delivery (campaigns/editor.py); `{"delivery": {"id", "status", "recipient", "reason", "url"}}`.
 - `editor/people/?q=` (GET, `view_campaigns` and `view_people`): people of the workspace whose
   id, email or cio_id starts with `q` (profiles.selectors.search_people), at most 10.
 
-The page frames the rendered email in a sandboxed `srcdoc` frame (no script can run in it), which
-takes the page's policy: the transactional message's page allows what email HTML needs there —
-`style` attributes (`style-src-attr 'unsafe-inline'`), images and fonts from anywhere — and the
-island gives the email's own <style> elements the page's nonce. Never a script.
+The editor pages themselves keep the site's policy plus the nonce: the email is not a `srcdoc` of
+the page (which would take the page's policy) but the frame endpoint's own document.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
-from csp.constants import UNSAFE_INLINE
-from csp.decorators import csp_update
+from csp.constants import NONE, SELF, UNSAFE_INLINE
+from csp.decorators import csp as csp_override
 from django import forms
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import ValidationError
-from django.http import JsonResponse
+from django.forms.utils import pretty_name
+from django.http import HttpResponse, JsonResponse
 from django.urls import NoReverseMatch, path, reverse
 from django.utils.decorators import method_decorator
+from django.utils.html import format_html, format_html_join
+from django.views.decorators.clickjacking import xframe_options_sameorigin
 
 from campaigns import editor, transactional
 from campaigns.models import TransactionalMessage
@@ -55,8 +63,15 @@ from profiles.ingest.operations import clean_phone
 from profiles.models import Profile
 
 EDITOR_TEMPLATE = "admin/campaigns/message_editor/change_form.html"
-# What the page of a transactional message allows for the email it frames (see above).
-EMAIL_FRAME_CSP = {"style-src-attr": [UNSAFE_INLINE], "img-src": ["*", "data:"], "font-src": ["*", "data:"]}
+# The whole policy of the framed email's document (the frame endpoint's responses only): what email
+# HTML needs — inline styles, images and fonts from anywhere — and nothing else: no script, no
+# connection, no form, no plugin; a sandboxed document, framed by this site's pages only.
+EMAIL_DOCUMENT_CSP = {
+    "default-src": [NONE], "style-src": [UNSAFE_INLINE], "img-src": ["*", "data:"], "font-src": ["*", "data:"],
+    "frame-ancestors": [SELF], "sandbox": True,
+}
+# How the frame's refusal page names the preview's own fields (the others by their form label).
+FRAME_LABELS = {"preview_person": "Person", "preview_trigger": "Trigger data", "channel_config": "Channel config"}
 SEARCH_LIMIT = 10
 MAX_SEARCH_TERM = 254
 
@@ -136,14 +151,48 @@ class DraftForm(forms.Form):
 DraftForm = with_checked_json(DraftForm)
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """Why a draft is not rendered: (field or None, message) pairs and the HTTP status."""
+
+    pairs: tuple
+    status: int = 400
+
+
+def _refusal(pairs, status: int = 400) -> Refusal:
+    return Refusal(tuple(pairs), status)
+
+
+def _form_refusal(form) -> Refusal:
+    return _refusal((name if name != "__all__" else None, message)
+                    for name, messages in form.errors.items() for message in messages)
+
+
 def _errors(pairs, status: int = 400) -> JsonResponse:
     errors = [{"field": name, "message": message} for name, message in pairs]
     return JsonResponse({"errors": errors}, status=status)
 
 
-def _form_errors(form) -> JsonResponse:
-    return _errors((name if name != "__all__" else None, message)
-                   for name, messages in form.errors.items() for message in messages)
+def _json_refusal(refusal: Refusal) -> JsonResponse:
+    return _errors(refusal.pairs, status=refusal.status)
+
+
+def _frame_label(name: str | None) -> str:
+    if not name:
+        return ""
+    head, _, rest = name.partition(".")  # payload.title: the payload's "title"
+    label = FRAME_LABELS.get(head) or pretty_name(head)  # as the change form labels its fields
+    return f"{label} ({rest})" if rest else label
+
+
+def _frame_refusal(refusal: Refusal) -> HttpResponse:
+    """A small page, shown in the preview's frame, naming each field that stops the render."""
+    items = format_html_join("", "<li>{}</li>", (
+        (f"{_frame_label(name)}: {message}" if name else message,) for name, message in refusal.pairs))
+    page = format_html('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+                       "<title>The message cannot be rendered</title></head>\n"
+                       "<body><p>The message cannot be rendered:</p><ul>{}</ul></body></html>\n", items)
+    return HttpResponse(page, status=refusal.status, content_type="text/html; charset=utf-8")
 
 
 def saved_draft(message: TransactionalMessage) -> dict:
@@ -170,6 +219,7 @@ class TransactionalEditorMixin(MessageEditorMixin):
         return [
             path("editor/people/", view(self.editor_people_view), name=f"{name}_editor_people"),
             path("<path:object_id>/editor/preview/", view(self.editor_preview_view), name=f"{name}_editor_preview"),
+            path("<path:object_id>/editor/frame/", view(self.editor_frame_view), name=f"{name}_editor_frame"),
             path("<path:object_id>/editor/test/", view(self.editor_test_view), name=f"{name}_editor_test"),
         ]
 
@@ -180,6 +230,7 @@ class TransactionalEditorMixin(MessageEditorMixin):
         name = f"admin:{self.opts.app_label}_{self.opts.model_name}"
         config["preview"] = {
             "url": reverse(f"{name}_editor_preview", args=[obj.pk]),
+            "frame_url": reverse(f"{name}_editor_frame", args=[obj.pk]),
             "search_url": reverse(f"{name}_editor_people") if has_perm(request, "view_people") else None,
             "test_url": reverse(f"{name}_editor_test", args=[obj.pk]) if self.has_change_permission(request) else None,
             "user_email": request.user.email,
@@ -188,10 +239,6 @@ class TransactionalEditorMixin(MessageEditorMixin):
             "saved": None if self.has_change_permission(request, obj) else saved_draft(obj),
         }
         return config
-
-    @method_decorator(csp_update(EMAIL_FRAME_CSP))
-    def change_view(self, request, object_id, form_url="", extra_context=None):
-        return super().change_view(request, object_id, form_url, extra_context)
 
     # --- endpoints ---------------------------------------------------------------------------------
 
@@ -216,8 +263,8 @@ class TransactionalEditorMixin(MessageEditorMixin):
         if not self.has_view_permission(request):
             return _errors([(None, "You may not see messages in this workspace.")], status=403)
         outcome = self._render_draft(request, object_id)
-        if isinstance(outcome, JsonResponse):
-            return outcome
+        if isinstance(outcome, Refusal):
+            return _json_refusal(outcome)
         _message, form, rendered = outcome
         channel = form.cleaned_data["channel"]
         return JsonResponse({
@@ -228,14 +275,31 @@ class TransactionalEditorMixin(MessageEditorMixin):
             "sms": sms_length(rendered.body).as_dict() if channel == ChannelType.SMS else None,
         })
 
+    @method_decorator(csp_override(EMAIL_DOCUMENT_CSP))
+    @method_decorator(xframe_options_sameorigin)
+    def editor_frame_view(self, request, object_id):
+        """The draft's email HTML as a document of its own, for the preview's frame (the island
+        posts the same fields as to the preview). Only this response has the email's policy."""
+        if request.method != "POST":
+            return _frame_refusal(_refusal([(None, "POST the form's content.")], status=405))
+        if not self.has_view_permission(request):
+            return _frame_refusal(_refusal([(None, "You may not see messages in this workspace.")], status=403))
+        outcome = self._render_draft(request, object_id)
+        if isinstance(outcome, Refusal):
+            return _frame_refusal(outcome)
+        _message, form, rendered = outcome
+        if form.cleaned_data["channel"] != ChannelType.EMAIL:
+            return _frame_refusal(_refusal([("channel", "only an email has an HTML version to show here")]))
+        return HttpResponse(rendered.body, content_type="text/html; charset=utf-8")
+
     def editor_test_view(self, request, object_id):
         if request.method != "POST":
             return _errors([(None, "POST the form's content.")], status=405)
         if not self.has_change_permission(request):
             return _errors([(None, "Sending a test needs the permission to change messages.")], status=403)
         outcome = self._render_draft(request, object_id)
-        if isinstance(outcome, JsonResponse):
-            return outcome
+        if isinstance(outcome, Refusal):
+            return _json_refusal(outcome)
         message, form, rendered = outcome
         channel = form.cleaned_data["channel"]
         if channel not in editor.TEST_CHANNELS:
@@ -263,27 +327,27 @@ class TransactionalEditorMixin(MessageEditorMixin):
                                           "recipient": delivery.recipient, "reason": reason, "url": url}})
 
     def _render_draft(self, request, object_id):
-        """(message, form, rendered) or the JsonResponse that refuses."""
+        """(message, form, rendered) or the Refusal."""
         message = self.get_object(request, unquote(object_id))
         if message is None:
-            return _errors([(None, "No transactional message of this workspace has this id.")], status=404)
+            return _refusal([(None, "No transactional message of this workspace has this id.")], status=404)
         form = DraftForm(request.POST, workspace=request.workspace)
         if not form.is_valid():
-            return _form_errors(form)
+            return _form_refusal(form)
         profile = None
         person = form.cleaned_data["preview_person"]
         if person is not None:
             profile = Profile.objects.for_workspace(request.workspace).filter(pk=person).first()
             if profile is None:  # another workspace's person looks exactly like nobody
-                return _errors([("preview_person", "No person of this workspace has this id.")], status=404)
+                return _refusal([("preview_person", "No person of this workspace has this id.")], status=404)
         channel = form.cleaned_data["channel"]
         draft = form.draft()
         problems = content_services.content_errors(workspace_id=request.workspace.pk, state=draft, channel=channel)
         if problems:
-            return _errors(sorted(problems.items()))
+            return _refusal(sorted(problems.items()))
         try:
             rendered = render_draft(workspace=request.workspace, channel=channel, draft=draft, profile=profile,
                                     trigger=form.cleaned_data["preview_trigger"], about=transactional.about(message))
         except TemplateError as exc:
-            return _errors([(field_of(exc.field), exc.describe(with_field=False))])
+            return _refusal([(field_of(exc.field), exc.describe(with_field=False))])
         return message, form, rendered

@@ -166,15 +166,43 @@ def test_the_email_preview_allows_what_email_needs_and_no_script(owner, tenant_a
     assert [s for s in csp["script-src"] if not s.startswith("'nonce-")] == ["'self'"]
     assert csp["frame-ancestors"] == ["'none'"] and csp["default-src"] == ["'self'"]
     assert_common_headers(response)
-    # Only the pages that frame an email: the message list keeps the site's policy. The message's own
-    # page frames the editor's live preview (campaigns/admin_editor.py): the email's style attributes,
-    # images and fonts, and the request's nonce for the editor's (and the email's) <style> elements.
+    # Only the pages that frame an email: the message list keeps the site's policy.
     assert_site_policy(owner.get(reverse("admin:campaigns_transactionalmessage_changelist")))
-    editor = policy(owner.get(reverse("admin:campaigns_transactionalmessage_change", args=[message.pk])))
-    nonce = next(s for s in editor["style-src"] if s.startswith("'nonce-"))
-    assert editor["style-src"] == ["'self'", nonce] and editor["style-src-attr"] == ["'unsafe-inline'"]
-    assert editor["script-src"] == ["'self'", nonce] and editor["img-src"] == ["'self'", "*", "data:"]
-    assert editor["frame-ancestors"] == ["'none'"] and editor["default-src"] == ["'self'"]
+
+
+# The message editor (campaigns/admin_editor.py): its page keeps the site's policy (plus the nonce
+# CodeMirror's styles need); the live preview's email is the frame endpoint's own document, and only
+# that response has what email HTML needs.
+EMAIL_DOCUMENT_POLICY = {"default-src": ["'none'"], "style-src": ["'unsafe-inline'"], "img-src": ["*", "data:"],
+                         "font-src": ["*", "data:"], "frame-ancestors": ["'self'"], "sandbox": []}
+
+
+def test_the_message_editor_page_keeps_the_site_policy_and_only_its_email_frame_is_relaxed(owner, tenant_a, person):
+    message = campaign_services.create_transactional_message(
+        workspace=tenant_a.workspace, name="Welcome", channel="email", subject="Hi", body="<p>Hi</p>")
+    page = owner.get(reverse("admin:campaigns_transactionalmessage_change", args=[message.pk]), **HTTPS)
+
+    assert page.status_code == 200
+    assert_common_headers(page)
+    editor = policy(page)
+    nonce = f"'nonce-{page.context['message_editor']['nonce']}'"
+    assert editor["style-src"] == ["'self'", nonce] and editor["script-src"] == ["'self'", nonce]
+    # Without the nonce, exactly the policy of a page that reads none (the console's index).
+    site = policy(owner.get(reverse("admin:index")))
+    assert_site_policy(owner.get(reverse("admin:index")))
+    assert {name: [s for s in values if s != nonce] for name, values in editor.items()} == site
+    assert "*" not in page["Content-Security-Policy"] and "unsafe-inline" not in page["Content-Security-Policy"]
+
+    frame = owner.post(reverse("admin:campaigns_transactionalmessage_editor_frame", args=[message.pk]), {
+        "channel": "email", "subject": "Hi", "preview_person": person.pk,
+        "body": '<p style="color:red">Hi {{ customer.id }}</p><img src="https://cdn.example/logo.png">'}, **HTTPS)
+
+    assert frame.status_code == 200
+    assert frame.content.decode() == '<p style="color:red">Hi ada</p><img src="https://cdn.example/logo.png">'
+    assert policy(frame) == EMAIL_DOCUMENT_POLICY  # no script-src: scripts fall back to 'none'
+    assert frame["X-Frame-Options"] == "SAMEORIGIN"  # this response only: the site's is DENY
+    assert frame["X-Content-Type-Options"] == "nosniff" and frame["Referrer-Policy"] == "same-origin"
+    assert frame[HSTS] == "max-age=31536000"
 
 
 # --- the pages people reach from a message ---------------------------------------------------------------

@@ -1,15 +1,19 @@
 """The message editor in a real browser (campaigns/admin_editor.py, frontend/src/message-editor/):
 type in the code editor and see the server's preview follow for a person found by search, with
-trigger data; SMS counters switching to UCS-2 on a Turkish
-letter; "Send a test to me"; the unsaved-changes guard; the layout page's editor. The conftest
-fails every test on a CSP violation (the editor's injected styles carry the page's nonce, and the
-framed email's own styles are let through), a console error or a request to another host.
+trigger data; the email in its sandboxed frame, posted there as a document of its own whose
+policy lets its styles and images through while the page keeps the site's; SMS counters switching
+to UCS-2 on a Turkish letter; "Send a test to me"; the unsaved-changes guard; the layout page's
+editor. The conftest fails every test on a CSP violation (the editor's injected styles carry the
+page's nonce), a console error or a request to another host (so the framed email's image is one
+of the live server's own: remote images are allowed by the frame's policy, tested on the headers
+in tests/campaigns/test_message_editor.py).
 
 A Liquid error's answer is a 400, which Chromium logs as a console error ("Failed to load
 resource"), so its display is not driven here: tests/campaigns/test_message_editor.py covers the
 answer."""
 
 import json
+from urllib.parse import urlsplit
 
 from django.urls import reverse
 
@@ -21,6 +25,7 @@ from channels.models import Delivery
 from tests.support.factories import ChannelConfigFactory, ProfileFactory, make_member
 
 PREVIEW_READY = '#ulak-preview[data-state="ready"]'
+FRAME_NAME = "ulak-preview-frame"
 
 
 def change_url(message) -> str:
@@ -40,11 +45,27 @@ def replace_text(page, name: str, text: str):
 
 
 def wait_for_render(page, after: int):
-    """Until the preview has answered more than `after` times and is settled."""
+    """Until the preview has answered more than `after` times and is settled (its email frame too)."""
     page.wait_for_function(f"""() => {{
         const panel = document.getElementById("ulak-preview");
-        return Number(panel.dataset.renders || 0) > {after} && panel.dataset.state !== "loading";
+        return Number(panel.dataset.renders || 0) > {after} && panel.dataset.state !== "loading"
+            && panel.dataset.frame !== "loading";
     }}""")
+
+
+def wait_for_frame(page):
+    """Until the email frame has loaded the document of the latest post."""
+    page.wait_for_function("""() => {
+        const panel = document.getElementById("ulak-preview");
+        return panel.dataset.state === "ready" && panel.dataset.frame === "ready";
+    }""")
+
+
+def email_frame(page):
+    """The preview's email frame (Playwright's frame API), once it shows the frame endpoint's document."""
+    frame = page.frame(name=FRAME_NAME)
+    assert frame is not None and urlsplit(frame.url).path.endswith("/editor/frame/"), frame and frame.url
+    return frame
 
 
 def renders(page) -> int:
@@ -70,6 +91,8 @@ def test_type_in_the_editor_and_see_the_preview_for_a_person_found_by_search(con
     assert page.locator('[data-ulak-editor="body"] .cm-lineNumbers').count() == 1
     page.wait_for_selector(PREVIEW_READY)
     assert "Thanks there" in page.inner_text("#ulak-preview-text")
+    wait_for_frame(page)
+    assert email_frame(page).inner_text("body") == "Thanks there"
 
     # A person found by search (their workspace only), then trigger data.
     page.fill("#ulak-preview-person-search", "ada")
@@ -91,11 +114,12 @@ def test_type_in_the_editor_and_see_the_preview_for_a_person_found_by_search(con
     # Highlighted: HTML tags and the Liquid inside them are tokens of their own.
     assert page.locator('[data-ulak-editor="body"] .cm-line span').count() >= 5
     assert page.inner_text("#ulak-preview-text") == "Hi Ada, order 42"
-    assert 'order 42' in page.get_attribute("#ulak-preview-html", "srcdoc")
-    # The email's own styles apply inside the sandboxed frame, under the page's policy.
-    frame = page.frame_locator("#ulak-preview-html").locator("p.total")
-    assert frame.evaluate("p => getComputedStyle(p).color") == "rgb(200, 0, 0)"
-    assert frame.evaluate("p => getComputedStyle(p).fontWeight") == "700"
+    # The frame shows the email for Ada, its own styles applied under the frame document's policy.
+    total = email_frame(page).locator("p.total")
+    assert total.inner_text() == "Hi Ada, order 42"
+    assert total.evaluate("p => getComputedStyle(p).color") == "rgb(200, 0, 0)"
+    assert total.evaluate("p => getComputedStyle(p).fontWeight") == "700"
+    assert page.get_attribute("#ulak-preview-html", "srcdoc") is None
     page.evaluate("window.scrollTo(0, 0)")
     console.screenshot("message-editor")
 
@@ -130,9 +154,55 @@ def test_type_in_the_editor_and_see_the_preview_for_a_person_found_by_search(con
     # The tab keeps the person and the trigger data of the preview across the save.
     page.wait_for_selector(PREVIEW_READY)
     assert page.inner_text("#ulak-preview-text") == "Hi Ada, order 42"
+    wait_for_frame(page)
+    assert email_frame(page).inner_text("p.total") == "Hi Ada, order 42"
     with page.expect_navigation():
         page.click("#nav-sidebar a >> text=Layouts")
     assert dialogs == ["confirm", "beforeunload"] and page.url.endswith("/admin/channels/layout/")
+
+
+def test_the_framed_email_has_its_styles_and_images_and_the_page_its_strict_policy(console, tenant_a):
+    message = services.create_transactional_message(
+        workspace=tenant_a.workspace, name="Styled", channel="email", subject="Styled", body="<p>Plain</p>")
+    console.log_in(tenant_a.owner)
+    page = console.page
+    response = console.goto(change_url(message))
+    # The page itself: the site's policy and the nonce, nothing for email HTML.
+    page_policy = response.headers["content-security-policy"]
+    assert "*" not in page_policy and "unsafe-inline" not in page_policy and "style-src-attr" not in page_policy
+    wait_for_frame(page)
+    assert email_frame(page).inner_text("body") == "Plain"
+
+    frame_responses = []
+    page.on("response", lambda answer: answer.url.endswith("/editor/frame/") and frame_responses.append(answer))
+    before = renders(page)
+    body = ('<html><head><style>h1.title { color: rgb(0, 90, 180); font-size: 30px; }</style></head><body>'
+            '<h1 class="title">Welcome</h1><p id="note" style="color:red">Styled inline</p>'
+            '<img id="logo" alt="logo" src="/static/admin/img/icon-yes.svg" width="16" height="16">'
+            '</body></html>')
+    replace_text(page, "body", body)
+    wait_for_render(page, before)
+    frame = email_frame(page)
+    assert frame.inner_text("h1.title") == "Welcome" and frame.inner_text("#note") == "Styled inline"
+    assert frame.locator("h1.title").evaluate("h => getComputedStyle(h).color") == "rgb(0, 90, 180)"
+    assert frame.locator("h1.title").evaluate("h => getComputedStyle(h).fontSize") == "30px"
+    assert frame.locator("#note").evaluate("p => getComputedStyle(p).color") == "rgb(255, 0, 0)"
+    # The image, of the live server's own origin (the conftest refuses other hosts), loaded.
+    frame.wait_for_function("() => document.getElementById('logo').complete")
+    assert frame.locator("#logo").evaluate("img => img.naturalWidth") > 0
+    # It was the frame endpoint's answer, with its own policy: no script at all, a sandbox.
+    answer = frame_responses[-1]
+    assert answer.status == 200 and answer.request.method == "POST"
+    headers = answer.headers
+    assert headers["x-frame-options"] == "SAMEORIGIN"
+    directives = {part.split()[0]: part.split()[1:] for part in headers["content-security-policy"].split(";")}
+    assert directives == {"default-src": ["'none'"], "style-src": ["'unsafe-inline'"], "img-src": ["*", "data:"],
+                          "font-src": ["*", "data:"], "frame-ancestors": ["'self'"], "sandbox": []}
+    # The frame stays sandboxed without scripts: its document runs nothing.
+    assert page.get_attribute("#ulak-preview-html", "sandbox") == ""
+    console.check()
+    page.evaluate("window.scrollTo(0, 0)")
+    console.screenshot("message-editor-frame")
 
 
 def test_sms_counters_switch_to_ucs2_on_a_turkish_letter(console, tenant_a):
@@ -204,5 +274,7 @@ def test_an_analyst_sees_the_preview_of_the_saved_message_and_cannot_send(consol
     page.wait_for_selector(PREVIEW_READY)
     assert page.locator(".ulak-editor").count() == 0  # nothing to edit
     assert page.inner_text("#ulak-preview-text") == "Saved there"
+    wait_for_frame(page)
+    assert email_frame(page).inner_text("body") == "Saved there"
     assert page.locator("#ulak-test-button").count() == 0
     assert "needs the permission to change messages" in page.inner_text("#ulak-test-send")

@@ -1,11 +1,14 @@
 """The message editor's endpoints (campaigns/admin_editor.py): the live preview of unsaved content,
-the people search and "Send a test to me"; the editor pages' Content-Security-Policy; the draft
-renderer and the frozen content a test send carries (channels/content/preview.py)."""
+the framed email's own document and its policy, the people search and "Send a test to me"; the
+editor pages' Content-Security-Policy; the draft renderer and the frozen content a test send
+carries (channels/content/preview.py)."""
 
 import re
 
 import pytest
+from csp.utils import build_policy
 from django.db import connection
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
@@ -30,6 +33,10 @@ ADMIN = "admin:campaigns_transactionalmessage"
 
 def preview_url(message):
     return reverse(f"{ADMIN}_editor_preview", args=[message.pk])
+
+
+def frame_url(message):
+    return reverse(f"{ADMIN}_editor_frame", args=[message.pk])
 
 
 def send_test_url(message):
@@ -63,6 +70,22 @@ def owner(client, tenant_a):
 @pytest.fixture
 def message(tenant_a):
     return make_message(tenant_a.workspace, subject="Saved subject", body="<p>Saved body</p>")
+
+
+def policy(response) -> dict[str, list[str]]:
+    header = response["Content-Security-Policy"]
+    return {name: values for name, *values in (part.split() for part in header.split(";") if part.strip())}
+
+
+# The framed email document's whole policy: what email HTML needs, no script, a sandbox.
+EMAIL_DOCUMENT_POLICY = {"default-src": ["'none'"], "style-src": ["'unsafe-inline'"], "img-src": ["*", "data:"],
+                         "font-src": ["*", "data:"], "frame-ancestors": ["'self'"], "sandbox": []}
+
+
+def assert_email_document(response):
+    assert policy(response) == EMAIL_DOCUMENT_POLICY
+    assert response["X-Frame-Options"] == "SAMEORIGIN"
+    assert response["Content-Type"] == "text/html; charset=utf-8"
 
 
 def errors_of(response) -> list[tuple]:
@@ -184,6 +207,98 @@ def test_another_workspaces_layout_or_configuration_is_not_a_choice(owner, two_t
 def test_the_preview_is_a_post(owner, message):
     assert owner.get(preview_url(message)).status_code == 405
     assert owner.get(send_test_url(message)).status_code == 405
+
+
+# --- the framed email's own document ----------------------------------------------------------------------
+
+def test_the_frame_document_is_the_rendered_email_under_its_own_policy(owner, tenant_a, message, person):
+    body = ('<style>p.total { color: red; }</style><p class="total" style="color:red">Hi {{ customer.first_name }}, '
+            'order {{ trigger.order_id }}</p><img src="https://example.invalid/x.png">')
+    fields = draft(body=body, preview_person=person.pk, preview_trigger='{"order_id": 42}')
+    response = owner.post(frame_url(message), fields)
+
+    assert response.status_code == 200
+    # The same render as the JSON preview's, as the document itself: nothing added, nothing taken.
+    assert response.content.decode() == owner.post(preview_url(message), fields).json()["html"]
+    assert 'style="color:red">Hi Ada, order 42</p><img src="https://example.invalid/x.png">' in response.content.decode()
+    # Email HTML gets inline styles and images and fonts from anywhere; no script at all (nothing
+    # falls back but to default-src 'none'), a sandboxed document, framed by this site only.
+    assert_email_document(response)
+    assert "script-src" not in policy(response) and "nonce-" not in response["Content-Security-Policy"]
+    assert "no-store" in response["Cache-Control"]  # the admin's never_cache
+    message.refresh_from_db()
+    assert (message.content.body, message.version) == ("<p>Saved body</p>", 1)
+    assert not Delivery.unscoped.exists()
+
+
+@pytest.mark.parametrize("field, value, shown", [
+    ("preview_trigger", "{", "Trigger data: Enter a valid JSON."),
+    ("preview_person", "abc", "Person: Enter a whole number."),
+    ("body", "<p>\n{{ customer.nickname }}</p>", "Body: line 2: customer.nickname is undefined"),
+    ("channel", "fax", "Channel: Select a valid choice. fax is not one of the available choices."),
+])
+def test_bad_input_in_the_frame_is_a_400_page_naming_the_field(owner, message, field, value, shown):
+    response = owner.post(frame_url(message), draft(**{field: value}))
+
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert f"<li>{shown}</li>" in html and "The message cannot be rendered" in html
+    assert_email_document(response)  # shown in the frame: the frame's policy
+    message.refresh_from_db()
+    assert message.version == 1
+
+
+def test_the_frame_escapes_the_reasons_it_shows(owner, message):
+    response = owner.post(frame_url(message), draft(channel="<b>fax"))
+    html = response.content.decode()
+    assert response.status_code == 400 and "<b>" not in html
+    assert "<li>Channel: Select a valid choice. &lt;b&gt;fax is not one of the available choices.</li>" in html
+
+
+def test_the_frame_shows_only_an_email(owner, tenant_a):
+    sms = make_message(tenant_a.workspace, name="Code", channel="sms", subject="", body="Code")
+    response = owner.post(frame_url(sms), draft(channel="sms", subject="", body="Code"))
+    assert response.status_code == 400
+    assert "<li>Channel: only an email has an HTML version to show here</li>" in response.content.decode()
+
+
+def test_another_workspaces_message_or_person_is_a_404_in_the_frame(owner, two_tenants, message):
+    _, b = two_tenants
+    theirs = ProfileFactory(workspace=b.workspace, external_id="globex-1", email="g@globex.test")
+    response = owner.post(frame_url(message), draft(preview_person=theirs.pk))
+    assert response.status_code == 404
+    assert "<li>Person: No person of this workspace has this id.</li>" in response.content.decode()
+    assert "globex" not in response.content.decode().lower()
+
+    their_message = make_message(b.workspace, name="Globex", body="<p>Globex secret</p>")
+    response = owner.post(frame_url(their_message), draft())
+    assert response.status_code == 404 and "Globex" not in response.content.decode()
+    assert_email_document(response)
+
+
+def test_the_frame_needs_view_campaigns_a_post_and_the_csrf_token(client, tenant_a, message):
+    logged_in(client, make_member(tenant_a.workspace, Role.COMPLIANCE))  # no view_campaigns
+    response = client.post(frame_url(message), draft())
+    assert response.status_code == 403 and "Saved body" not in response.content.decode()
+    assert "You may not see messages in this workspace." in response.content.decode()
+
+    logged_in(client, make_member(tenant_a.workspace, Role.ANALYST))  # view_campaigns only
+    assert client.post(frame_url(message), draft()).status_code == 200
+    assert client.get(frame_url(message)).status_code == 405
+
+    # Without the CSRF token the post is refused before any rendering (the admin's csrf_protect).
+    strict = logged_in(Client(enforce_csrf_checks=True), tenant_a.owner)
+    response = strict.post(frame_url(message), draft(body="<p>never rendered</p>"))
+    assert response.status_code == 403 and "never rendered" not in response.content.decode()
+    # With the token the page's form carries, it renders.
+    page = strict.get(reverse(f"{ADMIN}_change", args=[message.pk]))
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.content.decode()).group(1)
+    response = strict.post(frame_url(message), {**draft(body="<p>rendered</p>"), "csrfmiddlewaretoken": token})
+    assert response.status_code == 200 and response.content.decode() == "<p>rendered</p>"
+
+    anonymous = Client()
+    response = anonymous.post(frame_url(message), draft())
+    assert response.status_code == 302 and "/admin/login/" in response["Location"]
 
 
 # --- roles ---------------------------------------------------------------------------------------------
@@ -338,30 +453,36 @@ def test_a_liquid_error_sends_nothing(owner, tenant_a, message):
 
 # --- the editor pages' policy ----------------------------------------------------------------------------
 
-def policy(response) -> dict[str, list[str]]:
-    header = response["Content-Security-Policy"]
+def site_policy_with(nonce: str) -> dict[str, list[str]]:
+    """The site's policy (config/settings.py) with this request's nonce, as django-csp builds it."""
+    header = build_policy(nonce=nonce)
     return {name: values for name, *values in (part.split() for part in header.split(";") if part.strip())}
 
 
-def test_the_editor_pages_carry_the_nonce_the_island_gets(owner, tenant_a, message):
+def test_the_editor_pages_keep_the_site_policy_with_the_nonce_the_island_gets(owner, tenant_a, message):
     page = owner.get(reverse(f"{ADMIN}_change", args=[message.pk]))
     csp = policy(page)
     nonce = page.context["message_editor"]["nonce"]
-    assert nonce and csp["style-src"] == ["'self'", f"'nonce-{nonce}'"]
-    # what the framed email needs, and never a script
-    assert csp["style-src-attr"] == ["'unsafe-inline'"] and csp["img-src"] == ["'self'", "*", "data:"]
-    assert csp["script-src"] == ["'self'", f"'nonce-{nonce}'"]
+    # Exactly the site's policy plus the nonce (CodeMirror's <style>): nothing for the framed email.
+    assert nonce and csp == site_policy_with(nonce)
+    assert csp["style-src"] == ["'self'", f"'nonce-{nonce}'"] and csp["script-src"] == ["'self'", f"'nonce-{nonce}'"]
+    assert csp["img-src"] == ["'self'"] and csp["font-src"] == ["'self'"] and csp["frame-ancestors"] == ["'none'"]
+    assert "*" not in page["Content-Security-Policy"] and "unsafe-inline" not in page["Content-Security-Policy"]
+    assert "style-src-attr" not in csp and page["X-Frame-Options"] == "DENY"
     html = page.content.decode()
     assert re.search(r'<script id="ulak-message-editor" type="application/json">[^<]*"nonce": "' + re.escape(nonce), html)
     assert "/static/ulak/console/message-editor.js" in html and "/static/ulak/message-editor.css" in html
     assert 'id="id_body"' in html  # the textarea is still the field
+    # The frame is the frame endpoint's document, never a srcdoc of this page.
+    assert re.search(r'<iframe [^>]*id="ulak-preview-html" name="ulak-preview-frame" sandbox=""', html)
+    assert "srcdoc" not in html and page.context["message_editor"]["preview"]["frame_url"] == frame_url(message)
 
     snippet = content_services.create_snippet(workspace=tenant_a.workspace, name="footer", value="x")
     for url in (reverse("admin:channels_snippet_change", args=[snippet.pk]), reverse("admin:channels_layout_add"),
                 reverse(f"{ADMIN}_add")):
-        csp = policy(owner.get(url))
-        assert csp["style-src"][0] == "'self'" and csp["style-src"][1].startswith("'nonce-")
-        assert "style-src-attr" not in csp and csp["img-src"] == ["'self'"]
+        response = owner.get(url)
+        csp = policy(response)
+        assert csp == site_policy_with(response.context["message_editor"]["nonce"])
     # a page that does not use the nonce keeps exactly 'self'
     csp = policy(owner.get(reverse(f"{ADMIN}_changelist")))
     assert csp["style-src"] == ["'self'"] and csp["script-src"] == ["'self'"]

@@ -6,7 +6,10 @@
  *
  *   {"nonce": "<the request's CSP nonce>", "form": "<the admin form's id>",
  *    "fields": [{"name": "body", "mode": "html" | "text" | "channel", "single_line": false}, ...],
- *    "preview": null | {"url", "search_url", "test_url", "user_email", "test_channels"}}
+ *    "preview": null | {"url", "frame_url", "search_url", "test_url", "user_email", "test_channels", "saved"}}
+ *
+ * The nonce is CodeMirror's only (its injected <style> element); the rendered email is never part
+ * of this page: it is the frame endpoint's own document (preview.js).
  *
  * It turns the fields into code editors (editors.js), guards unsaved edits (guard.js) and, on a
  * transactional message's page, drives the live preview and the test send (preview.js).

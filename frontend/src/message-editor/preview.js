@@ -4,16 +4,21 @@
  * Whenever the form changes (an editor, the channel, the layout, the payload...), the person chosen
  * or the trigger data, and after a pause (DEBOUNCE_MS), the form's fields are posted to the
  * preview endpoint, which renders them as the send path would (nothing is saved). The answer is
- * shown: subject and sender, the email's HTML in a sandboxed frame (sandbox="": nothing in the
- * message runs; the frame takes the page's policy) and its text version, an SMS with its length,
- * encoding and segments as the server counted them, or the errors, each naming its field (and the
- * field's editor is marked). Only the latest answer is shown; an older request still on its way
- * is aborted.
+ * shown: subject and sender, the email's text version, an SMS with its length, encoding and
+ * segments as the server counted them, or the errors, each naming its field (and the field's
+ * editor is marked). Only the latest answer is shown; an older request still on its way is aborted.
+ *
+ * The email's HTML is not put in the page: after each successful preview of an email the same
+ * fields are posted, by a form whose target is the preview's frame, to the frame endpoint, which
+ * answers the rendered email as a document of its own with its own policy (inline styles, images
+ * and fonts from anywhere, no script at all). The frame is sandbox="": nothing in the message runs,
+ * and the page keeps the site's strict policy. A newer post replaces the frame's document.
  *
  * The person and the trigger data are kept for the message in the tab's sessionStorage (gone
  * when the tab closes), so a save, which reloads the page, previews the same way again.
  *
- * The panel gets data-state="loading" | "ready" | "error" (browser tests wait on it).
+ * The panel gets data-state="loading" | "ready" | "error" and, for the frame, data-frame="loading" |
+ * "ready" and data-frame-loads (browser tests wait on them).
  */
 const DEBOUNCE_MS = 400;
 const SEARCH_DEBOUNCE_MS = 250;
@@ -76,10 +81,29 @@ function errorItems(form, errors) {
   });
 }
 
-// The email's own <style> elements take the page's nonce: the frame has the page's policy.
-function withStyleNonce(markup, nonce) {
-  if (!nonce) return markup;
-  return markup.replace(/<style(?=[\s>/])/gi, `<style nonce="${nonce}"`);
+// A form outside the change form (forms do not nest) that posts into the preview's frame.
+function frameForm(panel, url, target) {
+  const sender = document.createElement("form");
+  sender.method = "post";
+  sender.action = url;
+  sender.target = target;
+  sender.hidden = true;
+  sender.id = "ulak-preview-frame-form";
+  panel.append(sender);
+  return sender;
+}
+
+function postIntoFrame(sender, body) {
+  const inputs = [];
+  for (const [name, value] of body) {
+    const input = document.createElement("input");
+    input.type = "hidden"; // keeps line breaks, unlike a text input
+    input.name = name;
+    input.value = value;
+    inputs.push(input);
+  }
+  sender.replaceChildren(...inputs);
+  sender.submit(); // navigates the frame only: no submit event, nothing of the page's guard
 }
 
 function remembered(key) {
@@ -107,11 +131,14 @@ export function setUpPreview(form, config, editors) {
   const errorList = byId("ulak-preview-errors");
   const result = byId("ulak-preview-result");
   const trigger = byId("ulak-preview-trigger");
+  const frame = byId("ulak-preview-html");
+  const sender = frameForm(panel, preview.frame_url, frame.name);
   const channelSelect = form.elements.namedItem("channel");
   let person = null;
   let timer = null;
   let controller = null;
   let renders = 0;
+  let frameLoads = 0;
 
   const channel = () => (channelSelect && "value" in channelSelect ? channelSelect.value : "");
   const storageKey = `ulak-message-editor:${preview.url}`;
@@ -147,7 +174,15 @@ export function setUpPreview(form, config, editors) {
     panel.dataset.smsSegments = String(sms.segments);
   }
 
-  function showResult(data) {
+  // The frame's load event (also for an error page): the document the latest post asked for.
+  frame.addEventListener("load", () => {
+    if (panel.dataset.frame !== "loading") return; // the frame's first, empty document
+    frameLoads += 1;
+    panel.dataset.frameLoads = String(frameLoads);
+    panel.dataset.frame = "ready";
+  });
+
+  function showResult(data, body) {
     result.hidden = false;
     const isEmail = data.channel === "email";
     // An SMS, a push or an in-app message has a subject or a sender only when its fields say so.
@@ -155,7 +190,10 @@ export function setUpPreview(form, config, editors) {
     byId("ulak-preview-subject").textContent = data.subject || "—";
     byId("ulak-preview-sender").textContent = data.sender || "the channel's sender";
     byId("ulak-preview-html-block").hidden = !isEmail;
-    if (isEmail) byId("ulak-preview-html").srcdoc = withStyleNonce(data.html || "", config.nonce);
+    if (isEmail) {
+      panel.dataset.frame = "loading";
+      postIntoFrame(sender, body);
+    }
     byId("ulak-preview-text-title").textContent = isEmail ? "Text version" : "Text";
     byId("ulak-preview-text").textContent = data.text || "";
     const payload = data.payload && Object.keys(data.payload).length ? JSON.stringify(data.payload, null, 2) : "";
@@ -175,8 +213,9 @@ export function setUpPreview(form, config, editors) {
     panel.dataset.state = "loading";
     status.textContent = "Rendering…";
     let answer;
+    const body = formBody(form, preview.saved, extra());
     try {
-      answer = await postForm(preview.url, formBody(form, preview.saved, extra()), mine.signal);
+      answer = await postForm(preview.url, body, mine.signal);
     } catch (error) {
       if (mine.signal.aborted) return;
       panel.dataset.state = "error";
@@ -188,7 +227,7 @@ export function setUpPreview(form, config, editors) {
     panel.dataset.renders = String(renders);
     if (answer.status === 200 && answer.data) {
       showErrors([]);
-      showResult(answer.data);
+      showResult(answer.data, body);
       panel.dataset.state = "ready";
       status.textContent = `Rendered${person ? ` for ${person.label}` : ""}; nothing is saved.`;
     } else {
