@@ -581,3 +581,6 @@ class ReportingWebhookCallAdmin(ReadOnlyWorkspaceScopedAdmin):
     @admin.display(description="payload")
     def payload_display(self, obj):
         return pretty_json(obj.payload)
+
+
+from channels import admin_demo  # noqa: E402,F401  (registers the demo inbox: channels/admin_demo.py)

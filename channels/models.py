@@ -33,13 +33,16 @@ class ProviderKind(models.TextChoices):
     APNS = "apns"
     WEBHOOK = "webhook"
     INBOX = "inbox"
+    # Development only: stores what would be sent and shows it in the console's demo inbox
+    # (channels/providers/demo.py). Used only by a configuration created with it explicitly.
+    DEMO = "demo", "demo inbox (development: nothing is sent)"
 
 
 PROVIDERS_BY_CHANNEL = {
-    ChannelType.EMAIL: (ProviderKind.SMTP, ProviderKind.ANYMAIL),
-    ChannelType.SMS: (ProviderKind.TWILIO, ProviderKind.HTTP_SMS),
-    ChannelType.WHATSAPP: (ProviderKind.WHATSAPP_CLOUD,),
-    ChannelType.PUSH: (ProviderKind.FCM, ProviderKind.APNS),
+    ChannelType.EMAIL: (ProviderKind.SMTP, ProviderKind.ANYMAIL, ProviderKind.DEMO),
+    ChannelType.SMS: (ProviderKind.TWILIO, ProviderKind.HTTP_SMS, ProviderKind.DEMO),
+    ChannelType.WHATSAPP: (ProviderKind.WHATSAPP_CLOUD, ProviderKind.DEMO),
+    ChannelType.PUSH: (ProviderKind.FCM, ProviderKind.APNS, ProviderKind.DEMO),
     ChannelType.WEBHOOK: (ProviderKind.WEBHOOK,),
     ChannelType.IN_APP: (ProviderKind.INBOX,),
 }
@@ -450,3 +453,40 @@ class ReportingWebhookCall(WorkspaceScopedModel):
                          condition=Q(state="pending")),
             models.Index(fields=["workspace", "delivery"], name="reportingcall_ws_delivery"),
         ]
+
+
+class DemoMessage(WorkspaceScopedModel):
+    """What a demo-provider configuration would have sent: the rendered message as its provider
+    received it, shown in the console's demo inbox. Nothing here reached anyone.
+
+    One row per delivery (the provider's idempotency: the delivery's public id), written by the
+    provider call (channels/providers/demo.py) and removed with the delivery (the compliance
+    deletion of the person, and the retention purge of the delivery's content)."""
+
+    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="+", db_index=False)
+    channel = models.CharField(max_length=10, choices=ChannelType.choices)
+    recipient = models.CharField(max_length=512)
+    sender = models.CharField(max_length=255, blank=True)
+    reply_to = models.CharField(max_length=255, blank=True)
+    subject = models.TextField(blank=True)
+    body = models.TextField(blank=True, help_text="Email: the HTML as sent (empty for a text-only email)")
+    body_plain = models.TextField(blank=True)
+    headers = models.JSONField(default=dict, blank=True)
+    # Push title, image, link, data and device tokens; WhatsApp template or media; email
+    # attachments (by name, type and size) and bcc.
+    payload = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    personal_data_fields = ("recipient", "reply_to", "subject", "body", "body_plain", "headers", "payload")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "delivery"], name="demomessage_unique_delivery"),
+        ]
+        indexes = [models.Index(fields=["workspace", "-id"], name="demomessage_ws_newest")]
+        verbose_name = "demo message"
+        verbose_name_plural = "demo messages"
+
+    def __str__(self):
+        return f"{self.channel} demo message #{self.pk}"
+

@@ -20,6 +20,7 @@ from channels.models import (
     ConsentRecord,
     Delivery,
     DeliveryEvent,
+    DemoMessage,
     InboundMessage,
     ReportingWebhookCall,
     SubscriptionPreference,
@@ -311,7 +312,8 @@ def _remove_deliveries(workspace_id, ids) -> dict:
     """Deliveries by id with their events and reporting calls, each through a workspace-led index
     (an ORM cascade would look up the children by delivery id alone, over every workspace)."""
     counts = {}
-    for model, column in ((DeliveryEvent, "delivery_id"), (ReportingWebhookCall, "delivery_id"), (Delivery, "id")):
+    for model, column in ((DeliveryEvent, "delivery_id"), (ReportingWebhookCall, "delivery_id"),
+                          (DemoMessage, "delivery_id"), (Delivery, "id")):
         with connection.cursor() as cursor:
             cursor.execute(f"DELETE FROM {model._meta.db_table}"
                            f" WHERE workspace_id = %s AND {column} = ANY(%s::bigint[])", [workspace_id, ids])
@@ -541,6 +543,7 @@ STEP_FOR_MODEL = {
     "channels.Delivery": "deliveries",
     "channels.DeliveryEvent": "deliveries",
     "channels.ReportingWebhookCall": "deliveries",
+    "channels.DemoMessage": "deliveries",
     "channels.InboundMessage": "inbound_messages",
     "channels.ConsentRecord": "consent",
     "channels.SubscriptionPreference": "subscription_preferences",

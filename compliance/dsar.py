@@ -6,7 +6,8 @@ batches, so a person with millions of events never sits in memory. Streaming is 
 answer to "large exports are streamed or produced in the background": the bundle is produced
 while it is downloaded, so there is no stored file to expire or to delete later.
 
-Deliveries (with their events) and inbound messages are streamed the same way, after the events.
+Deliveries (with their events), inbound messages and demo-inbox copies of the deliveries are
+streamed the same way, after the events.
 Ingest operations naming the person that the processor could not apply (dead letters, found as the
 deletion finds them) are listed as `ingest_dead_letters`; the person's journeys (campaign runs) with
 their step log as `journeys`.
@@ -25,7 +26,9 @@ from django.db.models import Q
 from django.utils import timezone
 
 from campaigns.models import Journey, JourneyStep
-from channels.models import ConsentRecord, Delivery, DeliveryEvent, InboundMessage, SubscriptionPreference
+from channels.models import (
+    ConsentRecord, Delivery, DeliveryEvent, DemoMessage, InboundMessage, SubscriptionPreference,
+)
 from core.audit import record_action
 from compliance.deletion import Subject, operations_naming, person_addresses, suppressions_of, unlinked_deliveries_q
 from compliance.subjects import clean_identifiers, people_named
@@ -175,10 +178,14 @@ def bundle_chunks(*, workspace, person: Profile) -> Iterator[bytes]:
     journeys = person_journeys(workspace, person)
     deliveries = person_deliveries(workspace, person, addresses).order_by("created_at", "pk")
     inbound = person_inbound_messages(workspace, person, addresses).order_by("received_at", "pk")
+    # What demo-provider configurations stored of those deliveries instead of sending them.
+    demo = (DemoMessage.objects.for_workspace(workspace).select_related("delivery").order_by("pk")
+            .filter(delivery_id__in=person_deliveries(workspace, person, addresses).values("pk")))
     streamed = (
         ("events", _rows(events.iterator(chunk_size=EVENT_CHUNK), _event, EVENTS_PER_WRITE)),
         ("deliveries", _deliveries(workspace, deliveries)),
         ("inbound_messages", _rows(inbound.iterator(chunk_size=EVENT_CHUNK), _inbound, EVENTS_PER_WRITE)),
+        ("demo_messages", _rows(demo.iterator(chunk_size=EVENT_CHUNK), _demo_message, EVENTS_PER_WRITE)),
     )
     tail = {"segment_memberships": memberships, "consent": consent, "subscription_preferences": preferences,
             "suppressions": suppressions, "ingest_dead_letters": dead_letters, "journeys": journeys} | {
@@ -284,6 +291,12 @@ def _delivery(delivery: Delivery, events: list) -> dict:
         "delivered_at": delivery.delivered_at, "opened_at": delivery.opened_at, "clicked_at": delivery.clicked_at,
         "converted_at": delivery.converted_at, "failed_at": delivery.failed_at, "events": events,
     }
+
+
+def _demo_message(row: DemoMessage) -> dict:
+    return {"delivery_id": row.delivery.public_id, "channel": row.channel, "recipient": row.recipient,
+            "sender": row.sender, "reply_to": row.reply_to, "subject": row.subject, "body": row.body,
+            "body_plain": row.body_plain, "headers": row.headers, "payload": row.payload, "created_at": row.created_at}
 
 
 def _delivery_event(event: DeliveryEvent) -> dict:

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone as dt_timezone
 from django.db import connection, transaction
 from django.utils import timezone
 
-from channels.models import Delivery, DeliveryStatus
+from channels.models import Delivery, DeliveryStatus, DemoMessage
 from core.audit import record_action
 from profiles.models import Event
 
@@ -39,6 +39,9 @@ _PURGE_DELIVERY_CONTENT = f"""
             content_purged_at = %(now)s, updated_at = %(now)s
         WHERE workspace_id = %(workspace)s AND id IN (SELECT id FROM batch)
         RETURNING id
+    ), demo AS (  -- what a demo-provider configuration stored of them goes with their content
+        DELETE FROM {DemoMessage._meta.db_table}
+        WHERE workspace_id = %(workspace)s AND delivery_id IN (SELECT id FROM batch)
     )
     SELECT (SELECT count(*) FROM purged), (SELECT count(*) FROM batch), batch.created_at, batch.id FROM batch
     ORDER BY batch.created_at DESC, batch.id DESC LIMIT 1"""

@@ -1,9 +1,10 @@
 """The Celery app. Queues are split by kind of work so each can scale on its own."""
 
+import logging
 import os
 
 from celery import Celery
-from celery.signals import task_prerun, worker_process_shutdown, worker_shutdown
+from celery.signals import after_setup_logger, task_prerun, worker_process_shutdown, worker_shutdown
 from kombu import Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
@@ -56,3 +57,43 @@ def close_old_database_connections(sender=None, **kwargs):
     from django.db import close_old_connections
 
     close_old_connections()
+
+
+# --- routine beat tasks log at DEBUG --------------------------------------------------------------
+# Celery writes three INFO lines per task run (beat: "Sending due task", worker: "received",
+# "succeeded"); the beat schedule's routine sweeps run every few seconds (journeys.tick every
+# second), which would bury everything else. Those lines are DEBUG for the schedule's tasks (shown
+# with ULAK_LOG_LEVEL=DEBUG); other tasks' lines, and every warning or error, keep their level.
+ROUTINE_LOGGERS = ("celery.beat", "celery.worker.strategy", "celery.app.trace")
+
+
+def routine_task_names() -> frozenset:
+    return frozenset(entry["task"] for entry in (app.conf.beat_schedule or {}).values() if entry.get("task"))
+
+
+def _task_of(record) -> str | None:
+    args = record.args
+    if isinstance(args, dict):  # worker: "Task %(name)s[%(id)s] received" / "... succeeded in ..."
+        return args.get("name")
+    if isinstance(args, tuple) and len(args) == 2 and record.msg.startswith("Scheduler: Sending due task"):
+        return args[1]  # beat: (entry name, task name)
+    return None
+
+
+class RoutineTaskLogFilter(logging.Filter):
+    def filter(self, record):
+        if record.levelno != logging.INFO or _task_of(record) not in routine_task_names():
+            return True
+        record.levelno, record.levelname = logging.DEBUG, logging.getLevelName(logging.DEBUG)
+        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+
+
+def quiet_routine_tasks(**kwargs):
+    for name in ROUTINE_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RoutineTaskLogFilter) for f in logger.filters):
+            logger.addFilter(RoutineTaskLogFilter())
+
+
+quiet_routine_tasks()
+after_setup_logger.connect(quiet_routine_tasks, weak=False)  # worker and beat, once their logging is set up

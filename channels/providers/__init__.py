@@ -18,6 +18,7 @@ REGISTRY = {
     ProviderKind.APNS: "channels.providers.push.ApnsProvider",
     ProviderKind.WEBHOOK: "channels.providers.webhook.WebhookProvider",
     ProviderKind.INBOX: "channels.providers.inbox.InboxProvider",
+    ProviderKind.DEMO: "channels.providers.demo.DemoProvider",
 }
 
 

@@ -155,6 +155,11 @@ PersonalDataExport = document("PersonalDataExportSerializer", {
         "channel": serializers.ChoiceField(choices=ChannelType.choices), "from": serializers.CharField(),
         "to": TEXT(), "body": TEXT(), "media": serializers.ListField(child=SchemaField(ANY_JSON)),
         "keyword": TEXT(), "received_at": TIME()}),
+    "demo_messages": _rows("DemoMessage", {
+        "delivery_id": serializers.CharField(), "channel": serializers.ChoiceField(choices=ChannelType.choices),
+        "recipient": TEXT(), "sender": TEXT(), "reply_to": TEXT(), "subject": TEXT(), "body": TEXT(),
+        "body_plain": TEXT(), "headers": json_object(), "payload": json_object(), "created_at": TIME(),
+    }, "What demo-provider channel configurations stored of the person's deliveries instead of sending them."),
     "segment_memberships": _rows("SegmentMembership", {
         "segment_id": serializers.IntegerField(), "segment": serializers.CharField(),
         "entered_at": TIME(), "exited_at": NULL_TIME()}),
