@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 
-.PHONY: install run lint test bench bench-segments bench-messaging bench-journeys bench-experiments migrate clean frontend
+.PHONY: install run lint test bench bench-segments bench-messaging bench-journeys bench-experiments bench-dashboard migrate clean frontend
 
 $(STAMP): pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
@@ -37,6 +37,9 @@ bench-messaging: $(STAMP)
 
 bench-journeys: $(STAMP)
 	$(PY) benchmarks/journeys.py $(BENCH_ARGS)
+
+bench-dashboard: $(STAMP)
+	$(PY) benchmarks/dashboard.py $(BENCH_ARGS)
 
 bench-experiments: $(STAMP)
 	$(PY) benchmarks/experiments.py $(BENCH_ARGS)

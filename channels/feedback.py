@@ -12,6 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from channels import metrics
+from channels.activity import Tally
 from channels.models import STATUS_RANK, Delivery, DeliveryEvent, DeliveryStatus
 from channels.reporting import fan_out, fan_out_many
 from core.bulk import update_rows
@@ -49,15 +50,17 @@ def _lock_and_refresh(delivery: Delivery, keep: tuple) -> None:
             setattr(delivery, name, value)
 
 
-def _apply_kind(delivery: Delivery, kind: str, at: datetime, data: dict, fields: set) -> None:
+def _apply_kind(delivery: Delivery, kind: str, at: datetime, data: dict, fields: set, tally: Tally) -> None:
     """The status logic: what `kind` changes on the (locked, refreshed) delivery; the changed
-    fields are added to `fields`. Feedback only moves a delivery forward, except a failure."""
+    fields are added to `fields`, a timestamp set for the first time to `tally` (the daily
+    activity rollup, channels/activity.py). Feedback only moves a delivery forward, except a failure."""
     if kind not in STATUS_FOR_KIND:
         return
     status, column = STATUS_FOR_KIND[kind]
     if column and getattr(delivery, column) is None:
         setattr(delivery, column, at)
         fields.add(column)
+        tally.add(delivery, column, kind, at)
     if STATUS_RANK[status] > STATUS_RANK[DeliveryStatus(delivery.status)] or status in (
             DeliveryStatus.BOUNCED, DeliveryStatus.FAILED):
         delivery.status = status
@@ -78,10 +81,11 @@ def record_delivery_event(delivery: Delivery, kind: str, *, at: datetime | None 
     event = DeliveryEvent.objects.for_workspace(delivery.workspace_id).create(delivery=delivery, kind=kind, at=at,
                                           data=data)
     metrics.count_event(delivery, kind, at)
-    fields = set(update_fields)
-    _apply_kind(delivery, kind, at, data, fields)
+    fields, tally = set(update_fields), Tally()
+    _apply_kind(delivery, kind, at, data, fields, tally)
     if fields:
         delivery.save(update_fields=[*fields, "updated_at"])
+    tally.save()
     if kind in PERSON_EVENT_KINDS and delivery.profile_id is not None:
         _record_person_event(delivery, kind, at, data)
     fan_out(delivery, event)
@@ -141,8 +145,9 @@ def record_delivery_events(workspace, entries: list[EventEntry], *, at: datetime
     for entry, event in zip(entries, events):
         metrics.count_event(entry.delivery, entry.kind, event.at)
     fields = {key: set(names) for key, names in keep.items()}
+    tally = Tally()
     for entry in entries:
-        _apply_kind(entry.delivery, entry.kind, entry.at or at, entry.data or {}, fields[id(entry.delivery)])
+        _apply_kind(entry.delivery, entry.kind, entry.at or at, entry.data or {}, fields[id(entry.delivery)], tally)
     by_fields: dict[tuple, list] = {}
     now = timezone.now()
     for key, names in fields.items():
@@ -151,6 +156,7 @@ def record_delivery_events(workspace, entries: list[EventEntry], *, at: datetime
             by_fields.setdefault(tuple(sorted(names)), []).append(deliveries[key])
     for names, changed in by_fields.items():
         update_rows(Delivery, changed, [*names, "updated_at"], workspace_id=workspace.pk)  # core.bulk
+    tally.save()
     person_events = [(entry.delivery, entry.kind, entry.data or {}, entry.at or at) for entry in entries
                      if entry.kind in PERSON_EVENT_KINDS and entry.delivery.profile_id is not None]
     if person_events:

@@ -490,3 +490,5 @@ class DemoMessage(WorkspaceScopedModel):
     def __str__(self):
         return f"{self.channel} demo message #{self.pk}"
 
+
+from channels.activity import DeliveryActivity  # noqa: E402,F401  (the daily activity rollup's model)

@@ -17,6 +17,7 @@ from django.urls import reverse
 from accounts.roles import Role
 from campaigns.models import Campaign
 from campaigns.services import create_transactional_message
+from channels.activity import rebuild
 from channels.models import Delivery, DeliveryEvent
 from tests.support.factories import make_member
 
@@ -45,6 +46,7 @@ def fill(workspace, *, scale=1, tag=""):
         delivery(workspace, **tm, sent_at=NOW, status="bounced", failed_at=NOW, events=("bounced",))
         delivery(workspace, **tm, at=NOW - timedelta(days=40), sent_at=NOW - timedelta(days=40))  # outside 30 days
         delivery(workspace, source="campaign", source_id=str(campaign.pk), channel="sms", sent_at=NOW, delivered_at=NOW)
+    rebuild(workspace.pk)  # stored directly: count them into the activity rollup
     return welcome, campaign
 
 

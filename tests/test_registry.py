@@ -112,6 +112,7 @@ NOT_AUDITED = {
                                  "processor); replays and discards are recorded as audit actions",
     "channels.Delivery": "data plane; its history is DeliveryEvent",
     "channels.DeliveryEvent": "provider feedback at message volume",
+    "channels.DeliveryActivity": "counters of delivery activity per 15 minutes, written with each delivery change",
     "channels.InboundMessage": "messages people send; data, not management changes",
     "channels.ConsentRecord": "the consent ledger is itself an append-only record",
     "channels.SubscriptionPreference": "every change is a consent ledger row",

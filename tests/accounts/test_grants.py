@@ -181,7 +181,8 @@ def admin_key_action(client, tenant, actor, action, kind, scopes, target):
         url = reverse("admin:accounts_apikey_change", args=[target.pk])
         return admin_error(client.post(url, {"kind": "app", "name": "renamed", "scopes": sorted(ALL)}, follow=True))
     return admin_error(client.post(reverse("admin:accounts_apikey_changelist"),
-                                   {"action": f"{action}_keys", "_selected_action": [target.pk], "index": 0},
+                                   {"action": f"{action}_keys", "_selected_action": [target.pk], "index": 0,
+                                    "confirmed": "yes"},
                                    follow=True))
 
 

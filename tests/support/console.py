@@ -4,6 +4,7 @@ import uuid
 from datetime import timedelta
 
 from campaigns.models import Campaign, Journey
+from channels.activity import rebuild
 from channels.models import Delivery
 from profiles.models import Event, InboundOperation
 from tests.support.factories import ProfileFactory
@@ -44,4 +45,5 @@ def fill(workspace, *, now, campaigns=1, per_day=1):
         n += 1
         delivery(workspace, n, created=now, source="campaign", source_id=str(campaign.pk), sent_at=now, clicked_at=now)
         created.append(campaign)
+    rebuild(workspace.pk)  # the deliveries above were stored directly: count them into the activity rollup
     return created
