@@ -145,7 +145,7 @@ BASELINES = {
     "people": "SELECT count(*) FROM profiles_profile WHERE workspace_id = %(ws)s",
     "events today": "SELECT count(*) FROM profiles_event WHERE workspace_id = %(ws)s AND received_at >= %(today)s",
     "messages per day": """SELECT (slot AT TIME ZONE 'UTC')::date, kind, sum(count) FROM channels_deliveryactivity
-        WHERE workspace_id = %(ws)s AND slot >= %(start)s AND slot < %(end)s GROUP BY 1, 2""",
+        WHERE workspace_id = %(ws)s AND source = '*' AND source_id = '' AND slot >= %(start)s AND slot < %(end)s GROUP BY 1, 2""",
     "messages per day, from the deliveries": """SELECT (v.at AT TIME ZONE 'UTC')::date, v.kind, count(*) FROM channels_delivery d
         CROSS JOIN LATERAL (VALUES ('sent', d.sent_at), ('delivered', d.delivered_at), ('opened', d.opened_at),
             ('clicked', d.clicked_at), ('failed', d.failed_at)) v(kind, at)

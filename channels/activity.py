@@ -4,8 +4,11 @@
 A count is added in the transaction that sets the delivery's timestamp for the first time
 (channels/feedback.py `_apply_kind`: sent_at, delivered_at, opened_at, clicked_at, converted_at,
 failed_at), so the rollup and the deliveries agree: a rolled-back change counts nothing, a
-repeated open counts once. Slots are 15 minutes of UTC, so a day of any time zone (all offsets are
-whole quarters of an hour) is a whole number of slots. One upsert per transaction, its rows in a
+repeated open counts once. Unsubscribes, which set no timestamp, count as their events are
+recorded. Slots are 15 minutes of UTC, so a day of any time zone (all offsets are
+whole quarters of an hour) is a whole number of slots. Each count goes to its message's row and to
+the channel's total row (source `*`), which is what the dashboard reads: a month of totals is a few
+thousand rows whatever the number of messages. One upsert per transaction, its rows in a
 fixed order (concurrent batches never wait on each other in opposite orders). The rows hold no
 personal data: counts per message and channel, kept when deliveries are deleted.
 """
@@ -21,7 +24,10 @@ SLOT = timedelta(minutes=15)
 # The delivery column first set → what the rollup counts (failed_at: bounced apart from failed).
 KIND_FOR_COLUMN = {"sent_at": "sent", "delivered_at": "delivered", "opened_at": "opened", "clicked_at": "clicked",
                    "converted_at": "converted", "failed_at": "failed"}
-KINDS = ("sent", "delivered", "opened", "clicked", "converted", "failed", "bounced")
+KINDS = ("sent", "delivered", "opened", "clicked", "converted", "failed", "bounced", "unsubscribed")
+# Delivery events counted as they are recorded (they set no timestamp on the delivery).
+EVENT_KINDS = ("unsubscribed",)
+TOTAL = "*"  # the source of a channel's total rows
 
 
 class DeliveryActivity(WorkspaceScopedModel):
@@ -29,7 +35,7 @@ class DeliveryActivity(WorkspaceScopedModel):
     channel = models.CharField(max_length=10)
     source = models.CharField(max_length=20)
     source_id = models.CharField(max_length=64, blank=True)
-    kind = models.CharField(max_length=10)
+    kind = models.CharField(max_length=20)
     count = models.BigIntegerField(default=0)
 
     audit_log = False  # counters written by the send path and provider feedback
@@ -59,10 +65,18 @@ class Tally:
     def __init__(self):
         self.counts: Counter = Counter()
 
-    def add(self, delivery, column: str, event_kind: str, at: datetime) -> None:
+    def add(self, delivery, column: str | None, event_kind: str, at: datetime) -> None:
+        """Count a timestamp set for the first time (`column`), or an event of EVENT_KINDS."""
         if column in KIND_FOR_COLUMN:
-            self.counts[(delivery.workspace_id, slot_of(at), delivery.channel, delivery.source,
-                         delivery.source_id or "", kind_of(column, event_kind))] += 1
+            kind = kind_of(column, event_kind)
+        elif column is None and event_kind in EVENT_KINDS:
+            kind = event_kind
+        else:
+            return
+        slot = slot_of(at)
+        self.counts[(delivery.workspace_id, slot, delivery.channel, delivery.source, delivery.source_id or "",
+                     kind)] += 1
+        self.counts[(delivery.workspace_id, slot, delivery.channel, TOTAL, "", kind)] += 1
 
     def save(self) -> None:
         if not self.counts:
@@ -82,9 +96,12 @@ class Tally:
 def per_day(workspace, *, start: datetime, end: datetime, time_zone: str, channel: str | None = None,
             source: str | None = None, source_id: str | None = None) -> dict[tuple[date, str], int]:
     """(day in `time_zone`, kind) → how many deliveries that kind happened to that day, for
-    `start` <= slot < `end` (both at a slot boundary), optionally for one channel and one message."""
-    params = {"tz": time_zone, "ws": workspace.pk, "start": start, "end": end, "channel": channel, "source": source,
-              "source_id": source_id}
+    `start` <= slot < `end` (both at a slot boundary), optionally for one channel and one message
+    (without one, the channels' total rows are read)."""
+    if source is None:  # the channels' total rows: (workspace, "*", "", slot) leads the message index
+        source, source_id = TOTAL, ""
+    params = {"tz": time_zone, "ws": workspace.pk, "start": start, "end": end, "channel": channel,
+              "source": source, "source_id": source_id}
     filters = "".join(f" AND {name} = %({name})s" for name in ("channel", "source", "source_id")
                       if params[name] is not None)
     with connection.cursor() as cursor:
@@ -94,6 +111,17 @@ def per_day(workspace, *, start: datetime, end: datetime, time_zone: str, channe
                 WHERE workspace_id = %(ws)s AND slot >= %(start)s AND slot < %(end)s{filters}
                 GROUP BY 1, 2""", params)
         return {(day, kind): n for day, kind, n in cursor.fetchall()}
+
+
+def per_message(workspace, *, kind: str, start: datetime, end: datetime,
+                channel: str | None = None) -> dict[tuple[str, str, str], int]:
+    """(source, source id, channel) → how many times `kind` happened in [start, end)."""
+    rows = (DeliveryActivity.objects.for_workspace(workspace.pk)
+            .filter(kind=kind, slot__gte=start, slot__lt=end).exclude(source=TOTAL))
+    if channel:
+        rows = rows.filter(channel=channel)
+    return {(source, source_id, ch): n for source, source_id, ch, n in rows.values_list("source", "source_id", "channel")
+            .annotate(n=models.Sum("count")).values_list("source", "source_id", "channel", "n").order_by()}
 
 
 def rebuild(workspace_id: int | None = None) -> None:
@@ -115,3 +143,16 @@ def rebuild(workspace_id: int | None = None) -> None:
                  AS v(kind, at)
             WHERE v.at IS NOT NULL{where}
             GROUP BY 1, 2, 3, 4, 5, 6""", {"ws": workspace_id})
+        cursor.execute(f"""
+            INSERT INTO {DeliveryActivity._meta.db_table} (workspace_id, slot, channel, source, source_id, kind, count)
+            SELECT d.workspace_id, date_bin('15 minutes', e.at, TIMESTAMPTZ '2000-01-01 00:00:00+00'), d.channel,
+                   d.source, d.source_id, e.kind, count(*)
+            FROM channels_deliveryevent e JOIN channels_delivery d ON d.id = e.delivery_id
+            WHERE e.kind = ANY(%(events)s){where}
+            GROUP BY 1, 2, 3, 4, 5, 6""", {"ws": workspace_id, "events": list(EVENT_KINDS)})
+        cursor.execute(f"""
+            INSERT INTO {DeliveryActivity._meta.db_table} (workspace_id, slot, channel, source, source_id, kind, count)
+            SELECT workspace_id, slot, channel, %(total)s, '', kind, sum(count)
+            FROM {DeliveryActivity._meta.db_table}
+            WHERE source <> %(total)s{where.replace("d.workspace_id", "workspace_id")}
+            GROUP BY 1, 2, 3, 6""", {"ws": workspace_id, "total": TOTAL})

@@ -82,13 +82,14 @@ def record_delivery_event(delivery: Delivery, kind: str, *, at: datetime | None 
                                           data=data)
     metrics.count_event(delivery, kind, at)
     fields, tally = set(update_fields), Tally()
+    tally.add(delivery, None, kind, at)
     _apply_kind(delivery, kind, at, data, fields, tally)
     if fields:
         delivery.save(update_fields=[*fields, "updated_at"])
-    tally.save()
     if kind in PERSON_EVENT_KINDS and delivery.profile_id is not None:
         _record_person_event(delivery, kind, at, data)
     fan_out(delivery, event)
+    tally.save()  # last, as in record_delivery_events
     return event
 
 
@@ -147,6 +148,7 @@ def record_delivery_events(workspace, entries: list[EventEntry], *, at: datetime
     fields = {key: set(names) for key, names in keep.items()}
     tally = Tally()
     for entry in entries:
+        tally.add(entry.delivery, None, entry.kind, entry.at or at)
         _apply_kind(entry.delivery, entry.kind, entry.at or at, entry.data or {}, fields[id(entry.delivery)], tally)
     by_fields: dict[tuple, list] = {}
     now = timezone.now()
@@ -156,7 +158,6 @@ def record_delivery_events(workspace, entries: list[EventEntry], *, at: datetime
             by_fields.setdefault(tuple(sorted(names)), []).append(deliveries[key])
     for names, changed in by_fields.items():
         update_rows(Delivery, changed, [*names, "updated_at"], workspace_id=workspace.pk)  # core.bulk
-    tally.save()
     person_events = [(entry.delivery, entry.kind, entry.data or {}, entry.at or at) for entry in entries
                      if entry.kind in PERSON_EVENT_KINDS and entry.delivery.profile_id is not None]
     if person_events:
@@ -170,6 +171,9 @@ def record_delivery_events(workspace, entries: list[EventEntry], *, at: datetime
         for name, profile_ids in people.items():
             keep_segments_live(workspace, sorted(profile_ids), {f"events:{name}", "messages"})
     fan_out_many(workspace.pk, [(entry.delivery, event) for entry, event in zip(entries, events)])
+    # Last: the channel's total row is shared by every concurrent sender, so its lock is taken as
+    # close to the commit as this function can.
+    tally.save()
     return events
 
 

@@ -124,7 +124,7 @@ def test_campaign_versions_start_from_each_campaigns_current_definition():
 @pytest.mark.django_db(transaction=True)
 def test_the_activity_rollup_starts_from_the_deliveries_stored():
     """channels 0007 (delivery activity): the rollup is filled from every delivery's timestamps, a
-    bounce apart from a failure, in 15-minute UTC slots."""
+    bounce apart from a failure, in 15-minute UTC slots; 0008 adds each channel's total rows."""
     from datetime import UTC, datetime
 
     old = migrate([("channels", "0006_demo_inbox")])
@@ -134,14 +134,20 @@ def test_the_activity_rollup_starts_from_the_deliveries_stored():
     for n, (status, stamps) in enumerate([("opened", {"sent_at": at, "delivered_at": at, "opened_at": at}),
                                           ("sent", {"sent_at": at}), ("bounced", {"sent_at": at, "failed_at": at}),
                                           ("failed", {"failed_at": at}), ("queued", {})]):
-        Delivery.objects.create(workspace=workspace, channel="email", source="campaign", source_id="9", status=status,
-                                idempotency_key=f"k{n}", public_id=f"p{n}", **stamps)
+        made = Delivery.objects.create(workspace=workspace, channel="email", source="campaign", source_id="9",
+                                       status=status, idempotency_key=f"k{n}", public_id=f"p{n}", **stamps)
+        if status == "opened":
+            old.get_model("channels", "DeliveryEvent").objects.create(workspace=workspace, delivery=made,
+                                                                      kind="unsubscribed", at=at)
 
     migrate(latest())
 
     from channels.activity import DeliveryActivity
 
-    rows = {(r.slot, r.kind): r.count for r in DeliveryActivity.unscoped.filter(workspace_id=workspace.pk)}
     slot = datetime(2026, 11, 20, 21, 30, tzinfo=UTC)
-    assert rows == {(slot, "sent"): 3, (slot, "delivered"): 1, (slot, "opened"): 1, (slot, "bounced"): 1,
-                    (slot, "failed"): 1}
+    expected = {(slot, "sent"): 3, (slot, "delivered"): 1, (slot, "opened"): 1, (slot, "bounced"): 1, (slot, "failed"): 1,
+                (slot, "unsubscribed"): 1}
+    for source in ("campaign", "*"):  # the message's rows, and 0008's unsubscribes and channel totals
+        rows = {(r.slot, r.kind): r.count for r in DeliveryActivity.unscoped.filter(workspace_id=workspace.pk,
+                                                                                      source=source)}
+        assert rows == expected, source

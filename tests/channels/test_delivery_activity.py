@@ -22,8 +22,14 @@ def delivery(workspace, *, source="campaign", source_id="7", channel="email", st
         idempotency_key=uuid.uuid4().hex)
 
 
-def counts(workspace) -> dict:
-    return {(row.slot, row.kind): row.count for row in DeliveryActivity.objects.for_workspace(workspace)}
+def counts(workspace, source="campaign") -> dict:
+    """The message's rows; the channel's total rows (source "*") must say the same here."""
+    rows = {(row.slot, row.kind): row.count for row in DeliveryActivity.objects.for_workspace(workspace)
+            .filter(source=source)}
+    totals = {(row.slot, row.kind): row.count for row in DeliveryActivity.objects.for_workspace(workspace)
+              .filter(source="*")}
+    assert rows == totals
+    return rows
 
 
 def test_first_timestamps_are_counted_in_their_slot_once(tenant_a):
@@ -58,7 +64,7 @@ def test_rebuild_counts_what_the_deliveries_hold_and_per_day_reads_local_days(te
         Delivery.objects.for_workspace(tenant.workspace).filter(pk=d.pk).update(sent_at=AT, clicked_at=AT,
                                                                               status="clicked")
     activity.rebuild(tenant_a.workspace.pk)
-    assert sum(r.count for r in DeliveryActivity.objects.for_workspace(tenant_a.workspace)) == 2
+    assert sum(r.count for r in DeliveryActivity.objects.for_workspace(tenant_a.workspace)) == 4  # message + total
     assert not DeliveryActivity.objects.for_workspace(tenant_b.workspace).exists()
     activity.rebuild(tenant_a.workspace.pk)  # again: the same counts, not doubled
     days = activity.per_day(tenant_a.workspace, start=AT - timedelta(days=2), end=AT + timedelta(days=2),
@@ -66,3 +72,27 @@ def test_rebuild_counts_what_the_deliveries_hold_and_per_day_reads_local_days(te
     assert days == {(datetime(2026, 11, 21).date(), "sent"): 1, (datetime(2026, 11, 21).date(), "clicked"): 1}
     assert activity.per_day(tenant_a.workspace, start=AT - timedelta(days=2), end=AT + timedelta(days=2),
                             time_zone="UTC", source="campaign", source_id="8") == {}
+
+
+def test_the_channel_total_sums_its_messages_and_the_dashboard_reads_it(tenant_a):
+    for source_id in ("7", "8"):
+        record_delivery_event(delivery(tenant_a.workspace, source_id=source_id), "sent", at=AT)
+    record_delivery_event(delivery(tenant_a.workspace, source_id="8", channel="sms"), "sent", at=AT)
+    rows = {(r.channel, r.source, r.source_id): r.count for r in DeliveryActivity.objects.for_workspace(tenant_a.workspace)}
+    assert rows == {("email", "campaign", "7"): 1, ("email", "campaign", "8"): 1, ("sms", "campaign", "8"): 1,
+                    ("email", "*", ""): 2, ("sms", "*", ""): 1}
+    window = {"start": AT - timedelta(days=1), "end": AT + timedelta(days=1), "time_zone": "UTC"}
+    day = AT.date()
+    assert activity.per_day(tenant_a.workspace, **window) == {(day, "sent"): 3}
+    assert activity.per_day(tenant_a.workspace, channel="email", **window) == {(day, "sent"): 2}
+    assert activity.per_day(tenant_a.workspace, source="campaign", source_id="8", **window) == {(day, "sent"): 2}
+
+
+def test_unsubscribes_count_as_they_are_recorded(tenant_a):
+    d = delivery(tenant_a.workspace)
+    record_delivery_event(d, "sent", at=AT)
+    record_delivery_event(d, "unsubscribed", at=AT)
+    slot = datetime(2026, 11, 20, 21, 30, tzinfo=UTC)
+    assert counts(tenant_a.workspace) == {(slot, "sent"): 1, (slot, "unsubscribed"): 1}
+    assert activity.per_message(tenant_a.workspace, kind="unsubscribed", start=slot, end=slot + timedelta(hours=1)) == {
+        ("campaign", "7", "email"): 1}
