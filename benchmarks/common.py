@@ -37,6 +37,18 @@ def fresh_database(database: str, env: dict) -> None:
     manage(env, "migrate", "--noinput")
 
 
+def h(expr: str, seed: int) -> str:
+    """A deterministic non-negative pseudo-random bigint from an integer SQL expression."""
+    return f"abs(hashint8extended(({expr})::bigint, {seed}))"
+
+
+def timed(conn, label: str, sql: str, params=None) -> None:
+    """Run one data-generating statement and print how long it took and the rows it wrote."""
+    started = time.perf_counter()
+    cur = conn.execute(sql, params)
+    print(f"  {label}: {time.perf_counter() - started:,.1f} s ({cur.rowcount:,} rows)", flush=True)
+
+
 def percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=1000)[int(q * 10) - 1] if len(values) > 1 else values[0]
 

@@ -24,7 +24,7 @@ import uuid
 from datetime import UTC, datetime, time as dtime, timedelta
 
 import psycopg
-from common import PG, ROOT, bench_env, machine
+from common import PG, ROOT, bench_env, h, timed, machine
 from common import fresh_database as common_fresh_database
 from common import manage as common_manage
 
@@ -38,14 +38,19 @@ def env() -> dict:
     return bench_env(DB)
 
 
-def h(expr: str, seed: int) -> str:
-    return f"abs(hashint8extended(({expr})::bigint, {seed}))"
+def drop_indexes(conn, table: str) -> list[tuple[str, str]]:
+    """Drop the table's secondary indexes (not the primary key or unique ones) before a bulk load;
+    returns them for `rebuild_indexes`, exactly as the migrations made them."""
+    indexes = conn.execute("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = %s"
+                           " AND indexname NOT LIKE '%%_pkey' AND indexdef NOT LIKE '%%UNIQUE%%'", [table]).fetchall()
+    for name, _ in indexes:
+        conn.execute(f'DROP INDEX "{name}"')
+    return indexes
 
 
-def timed(conn, label: str, sql: str, params=None) -> None:
-    started = time.perf_counter()
-    cur = conn.execute(sql, params)
-    print(f"  {label}: {time.perf_counter() - started:,.1f} s ({cur.rowcount:,} rows)", flush=True)
+def rebuild_indexes(conn, indexes) -> None:
+    for name, indexdef in indexes:
+        timed(conn, f"index {name}", indexdef)
 
 
 def generate(workspace_id: int, people: int, events: int, deliveries: int) -> None:
@@ -62,10 +67,7 @@ def generate(workspace_id: int, people: int, events: int, deliveries: int) -> No
             FROM generate_series(1, %(people)s) g""", params)
         first = conn.execute("SELECT min(id) FROM profiles_profile WHERE workspace_id = %s", [workspace_id]).fetchone()[0]
         params["first"] = first
-        indexes = conn.execute("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'profiles_event'"
-                               " AND indexname NOT LIKE '%%_pkey'").fetchall()
-        for name, _ in indexes:
-            conn.execute(f'DROP INDEX "{name}"')
+        indexes = drop_indexes(conn, "profiles_event")
         # Received in time order over 180 days before NOW: row g arrives at NOW - 180 d * (1 - g / n).
         timed(conn, "events", f"""
             INSERT INTO profiles_event (workspace_id, profile_id, anonymous_id, name, type, data, timestamp,
@@ -76,8 +78,7 @@ def generate(workspace_id: int, people: int, events: int, deliveries: int) -> No
             FROM generate_series(1, %(events)s) g
             CROSS JOIN LATERAL (SELECT %(now)s::timestamptz - make_interval(secs => 180 * 86400
                 * (1 - g::float8 / %(events)s)) AS at) t""", params)
-        for name, indexdef in indexes:
-            timed(conn, f"index {name}", indexdef)
+        rebuild_indexes(conn, indexes)
         campaigns = [row[0] for row in conn.execute(
             """INSERT INTO campaigns_campaign (workspace_id, key, name, description, type, state, trigger, audience,
                    re_entry, exit_rules, goal, journey_key, workflow, priority, exempt_from_caps, when_capped,
@@ -89,10 +90,7 @@ def generate(workspace_id: int, people: int, events: int, deliveries: int) -> No
         reasons = ["550 5.1.1 mailbox unavailable", "552 mailbox full", "21610 unsubscribed recipient",
                    "provider timeout", "invalid phone number"]
         params["reasons"] = reasons
-        indexes = conn.execute("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'channels_delivery'"
-                               " AND indexname NOT LIKE '%%_pkey' AND indexdef NOT LIKE '%%UNIQUE%%'").fetchall()
-        for name, _ in indexes:
-            conn.execute(f'DROP INDEX "{name}"')
+        indexes = drop_indexes(conn, "channels_delivery")
         # Created in time order over 60 days; 60 % campaign, 40 % transactional (5 messages).
         timed(conn, "deliveries", f"""
             INSERT INTO channels_delivery (workspace_id, public_id, profile_id, channel, source, source_id,
@@ -119,8 +117,7 @@ def generate(workspace_id: int, people: int, events: int, deliveries: int) -> No
             CROSS JOIN LATERAL (SELECT {h('g', 21)} AS x, {h('g', 22)} AS y, {h('g', 23)} %% 1000 AS z) r
             CROSS JOIN LATERAL (SELECT %(now)s::timestamptz - make_interval(secs => 60 * 86400
                 * (1 - g::float8 / %(deliveries)s)) AS at) t""", params)
-        for name, indexdef in indexes:
-            timed(conn, f"index {name}", indexdef)
+        rebuild_indexes(conn, indexes)
         timed(conn, "delivery events (bounces)", """
             INSERT INTO channels_deliveryevent (workspace_id, delivery_id, kind, at, data)
             SELECT workspace_id, id, 'bounced', failed_at, '{}' FROM channels_delivery

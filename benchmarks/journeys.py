@@ -53,7 +53,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
-from common import PG, ROOT, bench_env, code_area, machine, percentile, post_each, query_kind, rounded, stop, wait_port
+from common import PG, ROOT, bench_env, code_area, h, machine, percentile, post_each, query_kind, rounded, stop, wait_port
 from common import fresh_database as common_fresh_database
 from common import manage as common_manage
 from common import start as common_start
@@ -91,11 +91,6 @@ def setup_django() -> None:
 
 def connect():
     return psycopg.connect(f"{PG}/{DB}", autocommit=True)
-
-
-def h(expr: str, seed: int) -> str:
-    """A deterministic non-negative pseudo-random bigint from an integer SQL expression."""
-    return f"abs(hashint8extended(({expr})::bigint, {seed}))"
 
 
 def timed_sql(conn, sql: str, params=None) -> tuple[float, int]:

@@ -24,7 +24,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import psycopg
-from common import PG, ROOT, bench_env
+from common import PG, ROOT, bench_env, h, timed
 from common import fresh_database as common_fresh_database
 from common import manage as common_manage
 
@@ -47,17 +47,6 @@ def fresh_database() -> None:
 
 
 # --- data -----------------------------------------------------------------------------------------
-
-def h(expr: str, seed: int) -> str:
-    """A deterministic non-negative pseudo-random bigint from an integer SQL expression."""
-    return f"abs(hashint8extended(({expr})::bigint, {seed}))"
-
-
-def timed(conn, label: str, sql: str, params=None) -> None:
-    started = time.perf_counter()
-    cur = conn.execute(sql, params)
-    print(f"  {label}: {time.perf_counter() - started:,.1f} s ({cur.rowcount:,} rows)", flush=True)
-
 
 def generate(workspace_id: int, people: int, per_person: int) -> float:
     started = time.perf_counter()

@@ -148,22 +148,31 @@ def assert_stopped_cleanly(run: MakeRun, *ports: int) -> None:
         assert not port_open(port), f"something still listens on port {port}"
 
 
-@pytest.fixture
-def smoke_database():
-    name = f"ulak_smoke_{secrets.token_hex(6)}"
+@contextlib.contextmanager
+def database_named(name: str, *, create: bool):
+    """The local PostgreSQL's maintenance connection while a test uses database `name` (created
+    first when `create`); the database is dropped afterwards if it exists. Skips without PostgreSQL."""
     try:
         admin = psycopg.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres",
                                 autocommit=True, connect_timeout=5)
     except psycopg.Error as exc:
         pytest.skip(f"needs PostgreSQL on 127.0.0.1:5432 (user postgres): {exc}")
     with admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
+        if create:
+            admin.execute(f'CREATE DATABASE "{name}"')
         try:
-            yield f"postgres://postgres@127.0.0.1:5432/{name}"
+            yield
         finally:
             admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                           "WHERE datname = %s AND pid <> pg_backend_pid()", (name,))
             admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+
+
+@pytest.fixture
+def smoke_database():
+    name = f"ulak_smoke_{secrets.token_hex(6)}"
+    with database_named(name, create=True):
+        yield f"postgres://postgres@127.0.0.1:5432/{name}"
 
 
 @pytest.fixture
@@ -243,18 +252,8 @@ def test_make_run_starts_embedded_postgres_and_redis(reachable_state_dir):
 def missing_database():
     """A database name that does not exist on the local PostgreSQL; dropped afterwards if made."""
     name = f"ulak_smoke_new_{secrets.token_hex(6)}"
-    try:
-        admin = psycopg.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres",
-                                autocommit=True, connect_timeout=5)
-    except psycopg.Error as exc:
-        pytest.skip(f"needs PostgreSQL on 127.0.0.1:5432 (user postgres): {exc}")
-    with admin:
-        try:
-            yield name
-        finally:
-            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                          "WHERE datname = %s AND pid <> pg_backend_pid()", (name,))
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+    with database_named(name, create=False):
+        yield name
 
 
 def wait_for(predicate, timeout: float = 60):
