@@ -19,6 +19,21 @@ from core.models import is_tenant_model
 CONFIRM_LISTED = 100  # rows named on an action's confirmation page; the rest are counted
 
 
+def confirmed(request) -> bool:
+    """Whether this POST comes from a confirmation page (`confirmation_page`)."""
+    return request.method == "POST" and request.POST.get("confirmed") == "yes"
+
+
+def confirmation_page(request, modeladmin, *, description: str, consequence: str, objects: list, count: int,
+                      hidden: list[tuple[str, str]] = ()) -> TemplateResponse:
+    """The page an irreversible change answers first: what will happen to which rows ("This cannot
+    be undone"); confirming posts the same URL again with `hidden` and `confirmed=yes`."""
+    context = {**modeladmin.admin_site.each_context(request), "title": "Are you sure?",
+               "opts": modeladmin.model._meta, "consequence": consequence, "action_description": description,
+               "objects": objects, "count": count, "hidden": list(hidden)}
+    return TemplateResponse(request, "admin/ulak/confirm_action.html", context)
+
+
 def confirm_first(consequence: str):
     """Wrap an irreversible admin action: its first POST answers a confirmation page that lists the
     selected rows and says `consequence`; the action runs only when that page is confirmed (the
@@ -26,20 +41,16 @@ def confirm_first(consequence: str):
     def wrap(action):
         @functools.wraps(action)
         def run(modeladmin, request, queryset):
-            if request.POST.get("confirmed") == "yes":
+            if confirmed(request):
                 return action(modeladmin, request, queryset)
-            opts = modeladmin.model._meta
             objects = list(queryset[:CONFIRM_LISTED])
-            context = {
-                **modeladmin.admin_site.each_context(request),
-                "title": "Are you sure?", "opts": opts, "consequence": consequence,
-                "action_name": request.POST.get("action", ""),
-                "action_description": getattr(run, "short_description", action.__name__.replace("_", " ")),
-                "objects": objects, "count": queryset.count() if len(objects) == CONFIRM_LISTED else len(objects),
-                "selected": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
-                "select_across": request.POST.get("select_across", "0"), "index": request.POST.get("index", "0"),
-            }
-            return TemplateResponse(request, "admin/ulak/confirm_action.html", context)
+            hidden = [(helpers.ACTION_CHECKBOX_NAME, pk) for pk in request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)]
+            hidden += [(name, request.POST.get(name, default)) for name, default in
+                       (("action", ""), ("select_across", "0"), ("index", "0"))]
+            return confirmation_page(
+                request, modeladmin, consequence=consequence, objects=objects, hidden=hidden,
+                description=getattr(run, "short_description", action.__name__.replace("_", " ")),
+                count=queryset.count() if len(objects) == CONFIRM_LISTED else len(objects))
         return run
     return wrap
 

@@ -13,7 +13,8 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from core.admin import (
-    ReadOnlyWorkspaceInline, ReadOnlyWorkspaceScopedAdmin, WorkspaceScopedAdmin, confirm_first, has_perm,
+    ReadOnlyWorkspaceInline, ReadOnlyWorkspaceScopedAdmin, WorkspaceScopedAdmin, confirm_first, confirmation_page,
+    confirmed, has_perm,
 )
 from core.errors import ApiError, InvalidInput
 from profiles import person_sections
@@ -700,6 +701,12 @@ class IngestDeadLetterAdmin(ReadOnlyWorkspaceScopedAdmin):
         return self._act(request, object_id, replay_dead_letter, "Staged again; the processor applies it in order.")
 
     def discard_view(self, request, object_id):
+        if request.method == "POST" and not confirmed(request) and self.has_replay_permission(request):
+            letter = self.get_object(request, unquote(object_id))
+            if letter is None:  # missing, or another workspace's
+                raise Http404
+            return confirmation_page(request, self, description="Discard the dead letter", objects=[letter], count=1,
+                                     consequence="the operation is dropped for good: it will never be applied.")
         return self._act(request, object_id, discard_dead_letter, "Discarded.")
 
     @admin.action(description="Replay selected dead letters", permissions=["replay"])

@@ -61,7 +61,11 @@ def test_replay_and_discard_from_the_detail_page(client, tenant_a, failing):
     entry = AuditEntry.objects.get(object_pk=str(one.pk), changes__action="ingest_dead_letter_replayed")
     assert entry.source == "admin" and entry.actor_id == tenant_a.owner.pk
 
-    assert client.post(url("discard", two.pk)).status_code == 302
+    asked = client.post(url("discard", two.pk))
+    assert asked.status_code == 200 and "cannot be undone" in asked.content.decode()
+    two.refresh_from_db()
+    assert two.state == DeadLetterState.DEAD  # nothing until confirmed
+    assert client.post(url("discard", two.pk), {"confirmed": "yes"}).status_code == 302
     two.refresh_from_db()
     assert two.state == DeadLetterState.DISCARDED
     assert client.get(url("replay", two.pk)).status_code == 405
