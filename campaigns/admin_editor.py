@@ -1,6 +1,7 @@
 """The console's message editor (docs/console-editor.md): code editors on the content pages of
-transactional messages, layouts and snippets, and on a transactional message's page a live
-preview rendered by the server, SMS length counters and "Send a test to me".
+transactional messages, layouts and snippets, and on a transactional message's page — a new
+message's add page included — a live preview rendered by the server and SMS length counters;
+"Send a test to me" on a saved message's page.
 
 The editors are a front-end island (frontend/src/message-editor/) over the form's own textareas:
 it writes them as one types, so a save takes the admin's usual path and validation, and with
@@ -14,12 +15,15 @@ The endpoints of a transactional message (`ModelAdmin.get_urls`, each through `a
   trigger data; `{"subject", "sender", "reply_to", "html", "text", "payload", "sms"}`, or `400`
   `{"errors": [{"field", "message"}]}` naming the field (a Liquid error, bad JSON, a layout
   that does not fit). Another workspace's message or person: `404`.
+- `editor/preview/` (POST, `view_campaigns`): the same for the add page's draft, a message not
+  saved yet (`message.*` is the posted name, with no id and no version). Same form, same code.
 - `<id>/editor/frame/` (POST, `view_campaigns`): the same render's email HTML as a document of its
   own, which the island posts into the preview's sandboxed frame (a form whose `target` is the
   frame). Its response alone carries what email HTML needs (`EMAIL_DOCUMENT_CSP`: inline styles,
   images and fonts from anywhere, no script at all, the `sandbox` directive, framed by this site
   only, X-Frame-Options SAMEORIGIN); a refusal is a small HTML page naming the field, under that
   same policy, with the JSON endpoint's status (400, 403, 404, 405).
+- `editor/frame/` (POST, `view_campaigns`): the same for the add page's draft.
 - `<id>/editor/test/` (POST, `change_campaigns`): the same render sent to the user as a test
   delivery (campaigns/editor.py); `{"delivery": {"id", "status", "recipient", "reason", "url"}}`.
 - `editor/people/?q=` (GET, `view_campaigns` and `view_people`): people of the workspace whose
@@ -119,6 +123,7 @@ class DraftForm(forms.Form):
     the trigger data of the preview, and where an SMS or WhatsApp test goes."""
 
     channel = forms.ChoiceField(choices=TransactionalMessage.Channel.choices)
+    name = forms.CharField(required=False)  # a new message's `message.name` (a saved one's is its own)
     subject = forms.CharField(required=False, strip=False)
     preheader = forms.CharField(required=False, strip=False)
     from_address = forms.CharField(required=False, strip=False)
@@ -195,6 +200,11 @@ def _frame_refusal(refusal: Refusal) -> HttpResponse:
     return HttpResponse(page, status=refusal.status, content_type="text/html; charset=utf-8")
 
 
+def draft_about(name: str) -> dict:
+    """`message.*` of a message not saved yet (the add page): its name as typed, no id, no version."""
+    return {"transactional_message_id": None, "name": name, "version": None}
+
+
 def saved_draft(message: TransactionalMessage) -> dict:
     """The saved message as the change form would post it."""
     content = message.content
@@ -213,11 +223,14 @@ class TransactionalEditorMixin(MessageEditorMixin):
 
     def editor_urls(self) -> list:
         """The editor's endpoints, to go before any other `<path:object_id>/...` pattern of the admin
-        (a path converter would take `12/editor` for an object id)."""
+        (a path converter would take `12/editor` for an object id, and `editor` of `editor/preview/`
+        for one too). The model-level ones (no object id: the add page's draft) come first."""
         view = self.admin_site.admin_view
         name = f"{self.opts.app_label}_{self.opts.model_name}"
         return [
             path("editor/people/", view(self.editor_people_view), name=f"{name}_editor_people"),
+            path("editor/preview/", view(self.editor_preview_view), name=f"{name}_editor_draft_preview"),
+            path("editor/frame/", view(self.editor_frame_view), name=f"{name}_editor_draft_frame"),
             path("<path:object_id>/editor/preview/", view(self.editor_preview_view), name=f"{name}_editor_preview"),
             path("<path:object_id>/editor/frame/", view(self.editor_frame_view), name=f"{name}_editor_frame"),
             path("<path:object_id>/editor/test/", view(self.editor_test_view), name=f"{name}_editor_test"),
@@ -225,14 +238,21 @@ class TransactionalEditorMixin(MessageEditorMixin):
 
     def editor_config(self, request, obj) -> dict:
         config = super().editor_config(request, obj)
-        if obj is None:
-            return config  # a new message is previewed once saved: its page has the preview
         name = f"admin:{self.opts.app_label}_{self.opts.model_name}"
+        search_url = reverse(f"{name}_editor_people") if has_perm(request, "view_people") else None
+        if obj is None:  # the add page: the draft's own endpoints; a test is sent from a saved message
+            config["preview"] = {
+                "url": reverse(f"{name}_editor_draft_preview"), "frame_url": reverse(f"{name}_editor_draft_frame"),
+                "search_url": search_url, "test_url": None, "new": True, "user_email": request.user.email,
+                "test_channels": list(editor.TEST_CHANNELS), "saved": None,
+            }
+            return config
         config["preview"] = {
             "url": reverse(f"{name}_editor_preview", args=[obj.pk]),
             "frame_url": reverse(f"{name}_editor_frame", args=[obj.pk]),
-            "search_url": reverse(f"{name}_editor_people") if has_perm(request, "view_people") else None,
+            "search_url": search_url,
             "test_url": reverse(f"{name}_editor_test", args=[obj.pk]) if self.has_change_permission(request) else None,
+            "new": False,
             "user_email": request.user.email,
             "test_channels": list(editor.TEST_CHANNELS),
             # A member who may only look gets a page without the form's fields: the preview posts these.
@@ -257,7 +277,7 @@ class TransactionalEditorMixin(MessageEditorMixin):
                  for row in rows[:SEARCH_LIMIT]]
         return JsonResponse({"people": found, "more": len(rows) > SEARCH_LIMIT})
 
-    def editor_preview_view(self, request, object_id):
+    def editor_preview_view(self, request, object_id=None):
         if request.method != "POST":
             return _errors([(None, "POST the form's content.")], status=405)
         if not self.has_view_permission(request):
@@ -277,9 +297,10 @@ class TransactionalEditorMixin(MessageEditorMixin):
 
     @method_decorator(csp_override(EMAIL_DOCUMENT_CSP))
     @method_decorator(xframe_options_sameorigin)
-    def editor_frame_view(self, request, object_id):
+    def editor_frame_view(self, request, object_id=None):
         """The draft's email HTML as a document of its own, for the preview's frame (the island
-        posts the same fields as to the preview). Only this response has the email's policy."""
+        posts the same fields as to the preview). Only this response has the email's policy.
+        Without `object_id`: the add page's draft."""
         if request.method != "POST":
             return _frame_refusal(_refusal([(None, "POST the form's content.")], status=405))
         if not self.has_view_permission(request):
@@ -326,11 +347,14 @@ class TransactionalEditorMixin(MessageEditorMixin):
         return JsonResponse({"delivery": {"id": delivery.public_id, "status": delivery.status,
                                           "recipient": delivery.recipient, "reason": reason, "url": url}})
 
-    def _render_draft(self, request, object_id):
-        """(message, form, rendered) or the Refusal."""
-        message = self.get_object(request, unquote(object_id))
-        if message is None:
-            return _refusal([(None, "No transactional message of this workspace has this id.")], status=404)
+    def _render_draft(self, request, object_id=None):
+        """(message, form, rendered) or the Refusal. Without `object_id` (the add page) the message
+        is None and `message.*` is the draft's (draft_about)."""
+        message = None
+        if object_id is not None:
+            message = self.get_object(request, unquote(object_id))
+            if message is None:
+                return _refusal([(None, "No transactional message of this workspace has this id.")], status=404)
         form = DraftForm(request.POST, workspace=request.workspace)
         if not form.is_valid():
             return _form_refusal(form)
@@ -347,7 +371,9 @@ class TransactionalEditorMixin(MessageEditorMixin):
             return _refusal(sorted(problems.items()))
         try:
             rendered = render_draft(workspace=request.workspace, channel=channel, draft=draft, profile=profile,
-                                    trigger=form.cleaned_data["preview_trigger"], about=transactional.about(message))
+                                    trigger=form.cleaned_data["preview_trigger"],
+                                    about=transactional.about(message) if message is not None
+                                    else draft_about(form.cleaned_data["name"]))
         except TemplateError as exc:
             return _refusal([(field_of(exc.field), exc.describe(with_field=False))])
         return message, form, rendered

@@ -278,3 +278,65 @@ def test_an_analyst_sees_the_preview_of_the_saved_message_and_cannot_send(consol
     assert email_frame(page).inner_text("body") == "Saved there"
     assert page.locator("#ulak-test-button").count() == 0
     assert "needs the permission to change messages" in page.inner_text("#ulak-test-send")
+
+
+def test_the_add_page_previews_the_new_message_as_it_is_typed(console, tenant_a, tenant_b):
+    """A new message, not saved: its add page has the same preview (the model-level endpoints)."""
+    person = ProfileFactory(workspace=tenant_a.workspace, external_id="ada-1", email="ada@example.test",
+                            attributes={"first_name": "Ada"})
+    ProfileFactory(workspace=tenant_b.workspace, external_id="ada-globex", email="ada@globex.test")
+    console.log_in(tenant_a.owner)
+    page = console.page
+    frame_responses = []
+    page.on("response", lambda answer: answer.url.endswith("/editor/frame/") and frame_responses.append(answer))
+    response = console.goto(reverse("admin:campaigns_transactionalmessage_add"))
+    page_policy = response.headers["content-security-policy"]
+    assert "*" not in page_policy and "unsafe-inline" not in page_policy
+    page.wait_for_selector('body[data-ulak-message-editor="ready"]')
+    # No channel chosen yet: nothing is posted, the panel says what it waits for.
+    page.wait_for_selector('#ulak-preview[data-state="idle"]')
+    assert "Choose the message's channel" in page.inner_text("#ulak-preview-status")
+    assert "a test is sent from a saved message" in page.inner_text("#ulak-test-send")
+    assert page.locator("#ulak-test-button").count() == 0
+
+    # Typed before the channel is chosen (a message without content is refused with a 400, which
+    # Chromium logs as a console error: see the module's docstring), then the channel.
+    page.fill("#id_name", "Order shipped")
+    page.fill("#ulak-preview-trigger", json.dumps({"order_id": 42}))
+    replace_text(page, "subject", "Order {{ trigger.order_id }} shipped")
+    body = ('<style>p.total { color: rgb(200, 0, 0); }</style>'
+            '<p class="total">Hi {{ customer.first_name | default: "there" }}, order {{ trigger.order_id }}</p>')
+    replace_text(page, "body", body)
+    page.wait_for_timeout(600)  # past the debounce: still nothing posted without a channel
+    assert renders(page) == 0 and page.get_attribute("#ulak-preview", "data-state") == "idle"
+    page.select_option("#id_channel", "email")
+    wait_for_render(page, 0)
+    assert page.input_value("#id_subject") == "Order {{ trigger.order_id }} shipped"
+    assert page.input_value("#id_body") == body
+    assert page.inner_text("#ulak-preview-subject") == "Order 42 shipped"
+    assert page.inner_text("#ulak-preview-text") == "Hi there, order 42"
+    wait_for_frame(page)
+    assert email_frame(page).inner_text("p.total") == "Hi there, order 42"
+
+    # A person found by search (this workspace's only); the preview and the frame follow.
+    page.fill("#ulak-preview-person-search", "ada")
+    page.wait_for_selector(".ulak-preview-person-choice")
+    assert page.locator(".ulak-preview-person-choice").all_inner_texts() == ["ada-1 · ada@example.test"]
+    before = renders(page)
+    page.click(".ulak-preview-person-choice")
+    wait_for_render(page, before)
+    assert page.get_attribute("#ulak-preview", "data-person") == str(person.pk)
+    assert page.inner_text("#ulak-preview-text") == "Hi Ada, order 42"
+    frame = email_frame(page)
+    assert urlsplit(frame.url).path == reverse("admin:campaigns_transactionalmessage_editor_draft_frame")
+    assert frame.inner_text("p.total") == "Hi Ada, order 42"
+    assert frame.locator("p.total").evaluate("p => getComputedStyle(p).color") == "rgb(200, 0, 0)"
+    # The frame's document had the email's own policy; the page kept the site's.
+    headers = frame_responses[-1].headers
+    assert frame_responses[-1].status == 200 and headers["x-frame-options"] == "SAMEORIGIN"
+    assert "sandbox" in headers["content-security-policy"] and "script-src" not in headers["content-security-policy"]
+    assert page.get_attribute("#ulak-preview-html", "srcdoc") is None
+    console.check()
+    page.evaluate("window.scrollTo(0, 0)")
+    console.screenshot("message-editor-add")
+    assert not Delivery.unscoped.exists()

@@ -47,6 +47,15 @@ def people_url():
     return reverse(f"{ADMIN}_editor_people")
 
 
+def draft_preview_url():
+    """A new message's preview (the add page: no object id)."""
+    return reverse(f"{ADMIN}_editor_draft_preview")
+
+
+def draft_frame_url():
+    return reverse(f"{ADMIN}_editor_draft_frame")
+
+
 def draft(**overrides):
     """The change form's fields as the editor posts them, plus the preview's own."""
     data = {"name": "Welcome", "channel": "email", "channel_config": "", "topic": "", "layout": "",
@@ -299,6 +308,134 @@ def test_the_frame_needs_view_campaigns_a_post_and_the_csrf_token(client, tenant
     anonymous = Client()
     response = anonymous.post(frame_url(message), draft())
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
+
+
+# --- a new message's preview (the add page) ------------------------------------------------------------
+
+def test_the_model_level_urls_resolve_before_the_per_object_ones(message):
+    from django.urls import resolve
+
+    assert draft_preview_url() == "/admin/campaigns/transactionalmessage/editor/preview/"
+    assert draft_frame_url() == "/admin/campaigns/transactionalmessage/editor/frame/"
+    assert resolve(draft_preview_url()).url_name == "campaigns_transactionalmessage_editor_draft_preview"
+    assert resolve(draft_frame_url()).url_name == "campaigns_transactionalmessage_editor_draft_frame"
+    assert resolve(draft_preview_url()).kwargs == {} and resolve(draft_frame_url()).kwargs == {}
+    assert resolve(preview_url(message)).url_name == "campaigns_transactionalmessage_editor_preview"
+    assert resolve(preview_url(message)).kwargs == {"object_id": str(message.pk)}
+    assert resolve(frame_url(message)).url_name == "campaigns_transactionalmessage_editor_frame"
+    assert resolve(reverse(f"{ADMIN}_preview", args=[message.pk])).url_name == "campaigns_transactionalmessage_preview"
+
+
+def test_the_add_page_previews_the_draft_for_a_person_with_trigger_data(owner, tenant_a, person):
+    layout = content_services.create_layout(workspace=tenant_a.workspace, name="Frame",
+                                            body="<html><body><main>{{ content }}</main></body></html>")
+    fields = draft(name="Order shipped", layout=layout.pk,
+                   subject="Order {{ trigger.order_id }} for {{ customer.first_name }}",
+                   body="<p>{{ message.name }}: hi {{ customer.first_name }}, order {{ trigger.order_id }}"
+                        '{{ message.version | default: "new" }}</p><a href="{% unsubscribe_url %}">x</a>',
+                   preview_person=person.pk, preview_trigger='{"order_id": 42}')
+    response = owner.post(draft_preview_url(), fields)
+
+    assert response.status_code == 200, response.content
+    data = response.json()
+    assert data["subject"] == "Order 42 for Ada" and data["channel"] == "email"
+    assert data["html"] == ('<html><body><main><p>Order shipped: hi Ada, order 42new</p>'
+                            '<a href="#preview">x</a></main></body></html>')
+    assert data["text"] == "Order shipped: hi Ada, order 42new\n\nx"
+    # The frame renders the same draft, as a document under the email's own policy.
+    frame = owner.post(draft_frame_url(), fields)
+    assert frame.status_code == 200 and frame.content.decode() == data["html"]
+    assert_email_document(frame)
+    assert "script-src" not in policy(frame) and "nonce-" not in frame["Content-Security-Policy"]
+    assert not TransactionalMessage.unscoped.exists() and not Delivery.unscoped.exists()
+
+
+def test_the_add_pages_sms_preview_counts_its_length(owner):
+    response = owner.post(draft_preview_url(), draft(channel="sms", subject="", body="Kod: {{ trigger.code }}",
+                                                     preview_trigger='{"code": "4242"}'))
+    assert response.status_code == 200
+    assert response.json()["text"] == "Kod: 4242" and response.json()["sms"]["segments"] == 1
+    response = owner.post(draft_frame_url(), draft(channel="sms", subject="", body="Kod"))
+    assert response.status_code == 400
+    assert "<li>Channel: only an email has an HTML version to show here</li>" in response.content.decode()
+
+
+@pytest.mark.parametrize("field, value, message_text", [
+    ("preview_trigger", "{", "Enter a valid JSON."),
+    ("preview_trigger", "[1, 2]", "Must be a JSON object."),
+    ("body", "<p>\n{{ customer.nickname }}</p>", "line 2: customer.nickname is undefined"),
+])
+def test_the_add_pages_bad_input_names_its_field(owner, field, value, message_text):
+    response = owner.post(draft_preview_url(), draft(**{field: value}))
+    assert response.status_code == 400
+    assert errors_of(response) == [(field, message_text)]
+    frame = owner.post(draft_frame_url(), draft(**{field: value}))
+    label = {"preview_trigger": "Trigger data", "body": "Body"}[field]
+    assert frame.status_code == 400 and f"<li>{label}: {message_text}</li>" in frame.content.decode()
+    assert_email_document(frame)
+    assert not TransactionalMessage.unscoped.exists()
+
+
+def test_the_add_pages_preview_refuses_another_workspaces_person_and_rows(owner, two_tenants):
+    _, b = two_tenants
+    theirs = ProfileFactory(workspace=b.workspace, external_id="globex-1", email="g@globex.test",
+                            attributes={"first_name": "Globex"})
+    response = owner.post(draft_preview_url(), draft(preview_person=theirs.pk, body="{{ customer.first_name }}"))
+    assert response.status_code == 404
+    assert errors_of(response) == [("preview_person", "No person of this workspace has this id.")]
+    frame = owner.post(draft_frame_url(), draft(preview_person=theirs.pk, body="{{ customer.first_name }}"))
+    assert frame.status_code == 404 and "globex" not in frame.content.decode().lower()
+    assert_email_document(frame)
+    layout = content_services.create_layout(workspace=b.workspace, name="Globex frame", body="{{ content }}")
+    response = owner.post(draft_preview_url(), draft(layout=layout.pk))
+    assert response.status_code == 400
+    assert errors_of(response) == [("layout", "Select a valid choice. That choice is not one of the available choices.")]
+
+
+def test_the_add_pages_preview_needs_view_campaigns_and_a_post(client, tenant_a):
+    logged_in(client, make_member(tenant_a.workspace, Role.COMPLIANCE))  # no view_campaigns
+    response = client.post(draft_preview_url(), draft())
+    assert response.status_code == 403 and errors_of(response) == [(None, "You may not see messages in this workspace.")]
+    frame = client.post(draft_frame_url(), draft(body="<p>secret draft</p>"))
+    assert frame.status_code == 403 and "secret draft" not in frame.content.decode()
+    assert_email_document(frame)
+
+    logged_in(client, make_member(tenant_a.workspace, Role.ANALYST))  # view_campaigns only
+    assert client.post(draft_preview_url(), draft()).status_code == 200
+    assert client.post(draft_frame_url(), draft()).status_code == 200
+    assert client.get(draft_preview_url()).status_code == 405
+    assert client.get(draft_frame_url()).status_code == 405
+    assert not TransactionalMessage.unscoped.exists()
+
+    response = Client().post(draft_preview_url(), draft())
+    assert response.status_code == 302 and "/admin/login/" in response["Location"]
+
+
+def test_the_add_page_has_the_preview_under_the_site_policy_with_the_nonce(client, tenant_a):
+    strict = logged_in(Client(enforce_csrf_checks=True), tenant_a.owner)
+    page = strict.get(reverse(f"{ADMIN}_add"))
+    assert page.status_code == 200
+    csp = policy(page)
+    config = page.context["message_editor"]
+    nonce = config["nonce"]
+    assert nonce and csp == site_policy_with(nonce)
+    assert "*" not in page["Content-Security-Policy"] and "unsafe-inline" not in page["Content-Security-Policy"]
+    assert page["X-Frame-Options"] == "DENY"
+    assert config["preview"]["url"] == draft_preview_url() and config["preview"]["frame_url"] == draft_frame_url()
+    assert config["preview"]["test_url"] is None and config["preview"]["new"] is True
+    assert config["preview"]["search_url"] == people_url()
+    html = page.content.decode()
+    assert 'id="ulak-preview"' in html and 'id="ulak-test-after-save"' in html and "srcdoc" not in html
+    assert re.search(r'<iframe [^>]*id="ulak-preview-html" name="ulak-preview-frame" sandbox=""', html)
+    # The add page's form carries the CSRF token the frame's post needs; without it nothing renders.
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', html).group(1)
+    assert strict.post(draft_frame_url(), draft(body="<p>never</p>")).status_code == 403
+    response = strict.post(draft_frame_url(), {**draft(body="<p>rendered</p>"), "csrfmiddlewaretoken": token})
+    assert response.status_code == 200 and response.content.decode() == "<p>rendered</p>"
+
+    # A member who may not add messages does not get the add page at all.
+    logged_in(client, make_member(tenant_a.workspace, Role.ANALYST))
+    assert client.get(reverse(f"{ADMIN}_add")).status_code == 403
 
 
 # --- roles ---------------------------------------------------------------------------------------------

@@ -17,7 +17,10 @@
  * The person and the trigger data are kept for the message in the tab's sessionStorage (gone
  * when the tab closes), so a save, which reloads the page, previews the same way again.
  *
- * The panel gets data-state="loading" | "ready" | "error" and, for the frame, data-frame="loading" |
+ * On a new message's add page the endpoints are the model-level ones (no object id: config.preview.new)
+ * and the same code runs; until the form's channel is chosen nothing is posted (data-state="idle").
+ *
+ * The panel gets data-state="idle" | "loading" | "ready" | "error" and, for the frame, data-frame="loading" |
  * "ready" and data-frame-loads (browser tests wait on them).
  */
 const DEBOUNCE_MS = 400;
@@ -208,6 +211,15 @@ export function setUpPreview(form, config, editors) {
 
   async function render() {
     if (controller) controller.abort();
+    controller = null;
+    if (channelSelect && !channel()) {
+      // A new message (the add page) before its channel is chosen: nothing to render yet.
+      showErrors([]);
+      result.hidden = true;
+      panel.dataset.state = "idle";
+      status.textContent = "Choose the message's channel to see the preview.";
+      return;
+    }
     controller = new AbortController();
     const mine = controller;
     panel.dataset.state = "loading";
