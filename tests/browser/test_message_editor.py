@@ -68,6 +68,18 @@ def email_frame(page):
     return frame
 
 
+def pick_person(page, person, term: str, listed: list[str]):
+    """Search people by `term`, check what the search lists (this workspace's only), pick the first
+    and wait until the preview is rendered for `person`."""
+    page.fill("#ulak-preview-person-search", term)
+    page.wait_for_selector(".ulak-preview-person-choice")
+    assert page.locator(".ulak-preview-person-choice").all_inner_texts() == listed
+    before = renders(page)
+    page.click(".ulak-preview-person-choice")
+    wait_for_render(page, before)
+    assert page.get_attribute("#ulak-preview", "data-person") == str(person.pk)
+
+
 def renders(page) -> int:
     return int(page.get_attribute("#ulak-preview", "data-renders") or 0)
 
@@ -95,13 +107,7 @@ def test_type_in_the_editor_and_see_the_preview_for_a_person_found_by_search(con
     assert email_frame(page).inner_text("body") == "Thanks there"
 
     # A person found by search (their workspace only), then trigger data.
-    page.fill("#ulak-preview-person-search", "ada")
-    page.wait_for_selector(".ulak-preview-person-choice")
-    assert page.locator(".ulak-preview-person-choice").all_inner_texts() == ["ada-1 · ada@example.test"]
-    before = renders(page)
-    page.click(".ulak-preview-person-choice")
-    wait_for_render(page, before)
-    assert page.get_attribute("#ulak-preview", "data-person") == str(person.pk)
+    pick_person(page, person, "ada", ["ada-1 · ada@example.test"])
     assert "Thanks Ada" in page.inner_text("#ulak-preview-text")
 
     before = renders(page)
@@ -319,13 +325,7 @@ def test_the_add_page_previews_the_new_message_as_it_is_typed(console, tenant_a,
     assert email_frame(page).inner_text("p.total") == "Hi there, order 42"
 
     # A person found by search (this workspace's only); the preview and the frame follow.
-    page.fill("#ulak-preview-person-search", "ada")
-    page.wait_for_selector(".ulak-preview-person-choice")
-    assert page.locator(".ulak-preview-person-choice").all_inner_texts() == ["ada-1 · ada@example.test"]
-    before = renders(page)
-    page.click(".ulak-preview-person-choice")
-    wait_for_render(page, before)
-    assert page.get_attribute("#ulak-preview", "data-person") == str(person.pk)
+    pick_person(page, person, "ada", ["ada-1 · ada@example.test"])
     assert page.inner_text("#ulak-preview-text") == "Hi Ada, order 42"
     frame = email_frame(page)
     assert urlsplit(frame.url).path == reverse("admin:campaigns_transactionalmessage_editor_draft_frame")
