@@ -113,15 +113,17 @@ def per_day(workspace, *, start: datetime, end: datetime, time_zone: str, channe
         return {(day, kind): n for day, kind, n in cursor.fetchall()}
 
 
-def per_message(workspace, *, kind: str, start: datetime, end: datetime,
-                channel: str | None = None) -> dict[tuple[str, str, str], int]:
-    """(source, source id, channel) → how many times `kind` happened in [start, end)."""
+def per_message_counts(workspace, *, kinds: tuple[str, ...], start: datetime, end: datetime,
+                       channel: str | None = None) -> list[dict]:
+    """Per message (source, source id) and channel, how many times each of `kinds` happened in
+    [start, end), the most `kinds[0]` first (the messages' rows, not the channel totals)."""
     rows = (DeliveryActivity.objects.for_workspace(workspace.pk)
-            .filter(kind=kind, slot__gte=start, slot__lt=end).exclude(source=TOTAL))
+            .filter(kind__in=kinds, slot__gte=start, slot__lt=end).exclude(source=TOTAL))
     if channel:
         rows = rows.filter(channel=channel)
-    return {(source, source_id, ch): n for source, source_id, ch, n in rows.values_list("source", "source_id", "channel")
-            .annotate(n=models.Sum("count")).values_list("source", "source_id", "channel", "n").order_by()}
+    sums = {kind: models.Sum("count", filter=models.Q(kind=kind), default=0) for kind in kinds}
+    return list(rows.values("source", "source_id", "channel").annotate(**sums)
+                .order_by(f"-{kinds[0]}", "source", "source_id", "channel"))
 
 
 def rebuild(workspace_id: int | None = None) -> None:

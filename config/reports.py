@@ -1,5 +1,5 @@
 """The console's delivery report (Deliveries → Reports): per message and channel, what happened to
-the deliveries of a period, with rates, a daily chart and a CSV export (docs/console.md "Delivery
+a period's deliveries, with rates, a daily chart and a CSV export (docs/console.md "Delivery
 reports"). The counts are read by channels.selectors; the messages' names come from campaigns."""
 
 from datetime import datetime, time, timedelta

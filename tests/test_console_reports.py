@@ -64,12 +64,12 @@ def test_the_report_counts_each_message_with_rates(client, tenant_a, tenant_b):
     rows = {row["message"]: row for row in response.context["rows"]}
     assert set(rows) == {f"Welcome {tenant_a.workspace.name}", f"Onboarding {tenant_a.workspace.name}"}
     row = rows[f"Welcome {tenant_a.workspace.name}"]
-    assert {k: row[k] for k in ("deliveries", "sent", "delivered", "opened", "clicked", "bounced", "unsubscribed")} == {
-        "deliveries": 4, "sent": 4, "delivered": 3, "opened": 2, "clicked": 1, "bounced": 1, "unsubscribed": 1}
+    assert {k: row[k] for k in ("sent", "delivered", "opened", "clicked", "bounced", "failed", "unsubscribed")} == {
+        "sent": 4, "delivered": 3, "opened": 2, "clicked": 1, "bounced": 1, "failed": 0, "unsubscribed": 1}
     assert (row["delivered_rate"], row["open_rate"], row["click_rate"], row["bounce_rate"]) == (0.75, 0.6667, 0.3333, 0.25)
     assert row["url"] == reverse("admin:campaigns_transactionalmessage_change", args=[welcome.pk])
     assert rows[f"Onboarding {tenant_a.workspace.name}"]["channel"] == "sms"
-    assert response.context["totals"]["deliveries"] == 5
+    assert response.context["totals"]["sent"] == 5
     page = response.content.decode()
     assert "Globex" not in page
     chart = json.loads(re.search(r'id="report-chart-data" type="application/json">(.*?)</script>', page, re.S).group(1))
@@ -81,7 +81,7 @@ def test_filters_by_channel_period_and_message(client, tenant_a):
     welcome, _ = fill(tenant_a.workspace)
     client.force_login(tenant_a.owner)
     assert [r["channel"] for r in get(client, channel="sms").context["rows"]] == ["sms"]
-    assert get(client, days="90").context["totals"]["deliveries"] == 6
+    assert get(client, days="90").context["totals"]["sent"] == 6
     chart = get(client, message=f"transactional:{welcome.pk}").context["chart"]
     assert chart["series"][0]["values"][-1] == 4  # the SMS campaign is not this message
 
@@ -103,7 +103,7 @@ def test_the_csv_export_has_every_message_with_its_rates(client, tenant_a, tenan
     assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
     assert "attachment" in response["Content-Disposition"]
     rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
-    assert [(r["message"], r["deliveries"], r["open_rate"]) for r in rows] == [
+    assert [(r["message"], r["sent"], r["open_rate"]) for r in rows] == [
         (f"Welcome {tenant_a.workspace.name}", "4", "0.6667"), (f"Onboarding {tenant_a.workspace.name}", "1", "0.0")]
 
 

@@ -94,5 +94,6 @@ def test_unsubscribes_count_as_they_are_recorded(tenant_a):
     record_delivery_event(d, "unsubscribed", at=AT)
     slot = datetime(2026, 11, 20, 21, 30, tzinfo=UTC)
     assert counts(tenant_a.workspace) == {(slot, "sent"): 1, (slot, "unsubscribed"): 1}
-    assert activity.per_message(tenant_a.workspace, kind="unsubscribed", start=slot, end=slot + timedelta(hours=1)) == {
-        ("campaign", "7", "email"): 1}
+    assert activity.per_message_counts(tenant_a.workspace, kinds=("sent", "unsubscribed"), start=slot,
+                                       end=slot + timedelta(hours=1)) == [
+        {"source": "campaign", "source_id": "7", "channel": "email", "sent": 1, "unsubscribed": 1}]
