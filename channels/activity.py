@@ -24,7 +24,6 @@ SLOT = timedelta(minutes=15)
 # The delivery column first set → what the rollup counts (failed_at: bounced apart from failed).
 KIND_FOR_COLUMN = {"sent_at": "sent", "delivered_at": "delivered", "opened_at": "opened", "clicked_at": "clicked",
                    "converted_at": "converted", "failed_at": "failed"}
-KINDS = ("sent", "delivered", "opened", "clicked", "converted", "failed", "bounced", "unsubscribed")
 # Delivery events counted as they are recorded (they set no timestamp on the delivery).
 EVENT_KINDS = ("unsubscribed",)
 TOTAL = "*"  # the source of a channel's total rows

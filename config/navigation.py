@@ -98,7 +98,8 @@ def task_sections(app_dict: dict, request) -> list[dict]:
         if models:
             sections.append({"name": name, "app_label": key, "app_url": models[0]["admin_url"] or reverse("admin:index"),
                              "has_module_perms": True, "models": models})
-    others = [model for page, model in sorted(pages.items()) if page not in named_pages() and page not in PAGES]
+    named = named_pages() | set(PAGES)
+    others = [model for page, model in sorted(pages.items()) if page not in named]
     if others:
         sections.append({"name": "Other", "app_label": "other", "app_url": others[0]["admin_url"],
                          "has_module_perms": True, "models": others})

@@ -33,6 +33,8 @@ IDENTIFIERS = ("id", "email")
 FIELDS = ("id", "email", "phone", "unsubscribed", "created_at")
 ATTRIBUTE = "attribute:"
 IGNORE = "ignore"
+# How a spreadsheet writes yes and no; anything else is refused by clean_bool, naming the column.
+CSV_BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 STALLED_AFTER = timedelta(minutes=2)
 
 
@@ -169,9 +171,7 @@ def row_operations(mapping: dict, columns: list[str], cells: list[str], *, now: 
         elif target == "phone":
             reserved["phone"] = clean_phone(value, column)
         elif target == "unsubscribed":
-            reserved["unsubscribed"] = clean_bool(value.lower() in ("true", "1", "yes")
-                                                  if value.lower() in ("true", "false", "1", "0", "yes", "no")
-                                                  else value, column)
+            reserved["unsubscribed"] = clean_bool(CSV_BOOLEANS.get(value.lower(), value), column)
         elif target == "created_at":
             reserved["created_at"] = int(clean_timestamp(value, column))
         elif target == "id":

@@ -268,3 +268,10 @@ def test_the_changelist_queries_do_not_grow_with_imports(client, tenant_a, djang
         upload(tenant_a)
     with django_assert_max_num_queries(len(few.captured_queries)):
         client.get(changelist())
+
+
+def test_unsubscribed_takes_spreadsheet_yes_and_no_and_refuses_anything_else(tenant_a):
+    people_import = upload(tenant_a, b"id,unsubscribed\na,YES\nb,0\nc,maybe\n")
+    rows = imports.preview(people_import, {"id": "id", "unsubscribed": "unsubscribed"})
+    assert [row.get("fields", {}).get("unsubscribed") for row in rows[:2]] == [True, False]
+    assert rows[2] == {"row": 3, "error": {"column": "unsubscribed", "message": "must be true or false"}}
