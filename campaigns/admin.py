@@ -21,7 +21,7 @@ from django.urls import path
 from django.utils.decorators import method_decorator
 
 from campaigns import services, transactional
-from campaigns.admin_editor import MessageEditorMixin, TransactionalEditorMixin
+from campaigns.admin_editor import LayoutEditorMixin, SnippetEditorMixin, TransactionalEditorMixin
 from channels.content import services as content_services
 from channels.content import rendering
 from campaigns.models import TransactionalMessage
@@ -82,6 +82,16 @@ class LayoutForm(ServiceValidatedForm):
                                  name=state.get("name") or "", body=state.get("body") or "")
 
 
+class TemplateField(forms.CharField):
+    """A template typed in a textarea: browsers post its line breaks as CRLF; the template keeps
+    LF, so a field shown and posted back unchanged is not a change (an MJML message's `body`,
+    compiled from its MJML, must not look edited by hand)."""
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        return value.replace("\r\n", "\n") if isinstance(value, str) else value
+
+
 def _text(rows: int) -> forms.Textarea:
     return forms.Textarea(attrs={"rows": rows, "cols": 80, "class": "vLargeTextField"})
 
@@ -90,14 +100,17 @@ class TransactionalMessageForm(ServiceValidatedForm):
     """The message's settings are its own fields; its content (subject, body, layout, payload...)
     lives in its MessageContent and is edited here as if it were the message's."""
 
-    subject = forms.CharField(required=False, strip=False, widget=_text(2))
+    subject = TemplateField(required=False, strip=False, widget=_text(2))
     preheader = forms.CharField(required=False, max_length=255, strip=False)
     from_address = forms.CharField(required=False, max_length=255, help_text="Empty: the channel's sender")
     reply_to = forms.CharField(required=False, max_length=255)
     layout = forms.ModelChoiceField(queryset=Layout.unscoped.none(), required=False)  # set per workspace below
-    body = forms.CharField(required=False, strip=False, widget=_text(10),
+    body = TemplateField(required=False, strip=False, widget=_text(10),
                            help_text="Email HTML, SMS/WhatsApp text, push or in-app message")
-    body_plain = forms.CharField(required=False, strip=False, widget=_text(6),
+    body_mjml = TemplateField(label="Body (MJML)", required=False, strip=False, widget=_text(10),
+                                help_text="An email written in MJML (mjml.io) instead of HTML: when set, the "
+                                          "HTML body is compiled from it on save. Email only, without a layout.")
+    body_plain = TemplateField(required=False, strip=False, widget=_text(6),
                                  help_text="Email plain-text part; empty derives it from the HTML")
     payload = PrettyJSONField(required=False)
 
@@ -113,7 +126,8 @@ class TransactionalMessageForm(ServiceValidatedForm):
         state = {**state, "payload": state.get("payload") or {}}
         for name in services.TM_TEMPLATE_FIELDS + ("description",):
             state[name] = state.get(name) or ""
-        services.validate_transactional(workspace_id=self.workspace.pk, state=state, exclude_pk=self.instance.pk)
+        services.validate_transactional(workspace_id=self.workspace.pk, state=state, exclude_pk=self.instance.pk,
+                                        given={name: state.get(name) for name in self.changed_data})
 
     def clean_payload(self):
         return self.cleaned_data.get("payload") or {}
@@ -177,9 +191,8 @@ class ContentAdmin(WorkspaceScopedAdmin):
 
 
 @admin.register(Snippet)
-class SnippetAdmin(MessageEditorMixin, ContentAdmin):
+class SnippetAdmin(SnippetEditorMixin, ContentAdmin):
     form = SnippetForm
-    editor_fields = {"value": "html"}
     list_display = ["name", "version", "updated_at"]
     search_fields = ["^name"]
     fields = ["name", "value", "version", "created_at", "updated_at"]
@@ -195,9 +208,8 @@ class SnippetAdmin(MessageEditorMixin, ContentAdmin):
 
 
 @admin.register(Layout)
-class LayoutAdmin(MessageEditorMixin, ContentAdmin):
+class LayoutAdmin(LayoutEditorMixin, ContentAdmin):
     form = LayoutForm
-    editor_fields = {"body": "html"}
     list_display = ["name", "version", "updated_at"]
     search_fields = ["^name"]
     fields = ["name", "body", "version", "created_at", "updated_at"]
@@ -226,8 +238,8 @@ class TransactionalMessageAdmin(TransactionalEditorMixin, ContentAdmin):
     fieldsets = [
         (None, {"fields": ["name", "description", "channel", "channel_config", "topic",
                            "send_to_unsubscribed", "tracked"]}),
-        ("Content", {"fields": ["subject", "preheader", "from_address", "reply_to", "layout", "body", "body_plain",
-                                "payload"],
+        ("Content", {"fields": ["subject", "preheader", "from_address", "reply_to", "layout", "body_mjml", "body",
+                                "body_plain", "payload"],
                      "description": "Liquid templates: {{ customer.first_name | default: 'there' }}, "
                                     "{{ trigger.order_id }}, {{ snippets.footer }}, {% unsubscribe_url %}. "
                                     "See docs/templates.md."}),
@@ -247,11 +259,9 @@ class TransactionalMessageAdmin(TransactionalEditorMixin, ContentAdmin):
     def service_delete(self, obj):
         services.delete_transactional_message(message=obj)
 
-    def get_urls(self):
+    def object_urls(self):
         preview = self.admin_site.admin_view(self.preview_view)
-        return [*self.editor_urls(),
-                path("<path:object_id>/preview/", preview, name="campaigns_transactionalmessage_preview"),
-                *super().get_urls()]
+        return [path("<path:object_id>/preview/", preview, name="campaigns_transactionalmessage_preview")]
 
     # The page shows the tenant's rendered email in a sandboxed `srcdoc` frame, which takes the page's
     # Content-Security-Policy: allow what email HTML needs (inline styles, images and fonts from

@@ -54,7 +54,7 @@ from campaigns import editor, transactional
 from campaigns.models import TransactionalMessage
 from channels.content import services as content_services
 from channels.content.models import Layout
-from channels.content.preview import field_of, render_draft
+from channels.content.preview import field_of, render_draft, render_layout_draft, render_snippet_draft
 from channels.content.templating import TemplateError
 from channels.models import ChannelConfig, ChannelType
 from channels.sms_length import sms_length
@@ -75,7 +75,8 @@ EMAIL_DOCUMENT_CSP = {
     "frame-ancestors": [SELF], "sandbox": True,
 }
 # How the frame's refusal page names the preview's own fields (the others by their form label).
-FRAME_LABELS = {"preview_person": "Person", "preview_trigger": "Trigger data", "channel_config": "Channel config"}
+FRAME_LABELS = {"preview_person": "Person", "preview_trigger": "Trigger data", "preview_event": "Event data",
+                "channel_config": "Channel config", "body_mjml": "Body (MJML)"}
 SEARCH_LIMIT = 10
 MAX_SEARCH_TERM = 254
 
@@ -129,11 +130,14 @@ class DraftForm(forms.Form):
     from_address = forms.CharField(required=False, strip=False)
     reply_to = forms.CharField(required=False, strip=False)
     body = forms.CharField(required=False, strip=False)
+    body_mjml = forms.CharField(required=False, strip=False)
     body_plain = forms.CharField(required=False, strip=False)
     payload = forms.JSONField(required=False)
     preview_person = forms.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
     preview_trigger = forms.JSONField(required=False)
+    preview_event = forms.JSONField(required=False)
     test_to = forms.CharField(required=False, max_length=64)
+    tracked = forms.BooleanField(required=False)  # a new message's test (a saved one's is its own)
 
     def __init__(self, *args, workspace, **kwargs):
         super().__init__(*args, **kwargs)
@@ -148,9 +152,12 @@ class DraftForm(forms.Form):
     def clean_preview_trigger(self):
         return _object(self, "preview_trigger")
 
+    def clean_preview_event(self):
+        return _object(self, "preview_event")
+
     def draft(self) -> dict:
         data = self.cleaned_data
-        return {name: data.get(name) for name in (*content_services.TEMPLATE_FIELDS, "payload", "layout")}
+        return {name: data.get(name) for name in content_services.CONTENT_FIELDS}
 
 
 DraftForm = with_checked_json(DraftForm)
@@ -211,15 +218,21 @@ def saved_draft(message: TransactionalMessage) -> dict:
     return {
         "channel": message.channel, "channel_config": str(message.channel_config_id or ""),
         "layout": str(content.layout_id or ""), "payload": json.dumps(content.payload or {}, ensure_ascii=False),
-        **{name: getattr(content, name) or "" for name in content_services.TEMPLATE_FIELDS},
+        **{name: getattr(content, name) or "" for name in (*content_services.TEMPLATE_FIELDS, "body_mjml")},
     }
 
 
-class TransactionalEditorMixin(MessageEditorMixin):
-    """The transactional message admin's editor: the preview, the people search and the test send."""
+class PreviewEditorMixin(MessageEditorMixin):
+    """The live preview of an admin's content pages: endpoints for a saved row (`<id>/editor/...`)
+    and for the add page's draft (`editor/...`, no id), the people search, and — where
+    `preview_test` — "Send a test to me". Each admin says how its draft is read and rendered:
+    `draft_form` (the posted fields), `render_preview` (the render, or a Refusal), `preview_answer`
+    (the JSON), `frame_html` (the framed document's HTML, or a Refusal) and `saved_draft` (what a
+    read-only page posts)."""
 
-    editor_fields = {"subject": "text", "preheader": "text", "body": "channel", "body_plain": "text"}
-    editor_single_line = ("subject", "preheader")
+    draft_form: type[forms.Form]
+    preview_test = False
+    preview_what = "content"  # "No <what> of this workspace has this id."
 
     def editor_urls(self) -> list:
         """The editor's endpoints, to go before any other `<path:object_id>/...` pattern of the admin
@@ -227,38 +240,60 @@ class TransactionalEditorMixin(MessageEditorMixin):
         for one too). The model-level ones (no object id: the add page's draft) come first."""
         view = self.admin_site.admin_view
         name = f"{self.opts.app_label}_{self.opts.model_name}"
-        return [
+        urls = [
             path("editor/people/", view(self.editor_people_view), name=f"{name}_editor_people"),
             path("editor/preview/", view(self.editor_preview_view), name=f"{name}_editor_draft_preview"),
             path("editor/frame/", view(self.editor_frame_view), name=f"{name}_editor_draft_frame"),
+        ]
+        if self.preview_test:
+            urls.append(path("editor/test/", view(self.editor_test_view), name=f"{name}_editor_draft_test"))
+        urls += [
             path("<path:object_id>/editor/preview/", view(self.editor_preview_view), name=f"{name}_editor_preview"),
             path("<path:object_id>/editor/frame/", view(self.editor_frame_view), name=f"{name}_editor_frame"),
-            path("<path:object_id>/editor/test/", view(self.editor_test_view), name=f"{name}_editor_test"),
         ]
+        if self.preview_test:
+            urls.append(path("<path:object_id>/editor/test/", view(self.editor_test_view), name=f"{name}_editor_test"))
+        return urls
+
+    def get_urls(self):
+        return [*self.editor_urls(), *self.object_urls(), *super().get_urls()]
+
+    def object_urls(self) -> list:
+        """The admin's own `<path:object_id>/...` pages (after the editor's, before the change page)."""
+        return []
 
     def editor_config(self, request, obj) -> dict:
         config = super().editor_config(request, obj)
         name = f"admin:{self.opts.app_label}_{self.opts.model_name}"
         search_url = reverse(f"{name}_editor_people") if has_perm(request, "view_people") else None
-        if obj is None:  # the add page: the draft's own endpoints; a test is sent from a saved message
-            config["preview"] = {
-                "url": reverse(f"{name}_editor_draft_preview"), "frame_url": reverse(f"{name}_editor_draft_frame"),
-                "search_url": search_url, "test_url": None, "new": True, "user_email": request.user.email,
-                "test_channels": list(editor.TEST_CHANNELS), "saved": None,
-            }
-            return config
+        may_change = self.has_change_permission(request)
+        if obj is None:  # the add page: the draft's own endpoints (no object id)
+            urls = {"url": reverse(f"{name}_editor_draft_preview"), "frame_url": reverse(f"{name}_editor_draft_frame"),
+                    "test_url": reverse(f"{name}_editor_draft_test") if self.preview_test and may_change else None}
+        else:
+            urls = {"url": reverse(f"{name}_editor_preview", args=[obj.pk]),
+                    "frame_url": reverse(f"{name}_editor_frame", args=[obj.pk]),
+                    "test_url": reverse(f"{name}_editor_test", args=[obj.pk])
+                    if self.preview_test and may_change else None}
         config["preview"] = {
-            "url": reverse(f"{name}_editor_preview", args=[obj.pk]),
-            "frame_url": reverse(f"{name}_editor_frame", args=[obj.pk]),
-            "search_url": search_url,
-            "test_url": reverse(f"{name}_editor_test", args=[obj.pk]) if self.has_change_permission(request) else None,
-            "new": False,
-            "user_email": request.user.email,
-            "test_channels": list(editor.TEST_CHANNELS),
+            **urls, "search_url": search_url, "new": obj is None, "user_email": request.user.email,
+            "test": self.preview_test, "test_channels": list(editor.TEST_CHANNELS) if self.preview_test else [],
             # A member who may only look gets a page without the form's fields: the preview posts these.
-            "saved": None if self.has_change_permission(request, obj) else saved_draft(obj),
+            "saved": None if obj is None or self.has_change_permission(request, obj) else self.saved_draft(obj),
         }
         return config
+
+    def saved_draft(self, obj) -> dict:
+        raise NotImplementedError
+
+    def render_preview(self, request, obj, form, profile):
+        raise NotImplementedError
+
+    def preview_answer(self, form, rendered) -> dict:
+        raise NotImplementedError
+
+    def frame_html(self, form, rendered):
+        return rendered.body
 
     # --- endpoints ---------------------------------------------------------------------------------
 
@@ -285,22 +320,15 @@ class TransactionalEditorMixin(MessageEditorMixin):
         outcome = self._render_draft(request, object_id)
         if isinstance(outcome, Refusal):
             return _json_refusal(outcome)
-        _message, form, rendered = outcome
-        channel = form.cleaned_data["channel"]
-        return JsonResponse({
-            "channel": channel, "subject": rendered.subject, "sender": rendered.sender,
-            "reply_to": rendered.reply_to, "html": rendered.body if channel == ChannelType.EMAIL else "",
-            "text": rendered.body_plain if channel == ChannelType.EMAIL else rendered.body,
-            "payload": rendered.payload, "headers": rendered.headers,
-            "sms": sms_length(rendered.body).as_dict() if channel == ChannelType.SMS else None,
-        })
+        _obj, form, rendered = outcome
+        return JsonResponse(self.preview_answer(form, rendered))
 
     @method_decorator(csp_override(EMAIL_DOCUMENT_CSP))
     @method_decorator(xframe_options_sameorigin)
     def editor_frame_view(self, request, object_id=None):
-        """The draft's email HTML as a document of its own, for the preview's frame (the island
-        posts the same fields as to the preview). Only this response has the email's policy.
-        Without `object_id`: the add page's draft."""
+        """The draft's HTML as a document of its own, for the preview's frame (the island posts the
+        same fields as to the preview). Only this response has the email's policy. Without
+        `object_id`: the add page's draft."""
         if request.method != "POST":
             return _frame_refusal(_refusal([(None, "POST the form's content.")], status=405))
         if not self.has_view_permission(request):
@@ -308,12 +336,154 @@ class TransactionalEditorMixin(MessageEditorMixin):
         outcome = self._render_draft(request, object_id)
         if isinstance(outcome, Refusal):
             return _frame_refusal(outcome)
-        _message, form, rendered = outcome
-        if form.cleaned_data["channel"] != ChannelType.EMAIL:
-            return _frame_refusal(_refusal([("channel", "only an email has an HTML version to show here")]))
-        return HttpResponse(rendered.body, content_type="text/html; charset=utf-8")
+        _obj, form, rendered = outcome
+        html = self.frame_html(form, rendered)
+        if isinstance(html, Refusal):
+            return _frame_refusal(html)
+        return HttpResponse(html, content_type="text/html; charset=utf-8")
 
-    def editor_test_view(self, request, object_id):
+    def _render_draft(self, request, object_id=None):
+        """(row, form, rendered) or the Refusal. Without `object_id` (the add page) the row is None."""
+        obj = None
+        if object_id is not None:
+            obj = self.get_object(request, unquote(object_id))
+            if obj is None:
+                return _refusal([(None, f"No {self.preview_what} of this workspace has this id.")], status=404)
+        form = self.draft_form(request.POST, workspace=request.workspace)
+        if not form.is_valid():
+            return _form_refusal(form)
+        profile = None
+        person = form.cleaned_data["preview_person"]
+        if person is not None:
+            profile = Profile.objects.for_workspace(request.workspace).filter(pk=person).first()
+            if profile is None:  # another workspace's person looks exactly like nobody
+                return _refusal([("preview_person", "No person of this workspace has this id.")], status=404)
+        outcome = self.render_preview(request, obj, form, profile)
+        if isinstance(outcome, Refusal):
+            return outcome
+        return obj, form, outcome
+
+
+class PreviewDataForm(forms.Form):
+    """The preview's own fields: the person and the sample data."""
+
+    preview_person = forms.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
+    preview_trigger = forms.JSONField(required=False)
+    preview_event = forms.JSONField(required=False)
+
+    def __init__(self, *args, workspace, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.workspace = workspace
+
+    def clean_preview_trigger(self):
+        return _object(self, "preview_trigger")
+
+    def clean_preview_event(self):
+        return _object(self, "preview_event")
+
+
+class LayoutDraftForm(PreviewDataForm):
+    body = forms.CharField(required=False, strip=False)
+
+
+class SnippetDraftForm(PreviewDataForm):
+    value = forms.CharField(required=False, strip=False)
+
+
+LayoutDraftForm = with_checked_json(LayoutDraftForm)
+SnippetDraftForm = with_checked_json(SnippetDraftForm)
+
+
+def _sample_answer(kind: str, rendered) -> dict:
+    """A layout's or a snippet's preview in the transactional preview's shape: HTML for the frame
+    and its text, no subject, sender or payload."""
+    return {"channel": kind, "frame": True, "subject": "", "sender": "", "reply_to": "", "html": rendered.body,
+            "text": rendered.body_plain, "payload": {}, "headers": {}, "sms": None}
+
+
+def _rendered_or_refusal(render, **kwargs):
+    try:
+        return render(**kwargs)
+    except TemplateError as exc:
+        return _refusal([(field_of(exc.field), exc.describe(with_field=False))])
+
+
+class LayoutEditorMixin(PreviewEditorMixin):
+    """A layout's page: its body around a sample message, for a person, as it is typed."""
+
+    editor_fields = {"body": "html"}
+    draft_form = LayoutDraftForm
+    preview_what = "layout"
+
+    def saved_draft(self, obj) -> dict:
+        return {"name": obj.name, "body": obj.body}
+
+    def render_preview(self, request, obj, form, profile):
+        body = form.cleaned_data["body"]
+        problems = content_services.layout_body_errors(body)
+        if problems:
+            return _refusal(sorted(problems.items()))
+        return _rendered_or_refusal(render_layout_draft, workspace=request.workspace, body=body, profile=profile,
+                                    trigger=form.cleaned_data["preview_trigger"], event=form.cleaned_data["preview_event"])
+
+    def preview_answer(self, form, rendered) -> dict:
+        return _sample_answer("layout", rendered)
+
+
+class SnippetEditorMixin(PreviewEditorMixin):
+    """A snippet's page: its value rendered for a person, as it is typed."""
+
+    editor_fields = {"value": "html"}
+    draft_form = SnippetDraftForm
+    preview_what = "snippet"
+
+    def saved_draft(self, obj) -> dict:
+        return {"name": obj.name, "value": obj.value}
+
+    def render_preview(self, request, obj, form, profile):
+        value = form.cleaned_data["value"]
+        problems = content_services.template_errors({"value": value})
+        if problems:
+            return _refusal(sorted(problems.items()))
+        if not value:
+            return _refusal([("value", "is empty: there is nothing to show")])
+        return _rendered_or_refusal(render_snippet_draft, workspace=request.workspace, value=value, profile=profile,
+                                    trigger=form.cleaned_data["preview_trigger"], event=form.cleaned_data["preview_event"])
+
+    def preview_answer(self, form, rendered) -> dict:
+        return _sample_answer("snippet", rendered)
+
+
+class TransactionalEditorMixin(PreviewEditorMixin):
+    """The transactional message admin's editor: the preview, the people search and the test send."""
+
+    editor_fields = {"subject": "text", "preheader": "text", "body_mjml": "html", "body": "channel",
+                     "body_plain": "text"}
+    editor_single_line = ("subject", "preheader")
+    draft_form = DraftForm
+    preview_test = True
+    preview_what = "transactional message"
+
+    def saved_draft(self, obj) -> dict:
+        return saved_draft(obj)
+
+    def preview_answer(self, form, rendered) -> dict:
+        channel = form.cleaned_data["channel"]
+        return {
+            "channel": channel, "frame": channel == ChannelType.EMAIL, "subject": rendered.subject,
+            "sender": rendered.sender, "reply_to": rendered.reply_to,
+            "html": rendered.body if channel == ChannelType.EMAIL else "",
+            "text": rendered.body_plain if channel == ChannelType.EMAIL else rendered.body,
+            "payload": rendered.payload, "headers": rendered.headers,
+            "sms": sms_length(rendered.body).as_dict() if channel == ChannelType.SMS else None,
+        }
+
+    def frame_html(self, form, rendered):
+        if form.cleaned_data["channel"] != ChannelType.EMAIL:
+            return _refusal([("channel", "only an email has an HTML version to show here")])
+        return rendered.body
+
+    def editor_test_view(self, request, object_id=None):
         if request.method != "POST":
             return _errors([(None, "POST the form's content.")], status=405)
         if not self.has_change_permission(request):
@@ -336,9 +506,11 @@ class TransactionalEditorMixin(MessageEditorMixin):
                 return _errors([("test_to", exc.message)])
             if not to:
                 return _errors([("test_to", "is required: the phone number to send the test to")])
+        # A saved message's own setting; a new message's as its form has it now.
+        tracked = message.tracked if message is not None else form.cleaned_data["tracked"]
         delivery = editor.send_test(workspace=request.workspace, message=message, channel=channel,
                                     rendered=rendered, to=to, channel_config=form.cleaned_data["channel_config"],
-                                    tracked=message.tracked)
+                                    tracked=tracked)
         try:
             url = reverse("admin:channels_delivery_change", args=[delivery.pk])
         except NoReverseMatch:
@@ -347,33 +519,24 @@ class TransactionalEditorMixin(MessageEditorMixin):
         return JsonResponse({"delivery": {"id": delivery.public_id, "status": delivery.status,
                                           "recipient": delivery.recipient, "reason": reason, "url": url}})
 
-    def _render_draft(self, request, object_id=None):
-        """(message, form, rendered) or the Refusal. Without `object_id` (the add page) the message
-        is None and `message.*` is the draft's (draft_about)."""
-        message = None
-        if object_id is not None:
-            message = self.get_object(request, unquote(object_id))
-            if message is None:
-                return _refusal([(None, "No transactional message of this workspace has this id.")], status=404)
-        form = DraftForm(request.POST, workspace=request.workspace)
-        if not form.is_valid():
-            return _form_refusal(form)
-        profile = None
-        person = form.cleaned_data["preview_person"]
-        if person is not None:
-            profile = Profile.objects.for_workspace(request.workspace).filter(pk=person).first()
-            if profile is None:  # another workspace's person looks exactly like nobody
-                return _refusal([("preview_person", "No person of this workspace has this id.")], status=404)
+    def render_preview(self, request, message, form, profile):
+        """The rendered draft, or the Refusal. Without a message (the add page) `message.*` is the
+        draft's (draft_about)."""
         channel = form.cleaned_data["channel"]
         draft = form.draft()
         problems = content_services.content_errors(workspace_id=request.workspace.pk, state=draft, channel=channel)
         if problems:
             return _refusal(sorted(problems.items()))
         try:
-            rendered = render_draft(workspace=request.workspace, channel=channel, draft=draft, profile=profile,
-                                    trigger=form.cleaned_data["preview_trigger"],
-                                    about=transactional.about(message) if message is not None
-                                    else draft_about(form.cleaned_data["name"]))
+            return render_draft(workspace=request.workspace, channel=channel, draft=draft, profile=profile,
+                                trigger=form.cleaned_data["preview_trigger"],
+                                event=form.cleaned_data["preview_event"],
+                                about=transactional.about(message) if message is not None
+                                else draft_about(form.cleaned_data["name"]))
         except TemplateError as exc:
-            return _refusal([(field_of(exc.field), exc.describe(with_field=False))])
-        return message, form, rendered
+            field, reason = field_of(exc.field), exc.describe(with_field=False)
+            if field == "body" and draft.get("body_mjml") and channel == ChannelType.EMAIL:
+                # The body rendered is the one compiled from the MJML: name the field the author
+                # writes, without a line number of HTML they never see.
+                field, reason = "body_mjml", f"{exc.message} (in the HTML compiled from the MJML)"
+            return _refusal([(field, reason)])

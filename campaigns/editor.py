@@ -5,7 +5,7 @@ The test is a delivery with source `test` (as the channel configuration's test s
 channels/services.py) and goes through the normal send pipeline: the address's suppressions apply,
 an inactive configuration still sends (as every test send). It has no person, so nothing is
 recorded on anyone's timeline and no journey hears of it; `source_id` names the transactional
-message. Its content is the rendered draft frozen as literal text (channels/content/preview.py),
+message (empty for a new message's draft, tested from its add page before the first save). Its content is the rendered draft frozen as literal text (channels/content/preview.py),
 so the pipeline sends exactly what was previewed, links printed "#preview".
 """
 
@@ -32,17 +32,17 @@ def config_for_test(workspace, *, channel: str, chosen: ChannelConfig | None) ->
 
 
 @transaction.atomic
-def send_test(*, workspace, message: TransactionalMessage, channel: str, rendered: RenderedContent, to: str,
+def send_test(*, workspace, message: TransactionalMessage | None, channel: str, rendered: RenderedContent, to: str,
               channel_config: ChannelConfig | None = None, tracked: bool = True) -> Delivery:
-    """Queue the rendered draft of `message` to `to` (already a clean address of `channel`) as a
-    test delivery; returns it (queued, or undeliverable with the reason when the workspace has no
-    configuration for the channel)."""
-    if message.workspace_id != workspace.pk:
+    """Queue the rendered draft of `message` (None: a message not saved yet) to `to` (already a
+    clean address of `channel`) as a test delivery; returns it (queued, or undeliverable with the
+    reason when the workspace has no configuration for the channel)."""
+    if message is not None and message.workspace_id != workspace.pk:
         raise ValueError("the message belongs to another workspace")
     if channel not in TEST_CHANNELS:
         raise ValueError(f"no test send from the editor for {channel} messages")
     delivery, _ = queue_delivery(
         workspace, channel=channel, source=Delivery.Source.TEST, profile=None, recipient=to,
-        source_id=str(message.pk), channel_config=config_for_test(workspace, channel=channel, chosen=channel_config),
+        source_id=str(message.pk) if message is not None else "", channel_config=config_for_test(workspace, channel=channel, chosen=channel_config),
         content=frozen_content(rendered, channel=channel), send_to_unsubscribed=True, tracked=tracked)
     return delivery

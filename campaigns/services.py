@@ -31,9 +31,9 @@ TM_SETTINGS = ("name", "description", "channel", "channel_config", "topic", "sen
 TM_EDITABLE = {*TM_SETTINGS, *content.CONTENT_FIELDS}
 
 
-def validate_transactional(*, workspace_id: int, state: Mapping, exclude_pk=None) -> None:
+def validate_transactional(*, workspace_id: int, state: Mapping, exclude_pk=None, given: Mapping | None = None) -> None:
     """Check a transactional message's complete state (settings and content); raises
-    ValidationError by field."""
+    ValidationError by field. `given`: the fields this change sets (content_errors)."""
     errors = {}
     name = state.get("name")
     if not isinstance(name, str) or not name.strip():
@@ -49,7 +49,8 @@ def validate_transactional(*, workspace_id: int, state: Mapping, exclude_pk=None
         if not isinstance(state.get(field_name, True), bool):
             errors[field_name] = "must be true or false"
     errors.update(_relation_errors(workspace_id, state, channel))
-    errors.update({k: v for k, v in content_errors(workspace_id=workspace_id, state=state, channel=channel).items()
+    errors.update({k: v for k, v in content_errors(workspace_id=workspace_id, state=state, channel=channel,
+                                                  given=given).items()
                    if k not in errors})
     lengths = {k: v for k, v in state.items() if k == "name"}
     errors.update({k: v for k, v in length_errors(TransactionalMessage, lengths).items() if k not in errors})
@@ -87,7 +88,7 @@ def _split(fields: Mapping) -> tuple[dict, dict]:
 def create_transactional_message(*, workspace, name: str, channel: str, **fields) -> TransactionalMessage:
     only(fields, TM_EDITABLE)
     state = {"payload": {}, **fields, "name": name, "channel": channel}
-    validate_transactional(workspace_id=workspace.pk, state=state)
+    validate_transactional(workspace_id=workspace.pk, state=state, given=fields)
     state["name"] = name.strip()
     settings, content_fields = _split(state)
     message = TransactionalMessage(workspace=workspace, content=content.create_content(workspace=workspace,
@@ -102,7 +103,7 @@ def update_transactional_message(*, message: TransactionalMessage, **changes) ->
     if isinstance(changes.get("name"), str):
         changes["name"] = changes["name"].strip()
     state = {**_tm_state(message), **changes}
-    validate_transactional(workspace_id=message.workspace_id, state=state, exclude_pk=message.pk)
+    validate_transactional(workspace_id=message.workspace_id, state=state, exclude_pk=message.pk, given=changes)
     settings, content_changes = _split(changes)
     content_changed = content.update_content(content=message.content, **content_changes)
     update_fields = apply_changes(message, settings, {"channel"})

@@ -151,3 +151,19 @@ def test_the_activity_rollup_starts_from_the_deliveries_stored():
         rows = {(r.slot, r.kind): r.count for r in DeliveryActivity.unscoped.filter(workspace_id=workspace.pk,
                                                                                       source=source)}
         assert rows == expected, source
+
+
+@pytest.mark.django_db(transaction=True)
+def test_message_contents_keep_their_html_when_mjml_arrives():
+    """channels 0009 (MJML): existing contents keep their body and version, with no MJML source."""
+    old = migrate([("channels", "0008_delivery_activity_totals")])
+    workspace = old.get_model("accounts", "Workspace").objects.create(name="Acme", slug="acme-mjml")
+    made = old.get_model("channels", "MessageContent").objects.create(
+        workspace=workspace, subject="Hi", body="<p>Hello {{ customer.first_name }}</p>", version=4)
+
+    migrate(latest())
+
+    from channels.content.models import MessageContent
+
+    row = MessageContent.unscoped.get(pk=made.pk)
+    assert (row.body, row.body_mjml, row.version) == ("<p>Hello {{ customer.first_name }}</p>", "", 4)

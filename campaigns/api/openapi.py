@@ -23,6 +23,8 @@ TRANSACTIONAL_CHANNELS = TransactionalMessage.Channel  # named in SPECTACULAR_SE
 # Choice sets of campaigns and journeys used in several components, named there too.
 CAMPAIGN_TYPES, CAMPAIGN_STATES, JOURNEY_STATES = CampaignType, CampaignState, JourneyState
 TEXT_FIELDS = ("subject", "body", "body_plain", "from", "reply_to", "preheader")
+MJML_HELP = ("An email written in MJML: when not empty, `body` is compiled from it (a `body` given beside it must "
+             "be empty or that HTML). Email only, without a layout; \"\" goes back to writing `body`.")
 
 
 def relation(what: str, *, by_key: bool = False) -> SchemaField:
@@ -57,6 +59,7 @@ TransactionalMessageDoc = document("TransactionalMessageSerializer", {
     "topic": TopicRef(allow_null=True),
     "layout": serializers.IntegerField(allow_null=True),
     **{name: serializers.CharField(allow_blank=True) for name in TEXT_FIELDS},
+    "body_mjml": serializers.CharField(allow_blank=True, help_text=MJML_HELP),
     "payload": json_object(help_text="Channel-specific content (push, in-app, WhatsApp template...)."),
     "send_to_unsubscribed": serializers.BooleanField(),
     "tracked": serializers.BooleanField(),
@@ -80,6 +83,7 @@ def _transactional_input(name: str, *, create: bool):
         "topic": relation("subscription topic", by_key=True),
         "layout": relation("layout (email only)"),
         **{field: text() for field in TEXT_FIELDS},
+        "body_mjml": text(help_text=MJML_HELP),
         "payload": json_object(allow_null=True, required=False),
         "send_to_unsubscribed": serializers.BooleanField(required=False),
         "tracked": serializers.BooleanField(required=False),

@@ -17,7 +17,8 @@ from core.errors import InvalidInput
 
 READ_ONLY = {"id", "version", "created_at", "updated_at"}
 TM_STRINGS = {"name": "name", "description": "description", "subject": "subject", "body": "body",
-              "body_plain": "body_plain", "from": "from_address", "reply_to": "reply_to", "preheader": "preheader"}
+              "body_mjml": "body_mjml", "body_plain": "body_plain", "from": "from_address", "reply_to": "reply_to",
+              "preheader": "preheader"}
 TM_BOOLEANS = ("send_to_unsubscribed", "tracked")
 TM_RELATIONS = ("channel_config", "topic", "layout")
 API_FIELD = {"from_address": "from"}
@@ -49,8 +50,8 @@ def transactional_json(message: TransactionalMessage) -> dict:
     return {
         "id": message.pk, "name": message.name, "description": message.description, "channel": message.channel,
         "channel_config": message.channel_config_id, "topic": topic, "layout": content.layout_id,
-        "subject": content.subject, "body": content.body, "body_plain": content.body_plain,
-        "from": content.from_address, "reply_to": content.reply_to, "preheader": content.preheader,
+        "subject": content.subject, "body": content.body, "body_mjml": content.body_mjml,
+        "body_plain": content.body_plain, "from": content.from_address, "reply_to": content.reply_to, "preheader": content.preheader,
         "payload": content.payload, "send_to_unsubscribed": message.send_to_unsubscribed,
         "tracked": message.tracked, "version": message.version,
         "created_at": unix(message.created_at), "updated_at": unix(message.updated_at),

@@ -64,6 +64,7 @@ class MessageContent(VersionedContent):
                                db_index=False)
     subject = models.TextField(blank=True)
     body = models.TextField(blank=True, help_text="Email HTML, SMS/WhatsApp text, push or in-app message")
+    body_mjml = models.TextField(blank=True, help_text="An email written in MJML; when set, body is compiled from it")
     body_plain = models.TextField(blank=True, help_text="Email plain-text part; empty derives it from the HTML")
     from_address = models.CharField(max_length=255, blank=True, help_text="Empty: the channel's sender")
     reply_to = models.CharField(max_length=255, blank=True)

@@ -2,7 +2,7 @@
 typed, and sends it as a test, with the rendering code of the send path.
 
 `render_draft` takes a message content's fields as a form holds them (subject, preheader,
-from_address, reply_to, body, body_plain, payload, layout) and renders them exactly as
+from_address, reply_to, body or body_mjml, body_plain, payload, layout) and renders them exactly as
 `rendering.render_delivery` renders a saved content (the same scopes, snippets, layout, preheader,
 derived plain text and limits), for a person of the workspace with sample trigger and event data.
 Links print "#preview", as in every preview. Nothing is saved and nothing is cached by row: the
@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from channels.content import rendering, templating
+from channels.content.mjml import compile_mjml
 from channels.content.models import Layout
 from channels.content.rendering import RenderedContent, Source, Sources
 
@@ -53,6 +54,8 @@ def render_draft(*, workspace, channel: str, draft: Mapping, profile=None, trigg
         if row is not None and row.workspace_id != workspace.pk:
             raise ValueError(f"the {row._meta.verbose_name} belongs to another workspace")
     fields = {name: Source(draft.get(field) or "") for field, name in DRAFT_FIELDS.items()}
+    if channel == "email" and draft.get("body_mjml"):  # checked by content_errors first
+        fields["body"] = Source(compile_mjml(draft["body_mjml"]))
     payload = draft.get("payload") or {}
     sources = Sources(channel=channel, fields=fields,
                       payload={str(key): _payload_sources(value) for key, value in payload.items()},
@@ -61,6 +64,41 @@ def render_draft(*, workspace, channel: str, draft: Mapping, profile=None, trigg
         workspace_id=workspace.pk, profile=profile, message_data={"trigger": trigger or {}, "event": event or {}},
         message=rendering.message_scope(rendering.PREVIEW_MESSAGE_ID, channel, about), links={})
     return rendering.render_sources(sources, data)
+
+
+# What a layout's preview shows where a message's body goes (`{{ content }}`).
+LAYOUT_SAMPLE_CONTENT = ("<p><strong>The message goes here.</strong> This layout puts each email's body where it "
+                         "says <code>{{ content }}</code>; the text around it is the layout's.</p>")
+
+
+def _draft_scopes(workspace, *, kind: str, profile, trigger, event) -> dict:
+    if profile is not None and profile.workspace_id != workspace.pk:
+        raise ValueError("the person belongs to another workspace")
+    return rendering.build_scopes(
+        workspace_id=workspace.pk, profile=profile, message_data={"trigger": trigger or {}, "event": event or {}},
+        message=rendering.message_scope(rendering.PREVIEW_MESSAGE_ID, kind, None), links={})
+
+
+def render_layout_draft(*, workspace, body: str, profile=None, trigger: Mapping | None = None,
+                        event: Mapping | None = None) -> RenderedContent:
+    """A layout's unsaved body around a sample message (LAYOUT_SAMPLE_CONTENT), for a person, as a
+    send renders a layout (snippets, the person's data, links printing "#preview"); the text
+    version derived as an email's is. Raises TemplateError/RenderError naming `body`."""
+    data = _draft_scopes(workspace, kind="email", profile=profile, trigger=trigger, event=event)
+    with templating.render_deadline():
+        html = templating.render_source(body, {**data, "content": LAYOUT_SAMPLE_CONTENT}, field="body")
+    return RenderedContent(body=html, body_plain=rendering.html_to_text(html))
+
+
+def render_snippet_draft(*, workspace, value: str, profile=None, trigger: Mapping | None = None,
+                         event: Mapping | None = None) -> RenderedContent:
+    """A snippet's unsaved value rendered as `{{ snippets.<name> }}` would be in a message: with the
+    person's data, the trigger and event data and the workspace's saved snippets. Raises
+    TemplateError/RenderError naming `value`."""
+    data = _draft_scopes(workspace, kind="email", profile=profile, trigger=trigger, event=event)
+    with templating.render_deadline():
+        text = templating.render_source(value, data, field="value")
+    return RenderedContent(body=text, body_plain=text)
 
 
 def literal(text: str) -> str:

@@ -15,6 +15,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from channels.content import templating
+from channels.content.mjml import MjmlError, compile_mjml
 from channels.content.models import Layout, MessageContent, Snippet
 from channels.usage import registered_users
 from core.errors import Conflict
@@ -177,13 +178,17 @@ def validate_layout(*, workspace_id: int, name, body, exclude_pk=None) -> None:
         errors["name"] = "another layout in this workspace has this name"
     else:
         errors.update(length_errors(Layout, {"name": name}))
-    if not isinstance(body, str):
-        errors["body"] = "must be a string"
-    elif not LAYOUT_CONTENT.search(body):
-        errors["body"] = "must contain {{ content }} where the message goes"
-    else:
-        errors.update(template_errors({"body": body}))
+    errors.update(layout_body_errors(body))
     raise_errors(errors)
+
+
+def layout_body_errors(body) -> dict[str, str]:
+    """A layout body's problems (saving, and the console's preview of one not saved)."""
+    if not isinstance(body, str):
+        return {"body": "must be a string"}
+    if not LAYOUT_CONTENT.search(body):
+        return {"body": "must contain {{ content }} where the message goes"}
+    return template_errors({"body": body})
 
 
 @transaction.atomic
@@ -224,12 +229,13 @@ def delete_layout(*, layout: Layout) -> None:
 # --- message contents ------------------------------------------------------------------------------
 
 TEMPLATE_FIELDS = ("subject", "body", "body_plain", "from_address", "reply_to", "preheader")
-CONTENT_FIELDS = (*TEMPLATE_FIELDS, "payload", "layout")
+CONTENT_FIELDS = (*TEMPLATE_FIELDS, "body_mjml", "payload", "layout")
 
 
-def content_errors(*, workspace_id: int, state: Mapping, channel) -> dict[str, str]:
+def content_errors(*, workspace_id: int, state: Mapping, channel, given: Mapping | None = None) -> dict[str, str]:
     """{field: reason} for a message content's complete state (`channel`: the channel it is for;
-    only email has a layout)."""
+    only email has a layout, or MJML). `given`: the fields this change sets, when the caller
+    knows them — a `body` given beside a `body_mjml` must be empty or what it compiles to."""
     errors = {}
     for field_name in TEMPLATE_FIELDS:
         if not isinstance(state.get(field_name, ""), str):
@@ -249,16 +255,52 @@ def content_errors(*, workspace_id: int, state: Mapping, channel) -> dict[str, s
             templates.update(payload_templates(payload))
         except ValidationError as exc:
             errors.update({key: value[0].message for key, value in exc.error_dict.items()})
+    mjml = state.get("body_mjml") or ""
+    if not isinstance(mjml, str):
+        errors["body_mjml"] = "must be a string"
+    elif mjml:
+        errors.update({k: v for k, v in mjml_errors(mjml, channel=channel, layout=layout, given=given or {},
+                                                   templates=templates).items() if k not in errors})
     lengths = {k: v for k, v in state.items() if k in ("from_address", "reply_to", "preheader")}
     errors.update({k: v for k, v in length_errors(MessageContent, lengths).items() if k not in errors})
     errors.update({k: v for k, v in template_errors(templates).items() if k not in errors})
     return errors
 
 
+def mjml_errors(mjml: str, *, channel, layout, given: Mapping, templates: dict) -> dict[str, str]:
+    """What is wrong with an MJML body: the channel, a layout, the MJML itself, a `body` given
+    beside it. Its Liquid is checked on the MJML's own text (so a line number is the author's),
+    replacing the check of the stored `body`, which is compiled from it."""
+    if channel != "email":
+        return {"body_mjml": "only email messages are written in MJML"}
+    if layout is not None:
+        return {"layout": "an MJML email is a whole document: it takes no layout (set layout to none)"}
+    try:
+        html = compile_mjml(mjml)
+    except MjmlError as exc:
+        return {"body_mjml": f"MJML: {exc.message}"}
+    body = given.get("body")
+    # (a browser posts a textarea's line breaks as CRLF: the HTML a page showed comes back so)
+    if body and body.replace("\r\n", "\n") != html.replace("\r\n", "\n"):
+        return {"body": "is compiled from body_mjml: change body_mjml, or set body_mjml to \"\" to write the HTML"}
+    templates.pop("body", None)
+    templates["body_mjml"] = mjml
+    return {}
+
+
+def with_compiled_body(fields: dict, current_mjml: str = "") -> dict:
+    """The fields with `body` compiled from the MJML they set (or the content already has), after
+    content_errors accepted them."""
+    mjml = fields.get("body_mjml", current_mjml)
+    if mjml:
+        fields = {**fields, "body": compile_mjml(mjml)}
+    return fields
+
+
 def content_state(content: MessageContent | None) -> dict:
     if content is None:
-        return {name: "" for name in TEMPLATE_FIELDS} | {"payload": {}, "layout": None}
-    state = {name: getattr(content, name) for name in (*TEMPLATE_FIELDS, "payload")}
+        return {name: "" for name in (*TEMPLATE_FIELDS, "body_mjml")} | {"payload": {}, "layout": None}
+    state = {name: getattr(content, name) for name in (*TEMPLATE_FIELDS, "body_mjml", "payload")}
     state["layout"] = content.layout if content.layout_id else None
     return state
 
@@ -267,7 +309,7 @@ def content_state(content: MessageContent | None) -> dict:
 def create_content(*, workspace, **fields) -> MessageContent:
     """A new content row; callers validate first (content_errors) as part of their own checks."""
     only(fields, set(CONTENT_FIELDS))
-    content = MessageContent(workspace=workspace, **{"payload": {}, **fields})
+    content = MessageContent(workspace=workspace, **{"payload": {}, **with_compiled_body(fields)})
     content.save()
     return content
 
@@ -277,6 +319,7 @@ def update_content(*, content: MessageContent, **changes) -> bool:
     """Apply changed fields (validated by the caller); returns whether anything changed. Every
     change bumps the content's version."""
     only(changes, set(CONTENT_FIELDS))
+    changes = with_compiled_body(dict(changes), content.body_mjml)
     update_fields = apply_changes(content, changes, set(CONTENT_FIELDS))
     if update_fields:
         content.save(update_fields=update_fields)

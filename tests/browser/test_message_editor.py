@@ -263,11 +263,44 @@ def test_the_layout_page_has_the_editor_and_saves_through_the_form(console, tena
     page.wait_for_selector('body[data-ulak-message-editor="ready"]')
     assert page.is_hidden("#id_body")
     assert page.locator('[data-ulak-editor="body"] .cm-content').is_visible()
-    replace_text(page, "body", "<main>{{ content }}</main>")
+    # The live preview: the layout around a sample message, in the sandboxed frame.
+    wait_for_frame(page)
+    assert "The message goes here." in email_frame(page).inner_text("body")
+    assert page.locator("#ulak-test-send").count() == 0  # a layout is not sent on its own
+    before = renders(page)
+    replace_text(page, "body", "<main>{{ content }}</main><footer>Hi {{ customer.first_name | default: 'you' }}</footer>")
+    wait_for_render(page, before)
+    frame = email_frame(page)
+    assert frame.inner_text("main").startswith("The message goes here.") and frame.inner_text("footer") == "Hi you"
     with page.expect_navigation():
         page.click("input[name=_continue]")
-    assert Layout.unscoped.get(pk=layout.pk).body == "<main>{{ content }}</main>"
+    assert Layout.unscoped.get(pk=layout.pk).body == \
+        "<main>{{ content }}</main><footer>Hi {{ customer.first_name | default: 'you' }}</footer>"
     console.screenshot("message-editor-layout")
+
+
+def test_an_email_written_in_mjml_previews_as_its_compiled_html(console, tenant_a):
+    mjml = ("<mjml><mj-body><mj-section><mj-column><mj-text>Hello {{ customer.first_name | default: 'there' }}"
+            "</mj-text></mj-column></mj-section></mj-body></mjml>")
+    message = services.create_transactional_message(workspace=tenant_a.workspace, name="Responsive", channel="email",
+                                                     subject="Hi", body_mjml=mjml)
+    console.log_in(tenant_a.owner)
+    page = console.page
+    console.goto(change_url(message))
+    page.wait_for_selector(PREVIEW_READY)
+    wait_for_frame(page)
+    assert email_frame(page).inner_text("body").strip() == "Hello there"
+    before = renders(page)
+    replace_text(page, "body_mjml", mjml.replace("Hello", "Merhaba").replace(
+        "</mj-column>", '<mj-button href="https://acme.test/">Open</mj-button></mj-column>'))
+    wait_for_render(page, before)
+    frame = email_frame(page)
+    assert frame.locator("a", has_text="Open").count() == 1 and "Merhaba there" in frame.inner_text("body")
+    with page.expect_navigation():
+        page.click("input[name=_continue]")
+    message.content.refresh_from_db()
+    assert "Merhaba" in message.content.body_mjml and "Merhaba" in message.content.body
+    console.screenshot("message-editor-mjml")
 
 
 def test_an_analyst_sees_the_preview_of_the_saved_message_and_cannot_send(console, tenant_a):
@@ -302,8 +335,7 @@ def test_the_add_page_previews_the_new_message_as_it_is_typed(console, tenant_a,
     # No channel chosen yet: nothing is posted, the panel says what it waits for.
     page.wait_for_selector('#ulak-preview[data-state="idle"]')
     assert "Choose the message's channel" in page.inner_text("#ulak-preview-status")
-    assert "a test is sent from a saved message" in page.inner_text("#ulak-test-send")
-    assert page.locator("#ulak-test-button").count() == 0
+    assert page.locator("#ulak-test-button").is_visible()  # a draft is tested before its first save
 
     # Typed before the channel is chosen (a message without content is refused with a 400, which
     # Chromium logs as a console error: see the module's docstring), then the channel.
@@ -340,3 +372,11 @@ def test_the_add_page_previews_the_new_message_as_it_is_typed(console, tenant_a,
     page.evaluate("window.scrollTo(0, 0)")
     console.screenshot("message-editor-add")
     assert not Delivery.unscoped.exists()
+
+    # "Send a test to me" before the first save: this workspace has no email configuration, so the
+    # test delivery says why it was not sent.
+    page.click("#ulak-test-button")
+    page.wait_for_selector('#ulak-test-result[data-state="refused"]')
+    assert "no active email channel configuration" in page.inner_text("#ulak-test-result")
+    delivery = Delivery.unscoped.get()
+    assert (delivery.source, delivery.source_id, delivery.workspace_id) == ("test", "", tenant_a.workspace.pk)

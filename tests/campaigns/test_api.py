@@ -66,7 +66,7 @@ def test_create_and_read_a_transactional_message(tenant_a):
     assert {k: v for k, v in message.items() if k not in ("id", "created_at", "updated_at")} == {
         "name": "Receipt", "description": "after checkout", "channel": "email", "channel_config": config.pk,
         "topic": {"id": topic.pk, "key": "receipts"}, "layout": layout.pk, "subject": "Order {{ trigger.order_id }}",
-        "body": "<p>Thanks {{ customer.first_name | default: 'friend' }}</p>", "body_plain": "",
+        "body": "<p>Thanks {{ customer.first_name | default: 'friend' }}</p>", "body_plain": "", "body_mjml": "",
         "from": "Shop <shop@acme.test>", "reply_to": "help@acme.test", "preheader": "Your receipt",
         "payload": {"headers": {"X-Kind": "receipt"}}, "send_to_unsubscribed": True, "tracked": False, "version": 1,
     }

@@ -422,10 +422,10 @@ def test_the_add_page_has_the_preview_under_the_site_policy_with_the_nonce(clien
     assert "*" not in page["Content-Security-Policy"] and "unsafe-inline" not in page["Content-Security-Policy"]
     assert page["X-Frame-Options"] == "DENY"
     assert config["preview"]["url"] == draft_preview_url() and config["preview"]["frame_url"] == draft_frame_url()
-    assert config["preview"]["test_url"] is None and config["preview"]["new"] is True
+    assert config["preview"]["test_url"] == reverse(f"{ADMIN}_editor_draft_test") and config["preview"]["new"] is True
     assert config["preview"]["search_url"] == people_url()
     html = page.content.decode()
-    assert 'id="ulak-preview"' in html and 'id="ulak-test-after-save"' in html and "srcdoc" not in html
+    assert 'id="ulak-preview"' in html and 'id="ulak-test-button"' in html and "srcdoc" not in html
     assert re.search(r'<iframe [^>]*id="ulak-preview-html" name="ulak-preview-frame" sandbox=""', html)
     # The add page's form carries the CSRF token the frame's post needs; without it nothing renders.
     token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', html).group(1)
@@ -458,7 +458,7 @@ def test_the_preview_needs_view_campaigns_and_the_test_send_change_campaigns(cli
     # A page shown read-only has no form fields: the preview posts the saved message.
     assert config["saved"] == {"channel": "email", "channel_config": "", "layout": "", "payload": "{}",
                                "subject": "Saved subject", "body": "<p>Saved body</p>", "body_plain": "",
-                               "from_address": "", "reply_to": "", "preheader": ""}
+                               "from_address": "", "reply_to": "", "preheader": "", "body_mjml": ""}
     assert client.post(preview_url(message), {**config["saved"], "preview_trigger": ""}).json()["html"] == \
         "<p>Saved body</p>"
 

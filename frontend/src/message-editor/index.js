@@ -6,18 +6,18 @@
  *
  *   {"nonce": "<the request's CSP nonce>", "form": "<the admin form's id>",
  *    "fields": [{"name": "body", "mode": "html" | "text" | "channel", "single_line": false}, ...],
- *    "preview": null | {"url", "frame_url", "search_url", "test_url", "new", "user_email", "test_channels",
- *                "saved"}}
+ *    "preview": null | {"url", "frame_url", "search_url", "test_url", "new", "user_email", "test",
+ *                "test_channels", "saved"}}
  *
- * On a new message's add page "preview" names the model-level endpoints (no object id), "new" is
- * true and "test_url" is null (a test is sent from a saved message).
+ * On a new message's add page "preview" names the model-level endpoints (no object id) and "new" is
+ * true. A layout's or a snippet's page has a preview too, without a test send ("test" false).
  *
  * The nonce is CodeMirror's only (its injected <style> element); the rendered email is never part
  * of this page: it is the frame endpoint's own document (preview.js).
  *
- * It turns the fields into code editors (editors.js), guards unsaved edits (guard.js) and, on a
- * transactional message's page (a new message's add page too), drives the live preview and the
- * test send (preview.js).
+ * It turns the fields into code editors (editors.js), guards unsaved edits (guard.js) and drives
+ * the live preview (preview.js): a transactional message's (with the test send), a layout's and a
+ * snippet's, on their add pages too.
  */
 import { makeEditors } from "./editors.js";
 import { guardUnsaved } from "./guard.js";

@@ -1,8 +1,9 @@
 /*
- * The live preview of a transactional message (markup: admin/campaigns/message_editor/preview_panel.html).
+ * The live preview of a transactional message, a layout or a snippet (markup:
+ * admin/campaigns/message_editor/preview_panel.html).
  *
  * Whenever the form changes (an editor, the channel, the layout, the payload...), the person chosen
- * or the trigger data, and after a pause (DEBOUNCE_MS), the form's fields are posted to the
+ * or the trigger or event data, and after a pause (DEBOUNCE_MS), the form's fields are posted to the
  * preview endpoint, which renders them as the send path would (nothing is saved). The answer is
  * shown: subject and sender, the email's text version, an SMS with its length, encoding and
  * segments as the server counted them, or the errors, each naming its field (and the field's
@@ -14,11 +15,13 @@
  * and fonts from anywhere, no script at all). The frame is sandbox="": nothing in the message runs,
  * and the page keeps the site's strict policy. A newer post replaces the frame's document.
  *
- * The person and the trigger data are kept for the message in the tab's sessionStorage (gone
+ * The person and the trigger and event data are kept for the message in the tab's sessionStorage (gone
  * when the tab closes), so a save, which reloads the page, previews the same way again.
  *
  * On a new message's add page the endpoints are the model-level ones (no object id: config.preview.new)
- * and the same code runs; until the form's channel is chosen nothing is posted (data-state="idle").
+ * and the same code runs (the test send included); until the form's channel is chosen nothing is
+ * posted (data-state="idle"). A layout's or a snippet's page has no channel and no test send: its
+ * answer (channel "layout" or "snippet", frame true) is HTML for the frame and its text.
  *
  * The panel gets data-state="idle" | "loading" | "ready" | "error" and, for the frame, data-frame="loading" |
  * "ready" and data-frame-loads (browser tests wait on them).
@@ -28,6 +31,7 @@ const SEARCH_DEBOUNCE_MS = 250;
 const TEST_CHANNELS_WITH_PHONE = ["sms", "whatsapp"];
 const OWN_LABELS = {
   preview_trigger: "Trigger data",
+  preview_event: "Event data",
   preview_person: "Person",
   test_to: "Phone number",
   channel: "Channel",
@@ -134,6 +138,7 @@ export function setUpPreview(form, config, editors) {
   const errorList = byId("ulak-preview-errors");
   const result = byId("ulak-preview-result");
   const trigger = byId("ulak-preview-trigger");
+  const eventData = byId("ulak-preview-event");
   const frame = byId("ulak-preview-html");
   const sender = frameForm(panel, preview.frame_url, frame.name);
   const channelSelect = form.elements.namedItem("channel");
@@ -145,7 +150,7 @@ export function setUpPreview(form, config, editors) {
 
   const channel = () => (channelSelect && "value" in channelSelect ? channelSelect.value : "");
   const storageKey = `ulak-message-editor:${preview.url}`;
-  const keep = () => remember(storageKey, { person, trigger: trigger.value });
+  const keep = () => remember(storageKey, { person, trigger: trigger.value, event: eventData.value });
 
   function markFields(errors) {
     const failing = new Set(errors.map((error) => (error.field || "").split(".")[0]));
@@ -188,12 +193,14 @@ export function setUpPreview(form, config, editors) {
   function showResult(data, body) {
     result.hidden = false;
     const isEmail = data.channel === "email";
-    // An SMS, a push or an in-app message has a subject or a sender only when its fields say so.
+    const framed = Boolean(data.frame); // an email, a layout or a snippet: HTML to show in the frame
+    // An SMS, a push or an in-app message has a subject or a sender only when its fields say so;
+    // a layout or a snippet has neither.
     byId("ulak-preview-meta").hidden = !isEmail && !data.subject && !data.sender;
     byId("ulak-preview-subject").textContent = data.subject || "—";
     byId("ulak-preview-sender").textContent = data.sender || "the channel's sender";
-    byId("ulak-preview-html-block").hidden = !isEmail;
-    if (isEmail) {
+    byId("ulak-preview-html-block").hidden = !framed;
+    if (framed) {
       panel.dataset.frame = "loading";
       postIntoFrame(sender, body);
     }
@@ -206,7 +213,7 @@ export function setUpPreview(form, config, editors) {
   }
 
   function extra() {
-    return { preview_person: person ? String(person.pk) : "", preview_trigger: trigger.value };
+    return { preview_person: person ? String(person.pk) : "", preview_trigger: trigger.value, preview_event: eventData.value };
   }
 
   async function render() {
@@ -258,10 +265,12 @@ export function setUpPreview(form, config, editors) {
 
   form.addEventListener("input", schedule);
   form.addEventListener("change", schedule);
-  trigger.addEventListener("input", () => {
-    keep();
-    schedule();
-  });
+  for (const sample of [trigger, eventData]) {
+    sample.addEventListener("input", () => {
+      keep();
+      schedule();
+    });
+  }
 
   // --- the person ---------------------------------------------------------------------------
   const personText = byId("ulak-preview-person");
@@ -405,6 +414,7 @@ export function setUpPreview(form, config, editors) {
 
   const kept = remembered(storageKey);
   if (typeof kept.trigger === "string") trigger.value = kept.trigger;
+  if (typeof kept.event === "string") eventData.value = kept.event;
   const keptPerson = kept.person && Number.isInteger(kept.person.pk) ? kept.person : null;
   choose(keptPerson ? { pk: keptPerson.pk, label: String(keptPerson.label || keptPerson.pk) } : null);
   render();
