@@ -25,7 +25,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from campaigns import admin_simulate, admin_versions
+from campaigns import admin_broadcasts, admin_simulate, admin_versions
 from campaigns.api.campaign_views import webhook_url
 from campaigns.journeys import services
 from campaigns.journeys.selectors import broadcast_tests, campaign_metrics, holdout_lift, journey_metrics
@@ -390,6 +390,7 @@ class CampaignAdmin(ServiceBackedAdminMixin, WorkspaceScopedAdmin):
         return [*(path(f"<path:object_id>/{action}/", self.admin_site.admin_view(self._state_view),
                        {"action": action}, name=f"{prefix}_{action.replace('-', '_')}") for action in STATE_ACTIONS),
                 *admin_simulate.simulate_urls(self),
+                *admin_broadcasts.broadcast_urls(self),
                 path("<path:object_id>/versions/<int:number>/diff/",
                      self.admin_site.admin_view(lambda request, object_id, number: admin_versions.diff_view(
                          self, request, unquote(object_id), number)), name=f"{prefix}_version_diff"),
@@ -425,6 +426,7 @@ class CampaignAdmin(ServiceBackedAdminMixin, WorkspaceScopedAdmin):
             context["step_counts"] = step_counts(obj)
             context["variant_results"] = variant_results(obj)
             context["broadcast_tests"] = broadcast_test_rows(obj)
+            context["broadcast_sends"] = admin_broadcasts.broadcast_send_rows(self, obj)
             context["holdout_lift"] = lift_row(obj)
             context["journey_metric_rows"] = journey_metric_rows(obj)
             context["run_states"] = [(state, label, n, journeys_url(campaign=obj.pk, state__exact=state))

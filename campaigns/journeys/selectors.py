@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import UTC, timedelta
 
+from django.db import connection
 from django.db.models import Count, Exists, F, Max, OuterRef, Q
 from django.db.models.functions import Trunc
 from django.db.models.fields.json import KeyTextTransform
@@ -17,8 +18,8 @@ from django.db.models.fields.json import KeyTextTransform
 from campaigns.experiments import stats
 from campaigns.journeys.definition import next_keys
 from campaigns.models import (
-    LIVE_JOURNEY_STATES, BroadcastError, BroadcastTrigger, Campaign, CampaignState, Journey, JourneyState,
-    JourneyStep, VariantDecision,
+    LIVE_JOURNEY_STATES, BroadcastError, BroadcastTrigger, BroadcastTriggerState, Campaign, CampaignState, Journey,
+    JourneyState, JourneyStep, VariantDecision,
 )
 from channels.models import Delivery, DeliveryEvent
 
@@ -70,6 +71,55 @@ def broadcast_errors(workspace, trigger: BroadcastTrigger, *, after: int | None 
     if after is not None:
         queryset = queryset.filter(pk__gt=after)
     return list(queryset[:limit + 1])
+
+
+# What a broadcast send's runs and their latest messages count as, for its progress.
+HANDED_OFF = ("sent", "delivered", "opened", "clicked", "converted", "bounced")
+NOT_SENT = ("failed", "suppressed", "undeliverable")
+
+
+def broadcast_progress(campaign: Campaign, triggers: list[BroadcastTrigger]) -> dict[int, dict]:
+    """How far each trigger's send has gone, by trigger id: its runs by state (runs are keyed
+    `broadcast:<trigger>:<person>`, read by a range of the (workspace, campaign, trigger_ref)
+    index per trigger) and their latest messages by outcome — one query for all the triggers.
+
+    `done` counts the recipients whose run has gone as far as it can now: ended, or waiting (for a
+    delay, an event...) after its messages; `finished` is true once the trigger has started (or
+    failed) and no run is still due. A run's message counts once it leaves the queue: handed off
+    to the provider (`sent`), or not sent (`not_sent`: suppressed, refused, failed)."""
+    if not triggers:
+        return {}
+    ids = [trigger.pk for trigger in triggers]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""SELECT t.id, j.state, count(*),
+                       count(*) FILTER (WHERE d.status = ANY(%(handed_off)s)),
+                       count(*) FILTER (WHERE d.status = ANY(%(not_sent)s)),
+                       count(*) FILTER (WHERE d.status IN ('queued', 'sending')),
+                       count(*) FILTER (WHERE j.state <> 'active' AND (d.id IS NULL OR d.status NOT IN ('queued', 'sending')))
+                FROM unnest(%(ids)s::bigint[]) AS t(id)
+                JOIN {Journey._meta.db_table} j
+                  ON j.workspace_id = %(ws)s AND j.campaign_id = %(campaign)s
+                 AND j.trigger_ref >= 'broadcast:' || t.id || ':' AND j.trigger_ref < 'broadcast:' || t.id || ';'
+                LEFT JOIN {Delivery._meta.db_table} d ON d.id = j.last_delivery_id AND d.workspace_id = %(ws)s
+                GROUP BY t.id, j.state""",
+            {"ids": ids, "ws": campaign.workspace_id, "campaign": campaign.pk, "handed_off": list(HANDED_OFF),
+             "not_sent": list(NOT_SENT)})
+        rows = cursor.fetchall()
+    out = {trigger.pk: {"runs": {state.value: 0 for state in JourneyState}, "sent": 0, "not_sent": 0, "queued": 0,
+                        "done": 0} for trigger in triggers}
+    for trigger_id, state, runs, sent, not_sent, queued, done in rows:
+        entry = out[trigger_id]
+        entry["runs"][state] = runs
+        for key, value in (("sent", sent), ("not_sent", not_sent), ("queued", queued), ("done", done)):
+            entry[key] += value
+    for trigger in triggers:
+        entry = out[trigger.pk]
+        entry.update(state=trigger.state, total=trigger.recipients, error_count=trigger.error_count,
+                     error=trigger.error,
+                     finished=trigger.state != BroadcastTriggerState.PENDING
+                     and not entry["runs"][JourneyState.ACTIVE] and not entry["queued"])
+    return out
 
 
 def broadcast_tests(campaign: Campaign, triggers: list[BroadcastTrigger]) -> dict[int, list[dict]]:
