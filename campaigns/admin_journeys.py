@@ -25,7 +25,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from campaigns import admin_broadcasts, admin_simulate, admin_versions
+from campaigns import admin_broadcasts, admin_campaign_report, admin_simulate, admin_versions
 from campaigns.api.campaign_views import webhook_url
 from campaigns.journeys import services
 from campaigns.journeys.selectors import broadcast_tests, campaign_metrics, holdout_lift, journey_metrics
@@ -391,6 +391,7 @@ class CampaignAdmin(ServiceBackedAdminMixin, WorkspaceScopedAdmin):
                        {"action": action}, name=f"{prefix}_{action.replace('-', '_')}") for action in STATE_ACTIONS),
                 *admin_simulate.simulate_urls(self),
                 *admin_broadcasts.broadcast_urls(self),
+                *admin_campaign_report.report_urls(self),
                 path("<path:object_id>/versions/<int:number>/diff/",
                      self.admin_site.admin_view(lambda request, object_id, number: admin_versions.diff_view(
                          self, request, unquote(object_id), number)), name=f"{prefix}_version_diff"),
