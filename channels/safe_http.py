@@ -42,12 +42,13 @@ import requests
 from django.conf import settings
 from requests.adapters import HTTPAdapter
 
+# The address policy itself is core's (core/netpolicy.py), shared with SMTP and database hosts.
+from core.netpolicy import address_problem  # noqa: F401  (channels/providers/email.py imports it from here)
+from core.netpolicy import describe as _describe
+
 MAX_RESPONSE_BYTES = 1024 * 1024
 USER_AGENT = "Ulak-Webhooks/1.0"
 
-_CGNAT = ipaddress.ip_network("100.64.0.0/10")
-_NAT64 = ipaddress.ip_network("64:ff9b::/96")
-_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
 _REDIRECT_STATUSES = (301, 302, 303, 307, 308)
 # Headers that carry credentials: not forwarded when a redirect leaves the original origin.
 _CREDENTIAL_HEADERS = ("authorization", "proxy-authorization", "cookie")
@@ -78,69 +79,6 @@ class Destination:
         return urlunsplit((self.scheme, netloc, split.path or "/", split.query, ""))
 
 
-def _allowlist() -> list:
-    return [ipaddress.ip_network(cidr, strict=False) for cidr in getattr(settings, "ULAK_SSRF_ALLOWLIST", [])]
-
-
-def _ipv4_problem(ip: ipaddress.IPv4Address) -> str | None:
-    if ip.is_unspecified:
-        return "unspecified address"
-    if ip.is_loopback:
-        return "loopback address"
-    if ip.is_link_local:
-        return "link-local address (cloud metadata)"
-    if ip in _CGNAT:
-        return "carrier-grade NAT address"
-    if ip.is_multicast:
-        return "multicast address"
-    if ip.is_private:
-        return "private address"
-    if ip.is_reserved or not ip.is_global:
-        return "reserved address"
-    return None
-
-
-def _embedded_ipv4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
-    found = []
-    if ip.ipv4_mapped is not None:
-        found.append(ip.ipv4_mapped)
-    if ip.sixtofour is not None:
-        found.append(ip.sixtofour)
-    if ip.teredo is not None:
-        found.extend(ip.teredo)
-    if ip in _NAT64 or (ip in _IPV4_COMPATIBLE and int(ip) > 1):
-        found.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
-    return found
-
-
-def _ipv6_problem(ip: ipaddress.IPv6Address) -> str | None:
-    for inner in _embedded_ipv4(ip):
-        problem = _ipv4_problem(inner)
-        if problem:
-            return f"embeds {inner}, {'an' if problem[0] in 'aeiou' else 'a'} {problem}"
-    if ip.is_unspecified:
-        return "unspecified address"
-    if ip.is_loopback:
-        return "loopback address"
-    if ip.is_link_local:
-        return "link-local address"
-    if ip.is_multicast:
-        return "multicast address"
-    if ip.is_site_local or ip.is_private:
-        return "private address"
-    if ip.is_reserved or not ip.is_global:
-        return "reserved address"
-    return None
-
-
-def address_problem(address: str) -> str | None:
-    """Why outbound calls may not reach this IP address, or None when they may."""
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if any(ip.version == net.version and ip in net for net in _allowlist()):
-        return None
-    return _ipv4_problem(ip) if ip.version == 4 else _ipv6_problem(ip)
-
-
 def _split(url: str):
     """(scheme, IDNA host name, port) of an http(s) URL, or BlockedDestination."""
     try:
@@ -163,13 +101,6 @@ def _split(url: str):
 def _host_header(hostname: str, port: int, explicit_port: bool) -> str:
     host = f"[{hostname}]" if ":" in hostname else hostname
     return f"{host}:{port}" if explicit_port else host
-
-
-def _describe(hostname: str, address: str, problem: str) -> str:
-    shown = hostname if hostname == address else f"{hostname} ({address})"
-    if problem.startswith("embeds"):
-        return f"{shown} {problem}"
-    return f"{shown} is {'an' if problem[0] in 'aeiou' else 'a'} {problem}"
 
 
 def _refuse_literal(hostname: str) -> None:

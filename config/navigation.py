@@ -47,6 +47,7 @@ SECTIONS: list[tuple[str, str, list[tuple[str, str, str]]]] = [
         ("profiles.customobject", "Objects", ""),
         ("profiles.objecttype", "Object types", ""),
         ("profiles.ingestdeadletter", "Ingest dead letters", ""),
+        ("profiles.datasource", "Data sources", ""),
     ]),
     ("settings", "Settings", [
         ("channels.channelconfig", "Channels", ""),

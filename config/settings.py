@@ -254,6 +254,7 @@ SPECTACULAR_SETTINGS = {
         "SegmentTypeEnum": "profiles.api.openapi.SEGMENT_TYPES",
         "SegmentStateEnum": "profiles.models.SegmentState",
         "DeadLetterStateEnum": "profiles.models.DeadLetterState",
+        "DataSourceKindEnum": "profiles.api.source_openapi.SOURCE_KINDS",
         "CampaignTypeEnum": "campaigns.api.openapi.CAMPAIGN_TYPES",
         "CampaignStateEnum": "campaigns.api.openapi.CAMPAIGN_STATES",
         "JourneyStateEnum": "campaigns.api.openapi.JOURNEY_STATES",
@@ -297,6 +298,7 @@ CELERY_BEAT_SCHEDULE = {
     "journeys-broadcasts": {"task": "journeys.start_broadcasts", "schedule": 5.0},
     "journeys-experiments": {"task": "journeys.evaluate_experiments", "schedule": 60.0},
     "people-imports-resume": {"task": "default.resume_people_imports", "schedule": 60.0},
+    "data-sources-sync": {"task": "default.sync_data_sources", "schedule": 30.0},
 }
 CELERY_TIMEZONE = "UTC"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False

@@ -732,3 +732,4 @@ class IngestDeadLetterAdmin(ReadOnlyWorkspaceScopedAdmin):
 
 from profiles import admin_segments  # noqa: E402,F401  (registers the segment admin; it imports from here)
 from profiles import admin_imports  # noqa: E402,F401  (registers the CSV import admin; it imports from here)
+from profiles import admin_sources  # noqa: E402,F401  (registers the reverse ETL source admin; it imports from here)

@@ -519,3 +519,8 @@ class PeopleImport(WorkspaceScopedModel):
 
     def __str__(self):
         return f"import of {self.file_name}"
+
+
+# --- reverse ETL sources and runs (profiles/sources, docs/reverse-etl.md) -------------------------------
+
+from profiles.sources.models import DataSource, SyncRun  # noqa: E402,F401  (models of this app)

@@ -69,3 +69,24 @@ def prune_change_feed():
     from profiles.changefeed.consumers import prune
 
     return prune()
+
+
+# --- reverse ETL (profiles/sources, docs/reverse-etl.md) ------------------------------------------------
+
+@shared_task(base=UlakTask, name="default.run_data_source_sync")
+def run_data_source_sync(*, workspace_id, run_id):
+    """Run one queued sync of a data source (claimed with SKIP LOCKED: a second delivery of this
+    message finds it taken or over and does nothing)."""
+    from profiles.sources.services import run_sync
+
+    run = run_sync(workspace_id, run_id)
+    return None if run is None else {"status": run.status, "rows_read": run.rows_read}
+
+
+@shared_task(base=UlakTask, name="default.sync_data_sources")
+def sync_data_sources():
+    """Beat job (every 30 s): queue the syncs whose schedule is due, enqueue again queued runs no
+    worker took, and fail runs whose worker died (their cursor kept)."""
+    from profiles.sources.services import recover_runs, start_due_syncs
+
+    return {"started": start_due_syncs(), **recover_runs()}

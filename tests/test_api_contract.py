@@ -276,6 +276,22 @@ def populate(tenant, prefix: str) -> Seeded:
         error_message=f"boom {n}") for n in (1, 2, 3)]
     ids["dead_letters"] = [letter.pk for letter in letters]
 
+    # Reverse ETL data sources: one reading this test database (a harmless query), one to delete.
+    from django.db import connection
+    from profiles.sources.services import run_sync
+
+    db = connection.settings_dict
+    source = ok(app.post("/v1/data_sources", {
+        "name": "Warehouse", "kind": "postgresql", "host": db["HOST"] or "127.0.0.1", "port": int(db["PORT"] or 5432),
+        "database": db["NAME"], "username": db["USER"] or "postgres", "password": db["PASSWORD"] or "",
+        "query": "SELECT 'a' AS id, 1 AS n", "identifier_column": "id"}, format="json"))["data_source"]
+    spare_source = ok(app.post("/v1/data_sources", {
+        "name": "Spare", "kind": "mysql", "host": "127.0.0.1", "port": 9, "database": "x", "username": "u",
+        "query": "SELECT 1 AS id", "identifier_column": "id"}, format="json"))["data_source"]
+    run = ok(app.post(f"/v1/data_sources/{source['id']}/sync", {}, format="json"))["run"]
+    run_sync(ws.pk, run["id"])
+    ids["data_source"], ids["spare_data_source"], ids["data_source_run"] = source["id"], spare_source["id"], run["id"]
+
     return Seeded(prefix=p, headers={"Authorization": f"Bearer {rw_key}"},
                   compliance_headers={"Authorization": f"Bearer {compliance_key}"},
                   track_headers={"Authorization": basic_auth(tenant.site_id, tenant.track_key)},
@@ -323,6 +339,10 @@ APP_PATHS = {
     "/v1/ingest/dead_letters/{id}/": _rows("dead_letters"),
     "/v1/ingest/dead_letters/{id}/replay/": _rows("dead_letters"),
     "/v1/ingest/dead_letters/{id}/discard/": _rows("dead_letters"),
+    **{f"/v1/data_sources/{{id}}/{suffix}": _rows("data_source") for suffix in ("", "test/", "preview/", "sync/",
+                                                                               "runs/")},
+    "/v1/data_sources/{id}/runs/{run_id}/": lambda w: [{"id": w.ids["data_source"],
+                                                        "run_id": w.ids["data_source_run"]}],
     **{f"/v1/campaigns/{{id}}/{suffix}": _rows("campaigns") for suffix in (
         "", "actions/", "activate/", "pause/", "resume/", "stop/", "journeys/", "metrics/", "simulate/",
         "journey_metrics/")},
@@ -485,6 +505,21 @@ def app_good_cases(w: Seeded) -> dict[str, list[dict]]:
         "POST /v1/ingest/dead_letters/{id}/discard/": [{"path_parameters": {"id": i["dead_letters"][0]}}],
         "POST /v1/ingest/dead_letters/{id}/replay/": [{"path_parameters": {"id": i["dead_letters"][1]}}],
         "POST /v1/ingest/dead_letters/replay/": [{"body": {"ids": [i["dead_letters"][2]]}}],
+        # Reverse ETL data sources (profiles/api/source_views.py).
+        "GET /v1/data_sources/": [{}],
+        "POST /v1/data_sources/": [{"body": {"name": f"{p}-new", "kind": "mysql", "host": "127.0.0.1",
+                                             "database": "x", "username": "u", "query": "SELECT 1 AS id",
+                                             "identifier_column": "id", "schedule_minutes": 60}}],
+        "GET /v1/data_sources/{id}/": [{"path_parameters": {"id": i["data_source"]}}],
+        "PATCH /v1/data_sources/{id}/": [{"path_parameters": {"id": i["data_source"]}, "body": {"max_rows": 1000}}],
+        "DELETE /v1/data_sources/{id}/": [{"path_parameters": {"id": i["spare_data_source"]}}],
+        "POST /v1/data_sources/{id}/test/": [{"path_parameters": {"id": i["data_source"]}}],
+        "POST /v1/data_sources/{id}/preview/": [{"path_parameters": {"id": i["data_source"]}, "body": {"limit": 1}}],
+        "POST /v1/data_sources/{id}/sync/": [{"path_parameters": {"id": i["data_source"]}, "body": {}}],
+        "GET /v1/data_sources/{id}/runs/": [{"path_parameters": {"id": i["data_source"]}},
+                                            {"path_parameters": {"id": i["data_source"]}, "query": {"limit": 1}}],
+        "GET /v1/data_sources/{id}/runs/{run_id}/": [
+            {"path_parameters": {"id": i["data_source"], "run_id": i["data_source_run"]}}],
         # Campaigns and journeys (campaigns/api/campaign_views.py). Writes run in path order: the
         # draft is replaced, changed, activated, then drained; the running one paused and resumed.
         "GET /v1/campaigns/": [{}],

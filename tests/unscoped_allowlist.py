@@ -67,6 +67,10 @@ ALLOWED = {
         "the import task is given an import id only; the row it locks tells the workspace",
     ("profiles/imports.py", "ids = list(PeopleImport.unscoped.filter(state__in=(ImportState.QUEUED, ImportState.RUNNING),"):
         "the stalled-import sweep (beat) looks at imports of every workspace",
+    ("profiles/sources/services.py", 'due = list(DataSource.unscoped.select_for_update(skip_locked=True).filter(next_run_at__lte=now, enabled=True, schedule_minutes__isnull=False).order_by("next_run_at")[:SWEEP_BATCH])'):
+        "the reverse ETL sweep (beat) claims due data sources of every workspace; each run is made in its own",
+    ("profiles/sources/services.py", 'stale = list(SyncRun.unscoped.filter(status__in=ACTIVE_RUN_STATUSES, updated_at__lt=now - min(QUEUED_STALE, RUNNING_GRACE)).values_list("workspace_id", "pk", "status", "updated_at", "source__max_seconds"))'):
+        "the reverse ETL sweep (beat) finds lost sync runs of every workspace; each is changed through its own",
     ("profiles/tasks.py", 'for workspace_id in InboundOperation.unscoped.values_list("workspace_id", flat=True).distinct():'):
         "the ingest sweep finds every workspace with staged operations (beat)",
 }

@@ -23,3 +23,8 @@ urlpatterns = [
     re_path(OBJECT + r"/relationships/?$", v.ObjectRelationshipsView.as_view(), name="app-object-relationships"),
     re_path(OBJECT + r"/?$", v.ObjectView.as_view(), name="app-object"),
 ]
+
+# Reverse ETL data sources (profiles/api/source_urls.py).
+from profiles.api.source_urls import urlpatterns as data_source_urlpatterns  # noqa: E402
+
+urlpatterns += data_source_urlpatterns
