@@ -1,5 +1,5 @@
-"""The console for journeys: campaigns (a usable form; the visual editor comes later), their runs and
-the step log, and a person's journeys on the person page.
+"""The console for journeys: campaigns (a usable form; the workflow canvas is campaigns/admin_canvas.py), their
+runs and the step log, and a person's journeys on the person page.
 
 A campaign's trigger, audience, re-entry, exit, goal and workflow are edited as JSON in the App API /
 file shape (docs/journeys.md). The form checks a submission by running the very service that saves
@@ -25,7 +25,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from campaigns import admin_broadcasts, admin_campaign_report, admin_simulate, admin_versions
+from campaigns import admin_broadcasts, admin_campaign_report, admin_canvas, admin_simulate, admin_versions
 from campaigns.api.campaign_views import webhook_url
 from campaigns.journeys import services
 from campaigns.journeys.selectors import broadcast_tests, campaign_metrics, holdout_lift, journey_metrics
@@ -392,6 +392,7 @@ class CampaignAdmin(ServiceBackedAdminMixin, WorkspaceScopedAdmin):
                 *admin_simulate.simulate_urls(self),
                 *admin_broadcasts.broadcast_urls(self),
                 *admin_campaign_report.report_urls(self),
+                *admin_canvas.canvas_urls(self),
                 path("<path:object_id>/versions/<int:number>/diff/",
                      self.admin_site.admin_view(lambda request, object_id, number: admin_versions.diff_view(
                          self, request, unquote(object_id), number)), name=f"{prefix}_version_diff"),

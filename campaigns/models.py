@@ -92,6 +92,9 @@ class Campaign(WorkspaceScopedModel):
                                                         ("skip", "skip the message")], default="hold", blank=True)
     version = models.PositiveIntegerField(default=1, editable=False)
     webhook_token = models.CharField(max_length=64, blank=True, editable=False)
+    # The visual editor's layout (campaigns/admin_canvas.py): {"trigger": {"x", "y"}, "steps": {key: {"x", "y"}}}.
+    # Not part of the definition: moving a node makes no version.
+    canvas = models.JSONField(default=dict, blank=True, editable=False)
     activated_at = models.DateTimeField(null=True, blank=True, editable=False)
     stopped_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -15,6 +15,7 @@ const entries = [
   { name: "progress", source: "src/progress.js" },
   { name: "segment-builder", source: "src/segment-builder/index.jsx" },
   { name: "message-editor", source: "src/message-editor/index.js" },
+  { name: "journey-canvas", source: "src/journey-canvas/index.jsx" },
 ];
 
 const result = await build({

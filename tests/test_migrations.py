@@ -167,3 +167,22 @@ def test_message_contents_keep_their_html_when_mjml_arrives():
 
     row = MessageContent.unscoped.get(pk=made.pk)
     assert (row.body, row.body_mjml, row.version) == ("<p>Hello {{ customer.first_name }}</p>", "", 4)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_campaigns_get_an_empty_canvas_layout():
+    """campaigns 0008 (the journey canvas): existing campaigns keep their definition and version and
+    start with no saved node positions (the canvas lays them out)."""
+    old = migrate([("campaigns", "0007_versions_and_broadcast_decisions")])
+    workspace = old.get_model("accounts", "Workspace").objects.create(name="Acme", slug="acme-canvas")
+    workflow = {"start": "wait", "steps": {"wait": {"type": "delay", "duration": {"days": 1}}}}
+    made = old.get_model("campaigns", "Campaign").objects.create(
+        workspace=workspace, name="Live", state="active", version=2, trigger={"type": "event", "name": "go"},
+        workflow=workflow)
+
+    migrate(latest())
+
+    from campaigns.models import Campaign
+
+    row = Campaign.unscoped.get(pk=made.pk)
+    assert (row.canvas, row.workflow, row.version) == ({}, workflow, 2)

@@ -1,0 +1,356 @@
+"""The journey canvas's page and endpoints (campaigns/admin_canvas.py, docs/console-journeys.md):
+the page's data (the definition, the API's JSON Schema, the revision, positions), saving through
+the API's update service (the same errors, versions and publish choice), the revision check that
+refuses a save based on an older definition (409, nothing stored), positions kept apart from the
+definition (moving a node makes no version), the check endpoint's definition and activation
+errors; roles, a second workspace, CSRF, bad input."""
+
+import json
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from accounts.roles import Role
+from campaigns.journeys import canvas as canvas_service
+from campaigns.journeys import services
+from campaigns.journeys.schema import definition_schema
+from campaigns.models import Campaign, CampaignVersion, Journey
+from tests.campaigns.conftest import make_config
+from tests.support.factories import ProfileFactory, make_member
+
+pytestmark = pytest.mark.django_db
+
+PRO = {"attribute": {"field": "plan", "operator": "eq", "value": "pro"}}
+FOUR_STEPS = {"start": "welcome", "steps": {
+    "welcome": {"type": "send", "channel": "email", "content": {"subject": "Hi", "body": "Hello"}, "next": "wait"},
+    "wait": {"type": "delay", "duration": {"days": 2}, "next": "pro"},
+    "pro": {"type": "branch", "condition": PRO, "yes": "upsell", "no": "nudge"},
+    "upsell": {"type": "send", "channel": "email", "content": {"subject": "More", "body": "Go further"}},
+    "nudge": {"type": "send", "channel": "email", "content": {"subject": "Try pro", "body": "Upgrade"}},
+}}
+POSITIONS = {"trigger": {"x": 0, "y": 0}, "steps": {
+    "welcome": {"x": 0, "y": 150}, "wait": {"x": 0, "y": 300}, "pro": {"x": 0, "y": 450},
+    "upsell": {"x": -150, "y": 600}, "nudge": {"x": 150.26, "y": 600}}}
+TRIGGER = {"type": "event", "name": "signed_up"}
+
+
+def names(view, campaign):
+    return reverse(f"admin:campaigns_campaign_{view}", args=[campaign.pk])
+
+
+def draft(workspace, **definition):
+    definition = {"name": "Onboarding", "trigger": {"type": "event", "name": "placeholder"}, **definition}
+    return services.create_campaign(workspace=workspace, definition=definition)
+
+
+def logged_in(user, *, csrf: bool = False) -> Client:
+    client = Client(enforce_csrf_checks=csrf)
+    client.force_login(user)
+    return client
+
+
+def post(client, url, body):
+    return client.post(url, json.dumps(body), content_type="application/json")
+
+
+def save(client, campaign, **body):
+    body.setdefault("revision", canvas_service.revision_of(Campaign.objects.for_workspace(campaign.workspace).get(
+        pk=campaign.pk)))
+    return post(client, names("canvas_save", campaign), body)
+
+
+def stored(campaign) -> Campaign:
+    return Campaign.objects.for_workspace(campaign.workspace).get(pk=campaign.pk)
+
+
+@pytest.fixture
+def owner(tenant_a):
+    return logged_in(tenant_a.owner)
+
+
+@pytest.fixture
+def campaign(tenant_a):
+    return draft(tenant_a.workspace)
+
+
+# --- the page ------------------------------------------------------------------------------------------
+
+def test_the_page_carries_the_definition_the_schema_and_the_revision(owner, campaign):
+    page = owner.get(names("canvas", campaign))
+    assert page.status_code == 200
+    data = page.context["canvas"]
+    assert data["definition"] == {"trigger": {"type": "event", "name": "placeholder", "filters": []},
+                                  "workflow": {"start": None, "steps": {}}}
+    assert data["schema"] == definition_schema()  # the API's document, not a copy of its own
+    assert data["campaign"] == {"id": campaign.pk, "name": "Onboarding", "type": "triggered", "state": "draft",
+                                "version": 1, "versioned": False, "revision": canvas_service.revision_of(campaign)}
+    assert data["editable"] is True and data["urls"]["save"] == names("canvas_save", campaign)
+    assert data["urls"]["check"] == names("canvas_check", campaign)
+    assert data["urls"]["message"] == "/admin/campaigns/transactionalmessage/{id}/change/"
+    assert data["positions"] == {}
+    # What activation would refuse, shown on the nodes from the start.
+    assert data["activation_errors"] == [
+        {"field": "workflow.steps", "message": "a campaign needs at least one step to be activated"}]
+    html = page.content.decode()
+    assert 'id="journey-canvas-data"' in html and 'data-ulak-journey-canvas="journey-canvas-data"' in html
+    assert "ulak/console/journey-canvas.js" in html and "ulak/console/journey-canvas.css" in html
+    # No nonce read: the page keeps style-src 'self' (React Flow injects no <style>).
+    policy = page["Content-Security-Policy"]
+    assert "nonce-" not in policy and "unsafe-inline" not in policy and "style-src 'self'" in policy
+
+
+def test_the_campaign_page_links_to_the_canvas(owner, campaign):
+    page = owner.get(names("change", campaign))
+    assert f'href="{names("canvas", campaign)}" id="campaign-canvas"' in page.content.decode()
+
+
+def test_the_url_patterns_resolve_before_the_admins_object_patterns(campaign):
+    from django.urls import resolve
+
+    assert resolve(names("canvas", campaign)).url_name == "campaigns_campaign_canvas"
+    assert resolve(names("canvas_save", campaign)).url_name == "campaigns_campaign_canvas_save"
+    assert resolve(names("canvas_check", campaign)).url_name == "campaigns_campaign_canvas_check"
+
+
+# --- saving ----------------------------------------------------------------------------------------------
+
+def test_a_save_stores_the_workflow_and_the_positions_through_the_api_service(owner, tenant_a, campaign):
+    before = canvas_service.revision_of(campaign)
+    response = save(owner, campaign, trigger=TRIGGER, workflow=FOUR_STEPS,
+                    positions={**POSITIONS, "steps": {**POSITIONS["steps"], "gone": {"x": 1, "y": 2}}})
+    assert response.status_code == 200, response.content
+    answer = response.json()
+    campaign = stored(campaign)
+    assert campaign.trigger == {"type": "event", "name": "signed_up", "filters": []}
+    assert set(campaign.workflow["steps"]) == set(FOUR_STEPS["steps"]) and campaign.workflow["start"] == "welcome"
+    assert campaign.workflow["steps"]["pro"]["yes"] == "upsell" and campaign.workflow["steps"]["pro"]["no"] == "nudge"
+    # Positions are kept apart from the definition, rounded; a step the workflow lacks is dropped.
+    assert campaign.canvas == {"trigger": {"x": 0.0, "y": 0.0}, "steps": {
+        **{key: {"x": float(p["x"]), "y": float(p["y"])} for key, p in POSITIONS["steps"].items() if key != "nudge"},
+        "nudge": {"x": 150.3, "y": 600.0}}}
+    assert answer["positions"] == campaign.canvas
+    # A draft's edit rewrites version 1 (the API's rule); the revision moves all the same.
+    assert campaign.version == 1 and answer["campaign"]["version"] == 1
+    assert answer["campaign"]["revision"] == canvas_service.revision_of(campaign) != before
+    assert answer["definition"]["workflow"] == campaign.workflow
+    version = CampaignVersion.objects.for_workspace(campaign.workspace).get(campaign=campaign, number=1)
+    assert version.definition["workflow"] == campaign.workflow and version.author == tenant_a.owner.email
+    assert "canvas" not in version.definition and "canvas" not in services.stored_definition(campaign)
+    # Not activatable yet: no email configuration (answered, not refused).
+    assert {e["field"] for e in answer["activation_errors"]} == {
+        "workflow.steps.welcome.channel", "workflow.steps.upsell.channel", "workflow.steps.nudge.channel"}
+
+
+def test_the_save_reads_back_as_the_page_and_the_api_show_it(owner, tenant_a, campaign):
+    assert save(owner, campaign, trigger=TRIGGER, workflow=FOUR_STEPS, positions=POSITIONS).status_code == 200
+    data = owner.get(names("canvas", campaign)).context["canvas"]
+    api = tenant_a.app_client().get(f"/v1/campaigns/{campaign.pk}").json()["campaign"]
+    assert data["definition"]["workflow"] == api["workflow"] == stored(campaign).workflow
+    assert data["positions"]["steps"]["welcome"] == {"x": 0.0, "y": 150.0}
+
+
+def test_the_save_refuses_what_the_api_refuses_with_the_same_errors(owner, tenant_a, campaign):
+    broken = json.loads(json.dumps(FOUR_STEPS))
+    broken["steps"]["welcome"]["content"] = {"body": "Hello"}
+    broken["steps"]["wait"]["next"] = "nowhere"
+    before = stored(campaign)
+    response = save(owner, campaign, trigger=TRIGGER, workflow=broken, positions=POSITIONS)
+    assert response.status_code == 400
+    errors = response.json()["errors"]
+    assert {e["field"] for e in errors} == {"workflow.steps.welcome.content.subject", "workflow.steps.wait.next"}
+    definition = {**services.stored_definition(before), "trigger": TRIGGER, "workflow": broken}
+    api = tenant_a.app_client().put(f"/v1/campaigns/{campaign.pk}", definition, format="json")
+    assert api.status_code == 400 and api.json()["errors"] == errors
+    after = stored(campaign)
+    assert after.workflow == before.workflow and after.canvas == {} and after.updated_at == before.updated_at
+
+
+def test_a_save_based_on_an_older_revision_is_refused_and_stores_nothing(owner, tenant_a, campaign):
+    loaded = canvas_service.revision_of(campaign)
+    # Someone else saves first — here through the App API; a draft stays version 1.
+    other = {**services.stored_definition(campaign), "trigger": TRIGGER, "workflow": FOUR_STEPS}
+    assert tenant_a.app_client().put(f"/v1/campaigns/{campaign.pk}", other, format="json").status_code == 200
+    theirs = stored(campaign)
+    assert theirs.version == 1
+    response = save(owner, campaign, revision=loaded, trigger=TRIGGER,
+                    workflow={"start": "x", "steps": {"x": {"type": "exit"}}},
+                    positions={"steps": {"x": {"x": 1, "y": 1}}})
+    assert response.status_code == 409
+    answer = response.json()
+    # Who saved it: the App API key named "app" (conftest's make_tenant).
+    assert answer["errors"] == [{"field": "revision", "message": canvas_service.CONFLICT.format(
+        version=1, author="API key app")}]
+    assert "changed by someone else" in answer["errors"][0]["message"]
+    assert answer["campaign"]["revision"] == canvas_service.revision_of(theirs) != loaded
+    after = stored(campaign)
+    assert after.workflow == theirs.workflow and after.canvas == {} and after.updated_at == theirs.updated_at
+
+
+def test_two_canvases_on_one_draft_the_second_save_is_refused(tenant_a, campaign):
+    first, second = logged_in(tenant_a.owner), logged_in(make_member(tenant_a.workspace, Role.MARKETER))
+    loaded = canvas_service.revision_of(campaign)
+    assert save(first, campaign, revision=loaded, trigger=TRIGGER, workflow=FOUR_STEPS).status_code == 200
+    refused = save(second, campaign, revision=loaded, trigger=TRIGGER, workflow={"start": None, "steps": {}})
+    assert refused.status_code == 409
+    assert stored(campaign).workflow["start"] == "welcome"
+    # Reloaded (the new revision), the second editor saves.
+    assert save(second, campaign, trigger=TRIGGER, workflow={"start": None, "steps": {}}).status_code == 200
+    assert stored(campaign).workflow == {"start": None, "steps": {}}
+
+
+def live_campaign(workspace):
+    make_config(workspace, settings={"host": "127.0.0.1", "port": 9})
+    campaign = draft(workspace, trigger=TRIGGER, workflow=FOUR_STEPS)
+    return services.activate_campaign(campaign=campaign)
+
+
+def test_moving_nodes_of_a_live_campaign_makes_no_version(owner, tenant_a):
+    campaign = live_campaign(tenant_a.workspace)
+    versions = CampaignVersion.objects.for_workspace(tenant_a.workspace).filter(campaign=campaign).count()
+    revision = canvas_service.revision_of(campaign)
+    response = save(owner, campaign, trigger=stored(campaign).trigger, workflow=stored(campaign).workflow,
+                    positions=POSITIONS)
+    assert response.status_code == 200, response.content
+    after = stored(campaign)
+    assert after.version == campaign.version and after.canvas["steps"]["pro"] == {"x": 0.0, "y": 450.0}
+    assert CampaignVersion.objects.for_workspace(tenant_a.workspace).filter(campaign=campaign).count() == versions
+    assert response.json()["campaign"]["revision"] == revision  # the definition did not change
+    # A change of the workflow makes the next version, as the API's update does.
+    changed = json.loads(json.dumps(after.workflow))
+    changed["steps"]["wait"]["duration"] = {"days": 3}
+    response = save(owner, campaign, trigger=after.trigger, workflow=changed, positions=POSITIONS)
+    assert response.status_code == 200 and response.json()["campaign"]["version"] == after.version + 1
+    assert stored(campaign).workflow["steps"]["wait"]["duration"] == {"days": 3}
+
+
+def test_a_live_campaign_with_runs_needs_the_publish_choice(owner, tenant_a):
+    campaign = live_campaign(tenant_a.workspace)
+    person = ProfileFactory(workspace=tenant_a.workspace, external_id="p1")
+    Journey.objects.for_workspace(tenant_a.workspace).create(campaign=campaign, profile=person, state="waiting",
+                                                             step="wait", seq=2, trigger_ref="t:1")
+    changed = json.loads(json.dumps(stored(campaign).workflow))
+    changed["steps"]["wait"]["duration"] = {"days": 5}
+    refused = save(owner, campaign, trigger=TRIGGER, workflow=changed)
+    assert refused.status_code == 400
+    assert [e["field"] for e in refused.json()["errors"]] == ["publish"]
+    assert stored(campaign).version == campaign.version
+    bad = save(owner, campaign, trigger=TRIGGER, workflow=changed, publish={"runs": "later"})
+    assert bad.status_code == 400 and bad.json()["errors"][0]["field"] == "publish.runs"
+    done = save(owner, campaign, trigger=TRIGGER, workflow=changed, publish={"runs": "stay"})
+    assert done.status_code == 200 and stored(campaign).version == campaign.version + 1
+    version = CampaignVersion.objects.for_workspace(tenant_a.workspace).get(campaign=campaign,
+                                                                            number=campaign.version + 1)
+    assert version.published["runs"] == "stay"
+
+
+# --- the check ---------------------------------------------------------------------------------------------
+
+def test_the_check_answers_definition_errors_then_activation_errors_and_stores_nothing(owner, tenant_a, campaign):
+    broken = json.loads(json.dumps(FOUR_STEPS))
+    broken["steps"]["welcome"]["content"] = {}
+    response = post(owner, names("canvas_check", campaign), {"trigger": TRIGGER, "workflow": broken})
+    assert response.status_code == 200
+    assert response.json()["errors"] == [{"field": "workflow.steps.welcome.content", "kind": "definition",
+                                          "message": response.json()["errors"][0]["message"]}]
+    # Valid, but not activatable: an unreachable step and no email configuration.
+    lonely = json.loads(json.dumps(FOUR_STEPS))
+    lonely["steps"]["lost"] = {"type": "exit"}
+    errors = post(owner, names("canvas_check", campaign), {"trigger": TRIGGER, "workflow": lonely}).json()["errors"]
+    assert {(e["field"], e["kind"]) for e in errors} == {
+        ("workflow.steps.lost", "activation"), ("workflow.steps.welcome.channel", "activation"),
+        ("workflow.steps.upsell.channel", "activation"), ("workflow.steps.nudge.channel", "activation")}
+    make_config(tenant_a.workspace, settings={"host": "127.0.0.1", "port": 9})
+    assert post(owner, names("canvas_check", campaign), {"trigger": TRIGGER, "workflow": FOUR_STEPS}).json() == \
+        {"errors": []}
+    assert stored(campaign).workflow == {"start": None, "steps": {}}
+
+
+def test_a_trigger_error_is_named_by_its_path(owner, campaign):
+    errors = post(owner, names("canvas_check", campaign), {"trigger": {"type": "event"},
+                                                           "workflow": FOUR_STEPS}).json()["errors"]
+    assert [e["field"] for e in errors] == ["trigger.name"]
+
+
+# --- bad input ------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"trigger": TRIGGER, "workflow": FOUR_STEPS}, "revision"),
+    ({"revision": "", "workflow": FOUR_STEPS}, "revision"),
+    ({"revision": "x", "name": "Renamed"}, "name"),
+])
+def test_save_input_errors_name_the_field(owner, campaign, body, field):
+    response = post(owner, names("canvas_save", campaign), body)
+    assert response.status_code == 400
+    assert [e["field"] for e in response.json()["errors"]] == [field]
+
+
+@pytest.mark.parametrize(("positions", "field"), [
+    ([], "positions"),
+    ({"steps": {"welcome": {"x": 1}}}, "positions.steps.welcome"),
+    ({"steps": {"welcome": {"x": "1", "y": 2}}}, "positions.steps.welcome.x"),
+    ({"steps": {"welcome": {"x": 1, "y": 10**9}}}, "positions.steps.welcome.y"),
+    ({"steps": {"we lcome": {"x": 1, "y": 1}}}, "positions.steps.we lcome"),
+    ({"trigger": {"x": True, "y": 1}}, "positions.trigger.x"),
+    ({"nodes": {}}, "positions.nodes"),
+])
+def test_bad_positions_are_refused_naming_the_path_and_nothing_is_stored(owner, campaign, positions, field):
+    response = save(owner, campaign, trigger=TRIGGER, workflow=FOUR_STEPS, positions=positions)
+    assert response.status_code == 400
+    assert [e["field"] for e in response.json()["errors"]] == [field]
+    assert stored(campaign).workflow == {"start": None, "steps": {}}
+
+
+def test_a_body_that_is_not_a_json_object_is_refused(owner, campaign):
+    for url in (names("canvas_save", campaign), names("canvas_check", campaign)):
+        assert owner.post(url, "{not json", content_type="application/json").status_code == 400
+        response = owner.post(url, "[1]", content_type="application/json")
+        assert response.status_code == 400 and response.json()["errors"][0]["field"] is None
+        assert owner.get(url).status_code == 405
+
+
+def test_a_post_without_the_csrf_token_is_refused(tenant_a, campaign):
+    strict = logged_in(tenant_a.owner, csrf=True)
+    assert save(strict, campaign, trigger=TRIGGER, workflow=FOUR_STEPS).status_code == 403
+    assert stored(campaign).workflow == {"start": None, "steps": {}}
+
+
+# --- roles and workspaces ---------------------------------------------------------------------------------------
+
+def test_an_analyst_sees_and_checks_but_may_not_save(tenant_a, campaign):
+    analyst = logged_in(make_member(tenant_a.workspace, Role.ANALYST))
+    page = analyst.get(names("canvas", campaign))
+    assert page.status_code == 200
+    assert page.context["canvas"]["editable"] is False and page.context["canvas"]["urls"]["save"] is None
+    checked = post(analyst, names("canvas_check", campaign), {"trigger": TRIGGER, "workflow": FOUR_STEPS})
+    assert checked.status_code == 200
+    refused = save(analyst, campaign, trigger=TRIGGER, workflow=FOUR_STEPS, positions=POSITIONS)
+    assert refused.status_code == 403 and refused.json()["errors"][0]["field"] is None
+    after = stored(campaign)
+    assert after.workflow == {"start": None, "steps": {}} and after.canvas == {}
+
+
+def test_a_marketer_saves(tenant_a, campaign):
+    marketer = logged_in(make_member(tenant_a.workspace, Role.MARKETER))
+    assert marketer.get(names("canvas", campaign)).context["canvas"]["editable"] is True
+    assert save(marketer, campaign, trigger=TRIGGER, workflow=FOUR_STEPS).status_code == 200
+
+
+def test_a_role_without_the_campaigns_view_permission_gets_nothing(tenant_a, campaign):
+    officer = logged_in(make_member(tenant_a.workspace, Role.COMPLIANCE))
+    assert officer.get(names("canvas", campaign)).status_code == 403
+    assert post(officer, names("canvas_check", campaign), {"workflow": FOUR_STEPS}).status_code == 403
+    assert save(officer, campaign, trigger=TRIGGER, workflow=FOUR_STEPS).status_code == 403
+    assert stored(campaign).workflow == {"start": None, "steps": {}}
+
+
+def test_another_workspaces_campaign_is_a_404_on_every_endpoint(owner, tenant_b):
+    theirs = draft(tenant_b.workspace)
+    revision = canvas_service.revision_of(theirs)
+    assert owner.get(names("canvas", theirs)).status_code == 404
+    assert post(owner, names("canvas_check", theirs), {"workflow": FOUR_STEPS}).status_code == 404
+    response = post(owner, names("canvas_save", theirs), {"revision": revision, "trigger": TRIGGER,
+                                                         "workflow": FOUR_STEPS, "positions": POSITIONS})
+    assert response.status_code == 404
+    after = Campaign.objects.for_workspace(tenant_b.workspace).get(pk=theirs.pk)
+    assert after.workflow == {"start": None, "steps": {}} and after.canvas == {}
