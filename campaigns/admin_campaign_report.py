@@ -27,6 +27,7 @@ from django.utils import timezone
 from campaigns import admin_versions
 from campaigns.journeys.selectors import FUNNEL, campaign_days, campaign_metrics
 from channels.selectors import ACTIVITY_KINDS, message_activity
+from core.admin import query_choice
 from core.errors import InvalidInput
 from core.exporting import streamed
 
@@ -44,16 +45,6 @@ def report_urls(admin) -> list:
     name = f"{admin.opts.app_label}_{admin.opts.model_name}_report"
     return [path("<path:object_id>/report/", admin.admin_site.admin_view(
         lambda request, object_id: report_view(admin, request, object_id)), name=name)]
-
-
-def _choice(request, name: str, allowed, default):
-    raw = request.GET.get(name, "")
-    if raw == "":
-        return default
-    for value in allowed:
-        if str(value) == raw:
-            return value
-    raise InvalidInput(name, f"must be one of {', '.join(str(v) for v in allowed)}")
 
 
 def _percent(value) -> str:
@@ -121,8 +112,8 @@ def report_view(admin, request, object_id):
     workspace = request.workspace
     error = None
     try:
-        days = _choice(request, "days", PERIODS, 30)
-        fmt = _choice(request, "format", ("html", "csv"), "html")
+        days = query_choice(request, "days", PERIODS, 30)
+        fmt = query_choice(request, "format", ("html", "csv"), "html")
     except InvalidInput as exc:
         error, days, fmt = exc, 30, "html"
     tz = ZoneInfo(workspace.time_zone)

@@ -401,57 +401,61 @@ def _sample_answer(kind: str, rendered) -> dict:
             "text": rendered.body_plain, "payload": {}, "headers": {}, "sms": None}
 
 
-def _rendered_or_refusal(render, **kwargs):
-    try:
-        return render(**kwargs)
-    except TemplateError as exc:
-        return _refusal([(field_of(exc.field), exc.describe(with_field=False))])
+class SampleEditorMixin(PreviewEditorMixin):
+    """A layout's or a snippet's page: its one template field (`sample_field`) rendered as it is
+    typed, for a person with the sample data, by `sample_render` once `sample_errors` (the save's
+    checks) find nothing."""
+
+    sample_field: str
+    sample_render = None  # render_layout_draft or render_snippet_draft (keyword `sample_field`)
+
+    def saved_draft(self, obj) -> dict:
+        return {"name": obj.name, self.sample_field: getattr(obj, self.sample_field)}
+
+    def sample_errors(self, value) -> dict[str, str]:
+        raise NotImplementedError
+
+    def render_preview(self, request, obj, form, profile):
+        value = form.cleaned_data[self.sample_field]
+        problems = self.sample_errors(value)
+        if problems:
+            return _refusal(sorted(problems.items()))
+        try:
+            return self.sample_render(workspace=request.workspace, profile=profile,
+                                       trigger=form.cleaned_data["preview_trigger"],
+                                       event=form.cleaned_data["preview_event"], **{self.sample_field: value})
+        except TemplateError as exc:
+            return _refusal([(field_of(exc.field), exc.describe(with_field=False))])
+
+    def preview_answer(self, form, rendered) -> dict:
+        return _sample_answer(self.preview_what, rendered)
 
 
-class LayoutEditorMixin(PreviewEditorMixin):
+class LayoutEditorMixin(SampleEditorMixin):
     """A layout's page: its body around a sample message, for a person, as it is typed."""
 
     editor_fields = {"body": "html"}
     draft_form = LayoutDraftForm
     preview_what = "layout"
+    sample_field = "body"
+    sample_render = staticmethod(render_layout_draft)
 
-    def saved_draft(self, obj) -> dict:
-        return {"name": obj.name, "body": obj.body}
-
-    def render_preview(self, request, obj, form, profile):
-        body = form.cleaned_data["body"]
-        problems = content_services.layout_body_errors(body)
-        if problems:
-            return _refusal(sorted(problems.items()))
-        return _rendered_or_refusal(render_layout_draft, workspace=request.workspace, body=body, profile=profile,
-                                    trigger=form.cleaned_data["preview_trigger"], event=form.cleaned_data["preview_event"])
-
-    def preview_answer(self, form, rendered) -> dict:
-        return _sample_answer("layout", rendered)
+    def sample_errors(self, value) -> dict[str, str]:
+        return content_services.layout_body_errors(value)
 
 
-class SnippetEditorMixin(PreviewEditorMixin):
+class SnippetEditorMixin(SampleEditorMixin):
     """A snippet's page: its value rendered for a person, as it is typed."""
 
     editor_fields = {"value": "html"}
     draft_form = SnippetDraftForm
     preview_what = "snippet"
+    sample_field = "value"
+    sample_render = staticmethod(render_snippet_draft)
 
-    def saved_draft(self, obj) -> dict:
-        return {"name": obj.name, "value": obj.value}
-
-    def render_preview(self, request, obj, form, profile):
-        value = form.cleaned_data["value"]
-        problems = content_services.template_errors({"value": value})
-        if problems:
-            return _refusal(sorted(problems.items()))
-        if not value:
-            return _refusal([("value", "is empty: there is nothing to show")])
-        return _rendered_or_refusal(render_snippet_draft, workspace=request.workspace, value=value, profile=profile,
-                                    trigger=form.cleaned_data["preview_trigger"], event=form.cleaned_data["preview_event"])
-
-    def preview_answer(self, form, rendered) -> dict:
-        return _sample_answer("snippet", rendered)
+    def sample_errors(self, value) -> dict[str, str]:
+        return content_services.template_errors({"value": value}) or (
+            {} if value else {"value": "is empty: there is nothing to show"})
 
 
 class TransactionalEditorMixin(PreviewEditorMixin):

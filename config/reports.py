@@ -15,7 +15,7 @@ from campaigns.models import Campaign, TransactionalMessage
 from channels.models import ChannelType, Delivery
 from channels.selectors import ACTIVITY_KINDS, REPORT_COUNTS, delivery_report, message_activity
 from config.dashboard import ACTIVITY_LABELS
-from core.admin import has_perm
+from core.admin import has_perm, query_choice
 from core.errors import InvalidInput
 from core.exporting import streamed
 
@@ -37,16 +37,6 @@ def rates(row: dict) -> dict:
         base = next((row[d] for d in denominators if row[d]), 0)
         out[name] = round(row[numerator] / base, 4) if base else None
     return out
-
-
-def _choice(request, name: str, allowed, default):
-    raw = request.GET.get(name, "")
-    if raw == "":
-        return default
-    for value in allowed:
-        if str(value) == raw:
-            return value
-    raise InvalidInput(name, f"must be one of {', '.join(str(v) for v in allowed)}")
 
 
 def _message_filter(raw: str) -> tuple[str, str] | None:
@@ -90,10 +80,10 @@ def delivery_report_view(request, *, site_context: dict):
     workspace = request.workspace
     error = None
     try:
-        days = _choice(request, "days", PERIODS, 30)
-        channel = _choice(request, "channel", ChannelType.values, None)
+        days = query_choice(request, "days", PERIODS, 30)
+        channel = query_choice(request, "channel", ChannelType.values, None)
         message = _message_filter(request.GET.get("message", "").strip())
-        fmt = _choice(request, "format", ("html", "csv"), "html")
+        fmt = query_choice(request, "format", ("html", "csv"), "html")
     except InvalidInput as exc:
         error, days, channel, message, fmt = exc, 30, None, None, "html"
     tz = ZoneInfo(workspace.time_zone)

@@ -55,6 +55,18 @@ def confirm_first(consequence: str):
     return wrap
 
 
+def query_choice(request, name: str, allowed, default):
+    """The query parameter `name` as one of `allowed` (compared as text), `default` when absent or
+    empty; anything else is an InvalidInput naming the parameter (the console's report pages)."""
+    raw = request.GET.get(name, "")
+    if raw == "":
+        return default
+    for value in allowed:
+        if str(value) == raw:
+            return value
+    raise InvalidInput(name, f"must be one of {', '.join(str(v) for v in allowed)}")
+
+
 def has_perm(request, codename: str | None) -> bool:
     return bool(codename) and codename in getattr(request, "workspace_perms", ())
 
