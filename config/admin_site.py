@@ -17,6 +17,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 
 from accounts.middleware import SESSION_KEY
 from accounts.models import Membership
+from campaigns.admin_broadcast_compose import compose_urls
 from compliance.admin_export import export_person_urls, with_export_link
 from config.dashboard import dashboard_context
 from config.navigation import task_sections
@@ -103,7 +104,7 @@ class UlakAdminSite(admin.AdminSite):
                 path("reports/deliveries/", self.admin_view(self.delivery_report), name="delivery_report"),
                 *[re_path(rf"^{old}/(?P<rest>.*)$", partial(self.moved_model_page, new=new))
                   for old, new in MOVED_MODEL_PAGES.items()],
-                *export_person_urls(self)]
+                *export_person_urls(self), *compose_urls(self)]
         return urls + super().get_urls()
 
     def get_app_list(self, request, app_label=None):

@@ -12,6 +12,7 @@ from core.admin import has_perm
 # Console pages that are not a model's admin: name → (URL name, the permission that shows them).
 PAGES = {
     "page.delivery_report": ("admin:delivery_report", "view_campaigns"),
+    "page.broadcast_compose": ("admin:broadcast_compose", "change_campaigns"),
 }
 
 SECTIONS: list[tuple[str, str, list[tuple[str, str, str]]]] = [
@@ -27,6 +28,7 @@ SECTIONS: list[tuple[str, str, list[tuple[str, str, str]]]] = [
     ("campaigns", "Campaigns", [
         ("campaigns.campaign", "Campaigns", "?type__exact=triggered"),
         ("campaigns.journey", "Journeys", ""),
+        ("page.broadcast_compose", "Compose a broadcast", ""),
         ("campaigns.deliveryrules", "Delivery rules", ""),
     ]),
     ("broadcasts", "Broadcasts", [("campaigns.campaign", "Broadcasts", "?type__exact=broadcast")]),
