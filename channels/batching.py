@@ -2,12 +2,14 @@
 
     claim up to ULAK_SEND_BATCH_SIZE due deliveries (one statement) → the configuration check →
     consent and suppression for all of them (a few queries) → per sub-batch of
-    ULAK_SEND_SUB_BATCH_SIZE: render → rate limit → mark started (one statement, committed with
-    the previous sub-batch's results) → provider calls → results recorded in bulk
+    ULAK_SEND_SUB_BATCH_SIZE: render → the hold → mark started (one statement, committed with
+    the previous sub-batch's results) → provider calls (paced by the configuration's rate limit) →
+    results recorded in bulk
 
 Every rule is the single-delivery path's (channels/sending.py): which claimed rows are failed
 instead of taken (`untakeable`), the inactive configuration, the consent decision
-(`channels.consent.decide`), the per-second rate limit, rendering, the started marker, the
+(`channels.consent.decide`), the rate limit (the same bucket; a rate-limited configuration's
+calls are paced, each booking its slot right before it), rendering, the started marker, the
 classification of provider errors and the recording of events (`record_delivery_events` shares
 the status logic of `record_delivery_event`). Exactly once holds per delivery: a worker killed
 in a batch leaves each delivery either not started (sent by the next claim) or started (never
@@ -19,7 +21,9 @@ attempts.
 Scheduling: `schedule_batch` publishes `<channel>.send_batch` for a configuration unless one is
 already on its way (Redis keys, one per slot); channels.deliveries.enqueue_send calls it on commit
 for batched sources, the sweep for configurations with due or orphaned batched deliveries, and a
-running task whose claim came back full brings in one more (up to ULAK_SEND_BATCH_TASKS).
+running task whose claim came back full brings in one more (up to ULAK_SEND_BATCH_TASKS) unless
+it waited for its rate limit or its provider calls are slow. A task's time budget is checked
+before every provider call, so it gives its worker back after the budget and one call at most.
 """
 
 from __future__ import annotations
@@ -58,6 +62,19 @@ BATCH_TASK_FOR_CHANNEL = {
 }
 RATE_LIMITED = "rate limit of the channel configuration, or held back by its provider"
 HELD_BACK = "the provider asked to slow down; the rest of the batch waits"
+# A rate-limited configuration is paced: each provider call books its own slot from the bucket
+# (channels.sending.take_rate) right before it and the task waits for it, up to this many seconds;
+# a slot further ahead (other tasks booked before it, or a hold) sends the rest back to `queued`
+# for that time instead.
+PACE_HORIZON_SECONDS = 0.25
+OUT_OF_TIME = "the batch task's time was spent; the next task of the configuration sends it"
+# A configuration whose provider calls take this long on average is slow: its tasks bring in no
+# other task, and hand over to at most one, so it keeps one worker of its channel's queue.
+SLOW_CALL_SECONDS = 0.5
+
+
+def _pause(seconds: float) -> None:
+    time.sleep(seconds)
 
 
 # --- scheduling ----------------------------------------------------------------------------------
@@ -161,11 +178,21 @@ class Round:
     picked: int = 0
     sent: int = 0
     full: bool = False
-    wait: int = 0  # seconds before the configuration may send again (rate limit, provider back-pressure)
+    wait: float = 0  # seconds before the configuration may send again (rate limit, provider back-pressure)
+    rate_bound: bool = False  # it waited for the rate limit: another task would not send faster
+    calls: int = 0
+    call_seconds: float = 0.0  # spent in provider calls
+
+    @property
+    def slow(self) -> bool:
+        return bool(self.calls) and self.call_seconds / self.calls >= SLOW_CALL_SECONDS
 
 
-def send_batch(workspace, config: ChannelConfig, token: str, *, size: int | None = None) -> Round:
-    """Claim one batch of the configuration's due campaign and broadcast deliveries and send it."""
+def send_batch(workspace, config: ChannelConfig, token: str, *, size: int | None = None,
+               deadline: float | None = None) -> Round:
+    """Claim one batch of the configuration's due campaign and broadcast deliveries and send it;
+    past `deadline` (time.monotonic()), after at least one provider call, the rest of the claim
+    goes back to `queued`, due at once, for the next task (no attempt counted, no event)."""
     size = size or settings.ULAK_SEND_BATCH_SIZE
     if config.rate_limit_per_second:
         size = min(size, config.rate_limit_per_second)
@@ -174,10 +201,11 @@ def send_batch(workspace, config: ChannelConfig, token: str, *, size: int | None
     if not taken:
         return outcome
     with snippets_read_once():
-        return _send_claimed(workspace, config, token, taken, outcome)
+        return _send_claimed(workspace, config, token, taken, outcome, deadline)
 
 
-def _send_claimed(workspace, config: ChannelConfig, token: str, taken: list[int], outcome: Round) -> Round:
+def _send_claimed(workspace, config: ChannelConfig, token: str, taken: list[int], outcome: Round,
+                  deadline: float | None = None) -> Round:
     deliveries = list(Delivery.objects.for_workspace(workspace)
                       .select_related("profile", "topic", "message_content", "message_content__layout")
                       .filter(pk__in=taken).order_by("pk"))
@@ -204,8 +232,16 @@ def _send_claimed(workspace, config: ChannelConfig, token: str, taken: list[int]
     except Exception:  # a configuration that cannot build its provider: each call records why
         provider = None
     finished = []  # (delivery, result) recorded sent, waiting for after_sent
+    paced = bool(config.rate_limit_per_second)
+    sub_size = settings.ULAK_SEND_SUB_BATCH_SIZE
+    if paced:  # a sub-batch is marked started, then paced: about a quarter of a second of sends
+        sub_size = min(sub_size, max(1, config.rate_limit_per_second // 4))
     while remaining:
-        chunk, remaining = remaining[:settings.ULAK_SEND_SUB_BATCH_SIZE], remaining[settings.ULAK_SEND_SUB_BATCH_SIZE:]
+        if _out_of_time(outcome, deadline):
+            _release(remaining, retry_in=0, reason=OUT_OF_TIME, attempt_counts=False)
+            remaining, outcome.full = [], True
+            break
+        chunk, remaining = remaining[:sub_size], remaining[sub_size:]
         ready = []
         for delivery in chunk:
             prepared = prepare(delivery)
@@ -214,11 +250,12 @@ def _send_claimed(workspace, config: ChannelConfig, token: str, taken: list[int]
             else:
                 ready.append((delivery, prepared.message))
         now = timezone.now()
-        allowed, wait = take_rate(config, len(ready), now)
-        if allowed < len(ready):  # over the rate, or held back: back to queued, no attempt counted
-            _release([delivery for delivery, _ in ready[allowed:]] + remaining, retry_in=wait, reason=RATE_LIMITED,
-                     attempt_counts=False)
-            ready, remaining, outcome.wait = ready[:allowed], [], wait
+        if not paced:  # only a hold stops an unlimited configuration: one check for the sub-batch
+            take = take_rate(config, len(ready))
+            if take.allowed < len(ready):  # held back: back to queued, no attempt counted
+                _release([delivery for delivery, _ in ready[take.allowed:]] + remaining, retry_in=take.wait,
+                         reason=RATE_LIMITED, attempt_counts=False)
+                ready, remaining, outcome.wait = ready[:take.allowed], [], take.wait
         with transaction.atomic():
             record_delivery_events(workspace, pending, at=now)
             started, held = mark_started(workspace.pk, token, [delivery.pk for delivery, _ in ready],
@@ -229,8 +266,28 @@ def _send_claimed(workspace, config: ChannelConfig, token: str, taken: list[int]
         ready = [(delivery, message) for delivery, message in ready if delivery.pk in started]
         transient = 0
         for index, (delivery, message) in enumerate(ready):
+            if _out_of_time(outcome, deadline):  # not started after all: the next task sends them
+                _release([later for later, _ in ready[index:]] + remaining, retry_in=0, reason=OUT_OF_TIME,
+                         attempt_counts=False)
+                remaining, outcome.full = [], True
+                break
+            if paced:  # each call's slot is booked right before it, so it goes out when booked
+                take, taken_at = take_rate(config, 1, horizon=PACE_HORIZON_SECONDS), time.time()
+                if not take.allowed:  # not started after all: back to queued, no attempt counted
+                    _release([later for later, _ in ready[index:]] + remaining, retry_in=take.wait,
+                             reason=RATE_LIMITED, attempt_counts=False)
+                    remaining, outcome.wait, outcome.rate_bound = [], take.wait, True
+                    break
+                # The wall clock (a controlled one in tests): over a quarter second NTP slews it by µs.
+                delay = take.first - (time.time() - taken_at)
+                if delay > 0:
+                    _pause(delay)
+                    outcome.rate_bound = True
             delivery.send_started_at = now
+            called_at = time.monotonic()
             called = call_provider(delivery, provider, message)
+            outcome.calls += 1
+            outcome.call_seconds += time.monotonic() - called_at
             if called.result is not None:
                 pending += sent_entries(delivery, called.result)
                 finished.append((delivery, called.result))
@@ -251,6 +308,11 @@ def _send_claimed(workspace, config: ChannelConfig, token: str, taken: list[int]
         record_delivery_events(workspace, pending)
     _finish(finished)
     return outcome
+
+
+def _out_of_time(outcome: Round, deadline: float | None) -> bool:
+    """The task's time budget is spent (and it made at least one call, so every task moves on)."""
+    return deadline is not None and outcome.calls > 0 and time.monotonic() >= deadline
 
 
 def _finish(finished: list) -> None:
@@ -295,19 +357,21 @@ def run_batches(workspace, config_id: int, token: str, slot: int = 0) -> dict:
     rounds = sent = 0
     spread = False
     while True:
-        last = send_batch(workspace, config, token, size=size)
+        last = send_batch(workspace, config, token, size=size, deadline=deadline)
         rounds += 1
         sent += last.sent
         if last.picked == 0 or last.wait or time.monotonic() >= deadline:
             break
-        if last.full and not spread:  # a backlog: another worker may claim beside this one (once per task)
+        # A backlog: another worker may claim beside this one (once per task), unless the rate
+        # limit, not the provider calls, is what holds this one back, or its calls are slow.
+        if last.full and not spread and not last.rate_bound and not last.slow:
             spread = True
             schedule_batch(workspace.pk, config.pk, config.type, spread=True)
     cache.delete(batch_key(config_id, slot))
     if last.wait:
         schedule_batch(workspace.pk, config.pk, config.type, countdown=last.wait)
-    elif last.full or recovered >= size:
-        schedule_batch(workspace.pk, config.pk, config.type, spread=True)
+    elif last.full or recovered >= size:  # to the back of the queue; a slow one to one task
+        schedule_batch(workspace.pk, config.pk, config.type, spread=not last.slow)
     elif _has_due(workspace, config):
         schedule_batch(workspace.pk, config.pk, config.type)
     return {"rounds": rounds, "sent": sent, "recovered": recovered}

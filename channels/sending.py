@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -40,7 +39,7 @@ logger = logging.getLogger(__name__)
 @dataclass
 class Outcome:
     result: str  # sent, suppressed, failed, undeliverable, retry, skipped
-    retry_in: int | None = None
+    retry_in: float | None = None  # seconds
     detail: str = ""
 
 
@@ -147,58 +146,127 @@ def _release(deliveries, *, retry_in: int, reason: str, attempt_counts: bool = T
         attempts=F("attempts") - 1, updated_at=timezone.now())
 
 
-# One round trip: a hold the provider asked for (KEYS[2], milliseconds since the epoch) stops every
-# sender of the configuration until it ends; otherwise take from the second's budget (KEYS[1]).
+# The rate limit is a GCRA ("generic cell rate algorithm", a token bucket kept as one timestamp) per
+# configuration in Redis, checked in one round trip together with the provider's hold:
+#   KEYS[1] the theoretical arrival time (TAT, microseconds): when the next send may go;
+#   KEYS[2] the hold the provider asked for (`hold_configuration`, milliseconds since the epoch).
+#   ARGV: wanted, interval (microseconds between sends; 0: no limit), horizon (microseconds: how far
+#   ahead slots may be booked), now (microseconds; empty: the Redis server's clock).
+# Each send books the slot at TAT (or now, if TAT has passed) and moves TAT one interval on, so
+# slots are never closer than one interval and no credit builds up while a configuration is idle
+# (burst tolerance 0). Slots up to `horizon` ahead are booked (the caller waits for each); a first
+# slot further ahead books nothing. Returns {how many were booked, microseconds until the first
+# of them, microseconds until the slot after them (or until the hold ends)}.
 _TAKE_RATE = """
-local held = tonumber(redis.call('GET', KEYS[2]) or '0')
-local now_ms = tonumber(ARGV[3])
-if held > now_ms then return {0, held - now_ms} end
-local wanted, limit = tonumber(ARGV[1]), tonumber(ARGV[2])
-if limit <= 0 then return {wanted, 0} end
-local total = redis.call('INCRBY', KEYS[1], wanted)
-if total == wanted then redis.call('EXPIRE', KEYS[1], 5) end
-local allowed = math.max(0, math.min(wanted, limit - (total - wanted)))
-return {allowed, 0}
+local now
+if ARGV[4] == '' then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+else
+  now = tonumber(ARGV[4])
+end
+local held = tonumber(redis.call('GET', KEYS[2]) or '0') * 1000
+if held > now then return {0, 0, held - now} end
+local wanted, interval, horizon = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+if interval <= 0 then return {wanted, 0, 0} end
+local tat = math.max(tonumber(redis.call('GET', KEYS[1]) or '0'), now)
+local first = tat - now
+if first > horizon then return {0, 0, first} end
+local booked = math.min(wanted, math.floor((horizon - first) / interval) + 1)
+tat = tat + booked * interval
+redis.call('SET', KEYS[1], string.format('%d', tat), 'PX', math.floor((tat - now) / 1000) + 1000)
+return {booked, first, tat - now}
 """
+
+# The share of each second the bucket keeps free: N+1 slots are at least 1 s + RATE_GUARD apart, so
+# a send handed to the provider up to RATE_GUARD later than its slot (a worker's sleep overshooting,
+# the hand-off itself) still never makes N + 1 in any second at the provider (docs/messaging.md).
+RATE_GUARD_SECONDS = 0.05
+
+
+def rate_interval(limit: int | None) -> int:
+    """Microseconds between two sends of a configuration limited to `limit` a second (0: none)."""
+    if not limit:
+        return 0
+    return math.ceil((1_000_000 + RATE_GUARD_SECONDS * 1_000_000) / limit)
+
+
+@dataclass(frozen=True)
+class RateTake:
+    """What the bucket granted: `allowed` sends, the first `first` seconds from now and each next
+    one `interval` seconds later; the one after them may go in `wait` seconds (the hold's rest
+    when the provider asked to wait; 0: no limit)."""
+
+    allowed: int
+    first: float = 0.0
+    interval: float = 0.0
+    wait: float = 0.0
+
+    def at(self, index: int) -> float:
+        """Seconds from the take until the `index`-th granted send may go."""
+        return self.first + index * self.interval
 
 
 def _hold_key(config_id: int) -> str:
     return cache.make_and_validate_key(f"send-hold:{config_id}")
 
 
-def take_rate(config, wanted: int, now) -> tuple[int, int]:
-    """Take up to `wanted` sends for the second of `now` from the configuration's budget (a Redis
-    counter shared by every worker and batch task), unless a hold is on it (`hold_configuration`).
-    Returns (how many may go, seconds to wait before trying again: the hold's rest, or the next
-    second when the budget is spent)."""
+def _rate_now_us(now) -> str:
+    """The bucket's clock: the Redis server's (one clock for every worker, so a worker whose clock
+    is off neither sends early nor stalls the others), unless the caller gives `now` or
+    ULAK_RATE_CLOCK is "worker" (the caller's own clock: tests on a controlled clock)."""
+    if now is None and settings.ULAK_RATE_CLOCK == "worker":
+        now = timezone.now()
+    return "" if now is None else str(int(now.timestamp() * 1_000_000))
+
+
+def take_rate(config, wanted: int, *, horizon: float = 0.0, now=None) -> RateTake:
+    """Book up to `wanted` sends from the configuration's bucket (shared by every worker and batch
+    task), unless a hold is on it (`hold_configuration`). Without a `horizon` only a send that may
+    go now is granted (at most one when the configuration is limited: no bursts); with one, slots
+    up to `horizon` seconds ahead are booked and the caller waits for each (`RateTake.at`)."""
     if config is None or wanted <= 0:
-        return max(wanted, 0), 0
-    now_ms = int(now.timestamp() * 1000)
-    rate_key = cache.make_and_validate_key(f"send-rate:{config.pk}:{now_ms // 1000}")
+        return RateTake(max(wanted, 0))
+    interval = rate_interval(config.rate_limit_per_second)
+    rate_key = cache.make_and_validate_key(f"send-gcra:{config.pk}")
     client = cache._cache.get_client(rate_key, write=True)
-    allowed, held_ms = client.eval(_TAKE_RATE, 2, rate_key, _hold_key(config.pk), wanted,
-                                   config.rate_limit_per_second or 0, now_ms)
-    if held_ms:
-        return 0, max(1, math.ceil(held_ms / 1000))
-    return allowed, (0 if allowed == wanted else 1)
+    booked, first, after = client.eval(_TAKE_RATE, 2, rate_key, _hold_key(config.pk), wanted, interval,
+                                       int(horizon * 1_000_000), _rate_now_us(now))
+    return RateTake(booked, first / 1_000_000, interval / 1_000_000, after / 1_000_000)
 
 
-def hold_configuration(config, seconds: int) -> None:
+# Hold the configuration until now + ARGV[2] milliseconds unless a later hold is already set; now
+# is ARGV[1] (microseconds) or, empty, the Redis server's clock.
+_HOLD = """
+local now
+if ARGV[1] == '' then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+else
+  now = math.floor(tonumber(ARGV[1]) / 1000)
+end
+local ends = now + tonumber(ARGV[2])
+if ends > tonumber(redis.call('GET', KEYS[1]) or '0') then
+  redis.call('SET', KEYS[1], string.format('%d', ends), 'PX', tonumber(ARGV[2]) + 1000)
+end
+return 1
+"""
+
+
+def hold_configuration(config, seconds: float, *, now=None) -> None:
     """The provider asked the configuration to slow down (a 429 or Retry-After, or calls failing
     transiently in a row): no worker or batch task sends through it for `seconds` (a later hold
-    already set is kept)."""
+    already set is kept). Measured on the bucket's clock (`_rate_now_us`)."""
     key = _hold_key(config.pk)
-    until = int((time.time() + seconds) * 1000)
     client = cache._cache.get_client(key, write=True)
-    client.eval("local held = tonumber(redis.call('GET', KEYS[1]) or '0') "
-                "if tonumber(ARGV[1]) > held then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) end return 1",
-                1, key, until, seconds * 1000 + 1000)
+    client.eval(_HOLD, 1, key, _rate_now_us(now), int(seconds * 1000))
 
 
 def _check_rate(config) -> None:
-    allowed, wait = take_rate(config, 1, timezone.now())
-    if allowed < 1:
-        raise RateLimited(wait)
+    """The single path: one send that may go now, or RateLimited(seconds until it may)."""
+    take = take_rate(config, 1)
+    if take.allowed < 1:
+        raise RateLimited(take.wait)
 
 
 def mark_started(workspace_id: int, token: str, ids, *, holding=(), now=None) -> tuple[set[int], set[int]]:

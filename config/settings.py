@@ -360,6 +360,10 @@ ULAK_SEND_BATCH_SECONDS = env_int("ULAK_SEND_BATCH_SECONDS", 5)
 ULAK_SEND_BATCH_KEY_SECONDS = env_int("ULAK_SEND_BATCH_KEY_SECONDS", 30)
 # Batch tasks of one configuration at once: a full claim brings in another, up to this many.
 ULAK_SEND_BATCH_TASKS = env_int("ULAK_SEND_BATCH_TASKS", 4)
+# Whose clock the per-configuration rate bucket and provider holds read (channels/sending.py):
+# "redis" (the Redis server's: one clock for every worker) or "worker" (the caller's; for tests on
+# a controlled clock).
+ULAK_RATE_CLOCK = env_str("ULAK_RATE_CLOCK", "redis")
 # Reporting webhook calls back off 30 s · 2^n (at most 1 h) and give up after this many attempts.
 ULAK_REPORTING_WEBHOOK_MAX_ATTEMPTS = env_int("ULAK_REPORTING_WEBHOOK_MAX_ATTEMPTS", 30)
 # Wall-clock budget of rendering one message (every field, layout and snippet together).

@@ -1,7 +1,8 @@
 """Batched sending of campaign and broadcast deliveries (channels/batching.py): the set-based claim
-under racing claimers, the same consent decisions as the single-delivery path, the rate limit,
-scheduling (one batch task per configuration, the sweep), recovery after a worker died, and the
-statements a delivery costs. Real worker processes killed in a batch: test_batch_exactly_once.py."""
+under racing claimers, the same consent decisions as the single-delivery path, scheduling (one
+batch task per configuration, the sweep), recovery after a worker died, and the statements a
+delivery costs. Real worker processes killed in a batch: test_batch_exactly_once.py; the rate
+limit (batch tasks paced by the shared bucket): test_rate_limit.py."""
 
 import base64
 import json
@@ -453,55 +454,6 @@ def test_the_bulk_decision_equals_block_reason_for_every_kind_of_ask(tenant_a, t
     assert "suppressed: the address belonged to a person deleted from the workspace" in bulk
 
 
-# --- the rate limit -------------------------------------------------------------------------------
-
-@pytest.mark.django_db
-def test_a_rate_limit_of_5_per_second_is_never_exceeded_and_waiting_is_no_attempt(tenant_a):
-    config = ChannelConfigFactory(workspace=tenant_a.workspace, type="in_app", provider="inbox",
-                                  rate_limit_per_second=5)
-    deliveries = campaign_deliveries(tenant_a, config, 20)
-    with time_machine.travel(T0, tick=False) as clock:
-        for _ in range(40):
-            outcome = run_batch(tenant_a, config, size=100)
-            if outcome.wait:
-                clock.shift(timedelta(seconds=outcome.wait))
-            elif not outcome.picked:
-                break
-    rows = Delivery.unscoped.filter(pk__in=[d.pk for d in deliveries])
-    assert set(rows.values_list("status", flat=True)) == {DeliveryStatus.DELIVERED}
-    per_second = Counter(int(started.timestamp()) for started in rows.values_list("send_started_at", flat=True))
-    assert max(per_second.values()) <= 5
-    assert sorted(per_second) == [int(T0.timestamp()) + n for n in range(4)]  # 4 seconds of 5
-    assert set(rows.values_list("attempts", flat=True)) == {1}  # held back for the limit: not an attempt
-    assert {tuple(kinds(d)) for d in deliveries} == {("queued", "sent", "delivered")}
-
-
-@pytest.mark.django_db(transaction=True)
-def test_two_batch_senders_share_the_rate_limit(tenant_a):
-    import time
-
-    config = ChannelConfigFactory(workspace=tenant_a.workspace, type="in_app", provider="inbox",
-                                  rate_limit_per_second=5)
-    deliveries = campaign_deliveries(tenant_a, config, 25)
-
-    def sender(token):
-        with workspace_scope(tenant_a.workspace):
-            fresh = ChannelConfig.objects.for_workspace(tenant_a.workspace).get(pk=config.pk)
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                outcome = batching.send_batch(tenant_a.workspace, fresh, token)
-                if not outcome.picked and not outcome.wait and not Delivery.objects.for_workspace(
-                        tenant_a.workspace).filter(status=DeliveryStatus.QUEUED).exists():
-                    return
-                time.sleep(0.05)
-
-    race(sender, ["one", "two"], timeout=40, barrier=False)
-    rows = Delivery.unscoped.filter(pk__in=[d.pk for d in deliveries])
-    assert set(rows.values_list("status", flat=True)) == {DeliveryStatus.DELIVERED}
-    per_second = Counter(int(started.timestamp()) for started in rows.values_list("send_started_at", flat=True))
-    assert max(per_second.values()) <= 5 and len(per_second) >= 5
-
-
 # --- scheduling -----------------------------------------------------------------------------------
 
 def _published(broker, queue):
@@ -568,10 +520,13 @@ def test_a_backlog_brings_in_batch_tasks_up_to_the_limit(tenant_a, inbox, broker
 def test_a_batch_task_out_of_time_publishes_the_next_one(tenant_a, inbox, broker, settings):
     settings.ULAK_SEND_BATCH_SIZE = 3
     settings.ULAK_SEND_BATCH_SECONDS = 0
-    campaign_deliveries(tenant_a, inbox, 7)
+    deliveries = campaign_deliveries(tenant_a, inbox, 7)
     with workspace_scope(tenant_a.workspace):
         result = batching.run_batches(tenant_a.workspace, inbox.pk, "task-1")
-    assert result == {"rounds": 1, "sent": 3, "recovered": 0}
+    # The time is checked before every call: one call, then the rest of the claim goes back.
+    assert result == {"rounds": 1, "sent": 1, "recovered": 0}
+    assert statuses(deliveries) == {DeliveryStatus.DELIVERED: 1, DeliveryStatus.QUEUED: 6}
+    assert set(Delivery.unscoped.filter(pk__in=[d.pk for d in deliveries[1:3]]).values_list("attempts", flat=True)) == {0}
     assert _published_slots(broker, "in_app") == [0]  # its own slot is free again: its successor takes it
 
 

@@ -160,7 +160,8 @@ def test_twilio_21610_suppresses_the_number(tenant_a, sms, person, twilio):
 
 @pytest.mark.parametrize("reply", [Reply(429, {"code": 20429, "message": "Too Many Requests"}, {"Retry-After": "7"}),
                                    Reply(503, "Service Unavailable")])
-def test_twilio_rate_limit_and_unavailable_are_retried(tenant_a, sms, person, twilio, reply):
+def test_twilio_rate_limit_and_unavailable_are_retried(tenant_a, sms, person, twilio, reply, settings):
+    settings.ULAK_RATE_CLOCK = "worker"  # the hold measured on this test's controlled clock, not Redis's
     twilio.errors[person.phone] = reply
     outcome, delivery = send(tenant_a, person)
     assert outcome.result == "retry" and delivery.status == DeliveryStatus.QUEUED
