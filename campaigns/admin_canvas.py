@@ -18,6 +18,15 @@ Endpoints (CampaignAdmin URLs, each through `admin_view`: a session login, CSRF 
   an activation would check them, nothing stored: `{"errors": [{"field", "message", "kind"}]}`;
 - `<id>/canvas/save/` (POST, `change_campaigns`): `{"revision", "trigger", "workflow", "positions",
   "publish"}` saved, answering the new revision, or `400`/`409` `{"errors": [{"field", "message"}]}`.
+- `<id>/canvas/numbers/` (GET, `view_campaigns`): the figures on the nodes (`selectors.canvas_numbers`,
+  the figures of `GET /v1/campaigns/{id}/metrics`, all time), polled while the page is open;
+- `<id>/canvas/people/?q=` (GET, `view_campaigns` and `view_people`): people whose id, email or cio_id
+  starts with `q`, to pick one for the simulation (as the message editor's people search);
+- `<id>/canvas/simulation/` (POST, `view_campaigns`): `{"customer_id", "id_type", "event", "data"}`, the
+  dry run (nothing written or sent), each message's subject and text, no HTML;
+- `<id>/canvas/preview/` (POST, `view_campaigns`): the dry count of saving `{"trigger", "workflow",
+  "publish"}` (the API's publish preview), nothing stored;
+- `<id>/canvas/diff/?version=&against=` (GET, `view_campaigns`): what changed between two versions.
 Another workspace's campaign is a `404` on each; without the permission a `403`.
 """
 
@@ -30,14 +39,27 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from rest_framework.exceptions import ParseError
 
-from campaigns.journeys import services
-from campaigns.journeys.canvas import CANVAS_FIELDS, activation_errors, check_canvas, revision_of, save_canvas
+from campaigns.journeys import selectors, services, versions
+from campaigns.journeys.canvas import (
+    CANVAS_FIELDS, activation_errors, check_canvas, diff_on_canvas, preview_canvas, revision_of, save_canvas,
+    simulate_on_canvas,
+)
 from campaigns.journeys.schema import definition_schema
-from campaigns.models import Campaign, CampaignState
+from campaigns.journeys.simulate import clean_data, clean_event
+from campaigns.models import Campaign, CampaignState, CampaignType
+from core.admin import has_perm
 from core.api.parsers import loads
 from core.errors import ApiError, InvalidFields, InvalidInput
+from profiles import selectors as people
+from profiles.admin import starts_with
+from profiles.api.app_filters import clean_id_type
 
 SAVE_FIELDS = ("revision", *CANVAS_FIELDS, "positions", "publish")
+PREVIEW_FIELDS = (*CANVAS_FIELDS, "publish")
+SIMULATE_FIELDS = ("customer_id", "id_type", "event", "data")
+MAX_IDENTIFIER = 254
+SEARCH_LIMIT = 10
+NUMBERS_REFRESH_MS = 10_000
 
 
 # --- the page and its endpoints -------------------------------------------------------------------------
@@ -75,6 +97,7 @@ def canvas_data(model_admin, request, campaign: Campaign) -> dict:
     editable = model_admin.has_change_permission(request, campaign)
     stored = services.stored_definition(campaign)
     message_url = reverse("admin:campaigns_transactionalmessage_change", args=[0]).replace("/0/", "/{id}/")
+    trigger = campaign.trigger or {}
     return {
         "campaign": {"id": campaign.pk, "name": campaign.name, "type": campaign.type, **_state(campaign)},
         "definition": {name: stored[name] for name in CANVAS_FIELDS},
@@ -84,9 +107,21 @@ def canvas_data(model_admin, request, campaign: Campaign) -> dict:
         "urls": {"check": reverse(f"{names}_canvas_check", args=[campaign.pk]),
                  "save": reverse(f"{names}_canvas_save", args=[campaign.pk]) if editable else None,
                  "campaign": reverse(f"{names}_change", args=[campaign.pk]),
-                 "message": message_url},
+                 "message": message_url,
+                 "numbers": reverse(f"{names}_canvas_numbers", args=[campaign.pk]),
+                 "people": reverse(f"{names}_canvas_people", args=[campaign.pk])
+                 if has_perm(request, "view_people") else None,
+                 "simulate": reverse(f"{names}_canvas_simulate", args=[campaign.pk]),
+                 "simulate_page": reverse(f"{names}_simulate", args=[campaign.pk]),
+                 "preview": reverse(f"{names}_canvas_preview", args=[campaign.pk]),
+                 "diff": reverse(f"{names}_canvas_diff", args=[campaign.pk])},
         "activation_errors": activation_errors(campaign),
         "check_debounce_ms": 500,
+        "numbers_refresh_ms": NUMBERS_REFRESH_MS,
+        "versions": [{"number": row.number, "author": row.author, "created": row.created_at.isoformat()}
+                     for row in versions.campaign_versions(campaign)],
+        "simulation": {"by_event": trigger.get("type") == "event" and campaign.type == CampaignType.TRIGGERED,
+                       "event_name": trigger.get("name", "") if trigger.get("type") == "event" else ""},
     }
 
 
@@ -156,11 +191,118 @@ def canvas_save_view(model_admin, request, object_id):
                          "activation_errors": activation_errors(saved)})
 
 
+def _readable(model_admin, request, object_id, method: str, what: str):
+    """The campaign for a `view_campaigns` endpoint, or the refusal to answer."""
+    if request.method != method:
+        return None, _errors([(None, f"{method} {what}.")], status=405)
+    if not model_admin.has_view_permission(request):
+        return None, _errors([(None, "You may not see campaigns in this workspace.")], status=403)
+    try:
+        return _campaign(model_admin, request, object_id), None
+    except Http404:
+        return None, _errors([(None, "No campaign of this workspace has this id.")], status=404)
+
+
+def canvas_numbers_view(model_admin, request, object_id):
+    campaign, refusal = _readable(model_admin, request, object_id, "GET", "the canvas's figures")
+    if refusal:
+        return refusal
+    return JsonResponse({"numbers": selectors.canvas_numbers(campaign), "state": campaign.state,
+                         "version": campaign.version})
+
+
+def canvas_people_view(model_admin, request, object_id):
+    campaign, refusal = _readable(model_admin, request, object_id, "GET", "a search for people")
+    if refusal:
+        return refusal
+    if not has_perm(request, "view_people"):
+        return _errors([(None, "You may not see people in this workspace.")], status=403)
+    term = request.GET.get("q", "").strip()
+    if len(term) > MAX_IDENTIFIER:
+        return _errors([("q", f"must be at most {MAX_IDENTIFIER} characters")], status=400)
+    if not term:
+        return JsonResponse({"people": [], "more": False})
+    condition = starts_with("external_id", term) | starts_with("email", term.lower()) | \
+        starts_with("cio_id", term.lower())
+    rows = people.search_people(request.workspace, condition, after=None, limit=SEARCH_LIMIT)
+    found = [{"id": row.external_id, "email": row.email, "cio_id": row.cio_id} for row in rows[:SEARCH_LIMIT]]
+    return JsonResponse({"people": found, "more": len(rows) > SEARCH_LIMIT})
+
+
+def canvas_simulate_view(model_admin, request, object_id):
+    campaign, refusal = _readable(model_admin, request, object_id, "POST", "the person and the trigger's event")
+    if refusal:
+        return refusal
+    try:
+        body = _body(request)
+        unknown = sorted(set(body) - set(SIMULATE_FIELDS))
+        if unknown:
+            raise InvalidFields([{"field": name, "message": f"unknown field; use {', '.join(SIMULATE_FIELDS)}"}
+                                 for name in unknown])
+        identifier = body.get("customer_id")
+        if not isinstance(identifier, str) or not identifier.strip() or len(identifier) > MAX_IDENTIFIER:
+            raise InvalidInput("customer_id", f"is required: the person's identifier (see id_type), at most "
+                                              f"{MAX_IDENTIFIER} characters")
+        id_type = body.get("id_type")
+        if id_type is not None and not isinstance(id_type, str):
+            raise InvalidInput("id_type", "must be one of id, email, cio_id")
+        id_type = clean_id_type(id_type)
+        clean_event(body.get("event")), clean_data(body.get("data"))  # a bad body is a 400 before a 404
+        person = people.find_person(request.workspace, id_type, identifier.strip())
+        if person is None:  # another workspace's person looks exactly like nobody
+            return _errors([("customer_id", "No person of this workspace has this identifier.")], status=404)
+        result = simulate_on_canvas(campaign=campaign, profile=person, event=body.get("event"), data=body.get("data"))
+    except ApiError as exc:
+        return _refused(exc)
+    return JsonResponse({"simulation": result})
+
+
+def canvas_preview_view(model_admin, request, object_id):
+    campaign, refusal = _readable(model_admin, request, object_id, "POST", "the canvas's trigger and workflow")
+    if refusal:
+        return refusal
+    try:
+        body = _body(request)
+        unknown = sorted(set(body) - set(PREVIEW_FIELDS))
+        if unknown:
+            raise InvalidFields([{"field": name, "message": f"unknown field; use {', '.join(PREVIEW_FIELDS)}"}
+                                 for name in unknown])
+        preview = preview_canvas(campaign=campaign, changes={name: body[name] for name in CANVAS_FIELDS if name in body},
+                                 publish=body.get("publish"))
+    except ApiError as exc:
+        return _refused(exc)
+    return JsonResponse({"preview": preview, "revision": revision_of(campaign)})
+
+
+def canvas_diff_view(model_admin, request, object_id):
+    campaign, refusal = _readable(model_admin, request, object_id, "GET", "two version numbers")
+    if refusal:
+        return refusal
+    unknown = sorted(set(request.GET) - {"version", "against"})
+    if unknown:
+        return _errors([(name, "unknown parameter; use version and against") for name in unknown], status=400)
+    try:
+        diff = diff_on_canvas(campaign, number=request.GET.get("version"), against=request.GET.get("against"))
+    except ApiError as exc:
+        return _refused(exc)
+    return JsonResponse({"diff": diff})
+
+
 def canvas_urls(model_admin) -> list:
     """The page's and its endpoints' URLs, for CampaignAdmin.get_urls (before `<path:object_id>/`)."""
     view = model_admin.admin_site.admin_view
     prefix = f"{model_admin.opts.app_label}_{model_admin.opts.model_name}"
+    def route(name, handler, segment=None):
+        return path(f"<path:object_id>/canvas/{segment or name}/", view(lambda request, object_id: handler(
+            model_admin, request, object_id)), name=f"{prefix}_canvas_{name}")
+
     return [
+        route("numbers", canvas_numbers_view),
+        route("people", canvas_people_view),
+        # not `canvas/simulate/`: the Simulate page's `<path:object_id>/simulate/` comes first and would take it
+        route("simulate", canvas_simulate_view, "simulation"),
+        route("preview", canvas_preview_view),
+        route("diff", canvas_diff_view),
         path("<path:object_id>/canvas/check/", view(lambda request, object_id: canvas_check_view(
             model_admin, request, object_id)), name=f"{prefix}_canvas_check"),
         path("<path:object_id>/canvas/save/", view(lambda request, object_id: canvas_save_view(

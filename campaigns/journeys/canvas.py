@@ -23,8 +23,10 @@ from django.db import transaction
 
 from campaigns.journeys import services, versions
 from campaigns.journeys.definition import MAX_STEPS, STEP_KEY, check_activation, clean_definition
+from campaigns.journeys.simulate import simulate
 from campaigns.models import Campaign
 from core.errors import ApiError, InvalidInput
+from profiles.models import Profile
 
 # What the canvas edits; the rest of the definition is kept as stored (the campaign's form edits it).
 CANVAS_FIELDS = ("trigger", "workflow")
@@ -131,3 +133,72 @@ def check_canvas(*, campaign: Campaign, changes: dict) -> list[dict]:
     for name, value in values.items():
         setattr(edited, name, value)
     return [{**error, "kind": "activation"} for error in activation_errors(edited)]
+
+
+# --- publishing, the diff and the simulation on the canvas --------------------------------------------------
+
+def preview_canvas(*, campaign: Campaign, changes: dict, publish: dict | None = None) -> dict:
+    """The dry count of saving the canvas's trigger and workflow (`services.publish_preview`, the
+    API's `POST /v1/campaigns/{id}/publish_preview`): the live runs per step and what the new workflow
+    does with each, storing nothing. A `publish` given is checked too (its 400s), never required."""
+    return services.publish_preview(campaign=campaign, definition=_edited(campaign, changes), publish=publish)
+
+
+def _version_number(value, field: str) -> int:
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 2**31:
+        raise InvalidInput(field, "must be a version number")
+    return value
+
+
+def diff_on_canvas(campaign: Campaign, *, number=None, against=None) -> dict:
+    """What changed from version `against` (default: the one before `number`) to version `number`
+    (default: the current one): `versions.diff_versions` of their stored definitions, with both
+    versions' workflows so the canvas can draw the removed steps. A version the campaign does not
+    have is a 404; version 1 without `against`, or a value that is not a number, a 400 naming it."""
+    number = campaign.version if number in (None, "") else _version_number(number, "version")
+    if against in (None, ""):
+        if number == 1:
+            raise InvalidInput("against", "version 1 is the first: name a version to compare it with")
+        against = number - 1
+    else:
+        against = _version_number(against, "against")
+    rows = {}
+    for field, value in (("version", number), ("against", against)):
+        row = versions.find_version(campaign, value)
+        if row is None:
+            raise InvalidInput(field, f"this campaign has no version {value}", status=404)
+        rows[value] = row
+    new, old = rows[number].definition or {}, rows[against].definition or {}
+    return {"version": number, "against": against, **versions.diff_versions(old, new),
+            "workflows": {"version": new.get("workflow") or {}, "against": old.get("workflow") or {}}}
+
+
+MAX_NOTE = 300
+
+
+def _note(detail: dict) -> str:
+    """A step's detail as one short line of JSON (the Simulate page shows it whole)."""
+    if not detail:
+        return ""
+    text = json.dumps(detail, ensure_ascii=False, separators=(", ", ": "), default=str)
+    return text if len(text) <= MAX_NOTE else f"{text[:MAX_NOTE - 1]}…"
+
+
+def simulate_on_canvas(*, campaign: Campaign, profile: Profile, event: dict | None, data: dict | None) -> dict:
+    """The dry run (`simulate.simulate`: a rolled-back savepoint, nothing written or sent) shaped for
+    the canvas: each step the run would take with its outcome, virtual time and a one-line detail;
+    each message with its subject and plain text, never its HTML (the Simulate page shows that)."""
+    result = simulate(campaign=campaign, profile=profile, event=event, data=data)
+    steps = [{"seq": step["seq"], "key": step["key"], "type": step["type"], "at": step["at"],
+              "outcome": step["outcome"], "note": _note(step["detail"])} for step in result["steps"]]
+    messages = [{"seq": message["seq"], "step": message["step"], "at": message["at"], "variant": message["variant"],
+                 "channel": message["channel"], "to": message["to"], "status": message["status"],
+                 "reason": message["reason"], "subject": message["subject"],
+                 "text": message["text"] if message["channel"] == "email" else message["body"]}
+                for message in result["messages"]]
+    entry = result["entry"]
+    return {"entered": result["entered"], "reason": entry.get("reason", ""), "assumed": entry.get("assumed", []),
+            "re_entry": entry.get("re_entry", ""), "steps": steps, "messages": messages, "ended": result["ended"],
+            "truncated": result["truncated"]}

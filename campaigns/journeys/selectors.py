@@ -513,3 +513,54 @@ def active_campaigns(workspace, *, since, limit: int = 10) -> list[dict]:
     empty_runs, empty_messages = {"live": 0, "entered": 0}, {"sent": 0, "opened": 0, "clicked": 0}
     return [{"campaign": campaign, **runs.get(campaign.pk, empty_runs), **messages.get(campaign.pk, empty_messages)}
             for campaign in campaigns]
+
+
+# --- the journey canvas's figures ------------------------------------------------------------------------
+
+CANVAS_METRIC = "clicked"  # an A/B step's metric on the canvas when it names no winner metric
+
+
+def _rate(count: int, sent: int) -> float | None:
+    return round(count / sent, 4) if sent else None
+
+
+def canvas_numbers(campaign: Campaign) -> dict:
+    """The figures the journey canvas shows on its nodes (docs/console-journeys.md "Numbers"):
+    `campaign_metrics` — the figures of `GET /v1/campaigns/{id}/metrics`, over every run the campaign
+    has had (all time) — per step: runs waiting there now, entered, completed, exited, failed; for a
+    send step its messages sent, opened, clicked and converted with their rates (out of the sent);
+    for an A/B step each variant's figures, its probability to be best on the step's winner metric
+    (else clicks) and the winner once decided. Its queries do not grow with the runs or steps."""
+    metrics = campaign_metrics(campaign)
+    steps: dict[str, dict] = {}
+    removed = []
+    workflow_steps = (campaign.workflow or {}).get("steps") or {}
+    for row in metrics["steps"]:
+        key = row["id"]
+        if row["removed"]:
+            removed.append({"key": key, "type": row["type"], "entered": row["entered"], "waiting": row["waiting"]})
+            continue
+        out = {name: row[name] for name in ("waiting", "entered", "completed", "exited", "failed")}
+        messages = row.get("messages")
+        if messages is not None:
+            sent = messages["sent"]
+            out["messages"] = {"sent": sent, **{name: messages[name] for name in ("opened", "clicked", "converted")},
+                               **{f"{name}_rate": _rate(messages[name], sent)
+                                  for name in ("opened", "clicked", "converted")}}
+        if row.get("variants") is not None:
+            metric = ((workflow_steps.get(key) or {}).get("winner") or {}).get("metric") or CANVAS_METRIC
+            variants = []
+            for variant, figures in row["variants"].items():
+                if variant == "holdout":
+                    continue
+                sent = figures["sent"]
+                variants.append({"key": variant, "sent": sent,
+                                 **{name: figures[name] for name in ("opened", "clicked", "converted")},
+                                 "rate": _rate(figures[metric], sent),
+                                 "probability_to_be_best": (figures["test"].get(metric) or {}).get(
+                                     "probability_to_be_best")})
+            decision = row.get("decision") or {}
+            out["ab"] = {"metric": metric, "variants": variants, "winner": decision.get("winner") or None,
+                         "holdout": row["variants"].get("holdout")}
+        steps[key] = out
+    return {"totals": metrics["totals"], "steps": steps, "removed": removed, "since": None}

@@ -3,15 +3,19 @@ branch → two sends) from the palette, connecting outcomes by dragging them and
 each step in its schema-generated form, see a validation error on the node it concerns, save (the
 error refused, then fixed), reload and find the journey and its layout intact; undo and redo; the
 unsaved-changes guard; a save refused because someone else changed the campaign; an analyst's
-read-only canvas. Every page fails on a CSP violation, a console error (but the refusals the test
+read-only canvas; the figures on the nodes moving while the page is open as the engine runs the
+journey; a simulation lighting up its path; a live campaign edited and published with "move by key"
+after seeing the affected-run count, then the diff between its versions. Every page fails on a CSP violation, a console error (but the refusals the test
 provokes) or a request to another host."""
 
 import json
 
 from campaigns import admin_canvas
-from campaigns.journeys import services
-from campaigns.models import Campaign
+from campaigns.journeys import engine, services
+from campaigns.models import Campaign, Journey, JourneyStep
+from channels.models import Delivery
 from tests.campaigns.conftest import make_config
+from tests.campaigns.journeys.conftest import feed
 from tests.support.factories import make_member
 
 # What the browser logs for a save the server refuses (the island shows it on the nodes).
@@ -314,3 +318,167 @@ def test_every_step_and_trigger_type_has_a_form(console, tenant_a):
         assert page.input_value("#jc-trigger-type") == kind
     page.select_option("#jc-trigger-type", "date")
     assert page.locator("[data-jc-panel='@trigger'] [data-jc-field='attribute'] input").count() == 1
+
+
+FOUR_STEPS = {"start": "welcome", "steps": {
+    "welcome": {"type": "send", "channel": "email", "content": {"subject": "Welcome {{ customer.first_name }}",
+                                                                "body": "Hello {{ customer.first_name }}"},
+                "next": "wait"},
+    "wait": {"type": "delay", "duration": {"days": 2}, "next": "pro"},
+    "pro": {"type": "branch", "condition": PRO, "yes": "upsell", "no": "nudge"},
+    "upsell": {"type": "send", "channel": "email", "content": {"subject": "More for pros", "body": "Go further"}},
+    "nudge": {"type": "send", "channel": "email", "content": {"subject": "Try pro", "body": "Upgrade"}},
+}}
+
+
+def live(workspace):
+    make_config(workspace, settings={"host": "127.0.0.1", "port": 9})
+    made = services.create_campaign(workspace=workspace, definition={
+        "name": "Onboarding", "trigger": {"type": "event", "name": "signed_up"}, "workflow": FOUR_STEPS})
+    return services.activate_campaign(campaign=made)
+
+
+def sign_up(track, workspace, *people):
+    """People sign up through the Track API; the workers apply it and the engine runs the journey."""
+    for who, plan in people:
+        response = track.put(f"/api/v1/customers/{who}", {"email": f"{who}@example.test", "first_name": who.title(),
+                                                          "plan": plan}, format="json")
+        assert response.status_code == 200, response.content
+        response = track.post(f"/api/v1/customers/{who}/events", {"name": "signed_up"}, format="json")
+        assert response.status_code == 200, response.content
+    feed(workspace)
+    engine.tick()
+
+
+def figure(page, key, name):
+    return page.locator(f".react-flow__node[data-id='{key}'] [data-jc-n='{name}'] b")
+
+
+def wait_figure(page, key, name, value):
+    page.wait_for_function(f"""() => {{
+        const cell = document.querySelector(".react-flow__node[data-id='{key}'] [data-jc-n='{name}'] b");
+        return cell && cell.textContent === {json.dumps(value)};
+    }}""")
+
+
+def test_the_numbers_move_while_the_canvas_is_open_and_a_simulation_lights_its_path(console, tenant_a, track,
+                                                                                    monkeypatch):
+    monkeypatch.setattr(admin_canvas, "NUMBERS_REFRESH_MS", 500)  # the page reads them every 10 s
+    campaign = live(tenant_a.workspace)
+    sign_up(track, tenant_a.workspace, ("zoe", "free"))
+    console.log_in(tenant_a.owner)
+    page = console.page
+    console.goto(canvas_url(campaign))
+    page.wait_for_selector(".jc-app[data-jc-ready='1'] .react-flow__node[data-id='welcome'] [data-jc-numbers]")
+    wait_figure(page, "welcome", "entered", "1")
+    assert figure(page, "wait", "waiting").inner_text() == "1"
+    assert figure(page, "@trigger", "entered").inner_text() == "1"
+    page.evaluate("window.__sameDocument = true")  # gone if the page reloads
+
+    # Two more people sign up while the page is open: the figures move without a reload.
+    sign_up(track, tenant_a.workspace, ("ada", "pro"), ("bob", "free"))
+    wait_figure(page, "welcome", "entered", "3")
+    wait_figure(page, "wait", "waiting", "3")
+    assert figure(page, "welcome", "completed").inner_text() == "3"
+    assert figure(page, "@trigger", "live").inner_text() == "3"
+    # Their messages are reported sent and one opened: the send step's rates follow.
+    from channels.feedback import record_delivery_event
+    from core.context import workspace_scope
+    deliveries = list(Delivery.objects.for_workspace(tenant_a.workspace).order_by("pk"))
+    assert len(deliveries) == 3
+    with workspace_scope(tenant_a.workspace):
+        for delivery in deliveries:
+            record_delivery_event(delivery, "sent")
+        record_delivery_event(deliveries[1], "opened")
+    wait_figure(page, "welcome", "sent", "3")
+    wait_figure(page, "welcome", "opened", "33%")
+    assert page.evaluate("window.__sameDocument === true")
+    assert page.get_attribute(".jc-app", "data-jc-dirty") == "0"  # the figures are no edit
+    console.screenshot("journey-canvas-numbers")
+
+    # A simulation for Ada (a pro): the path lights up, nothing is written.
+    before = (Journey.objects.for_workspace(tenant_a.workspace).count(),
+              JourneyStep.objects.for_workspace(tenant_a.workspace).count(),
+              Delivery.objects.for_workspace(tenant_a.workspace).count())
+    page.click("#jc-mode-simulate")
+    page.fill("#jc-sim-person", "ad")
+    page.click(".jc-sim-pick:has-text('ada')")
+    assert page.input_value("#jc-sim-person") == "ada"
+    assert page.input_value("#jc-sim-event") == "signed_up"
+    page.click("#jc-sim-run")
+    page.wait_for_selector("#jc-sim-result[data-jc-entered='1']")
+    for key in ("welcome", "wait", "pro", "upsell"):
+        assert "jc-node-visited" in node(page, key).locator(".jc-node").get_attribute("class"), key
+    assert "jc-node-unvisited" in node(page, "nudge").locator(".jc-node").get_attribute("class")
+    assert "jc-edge-visited" in edge(page, "pro", "yes").get_attribute("class")
+    assert "jc-edge-visited" not in edge(page, "pro", "no").get_attribute("class")
+    assert node(page, "pro").locator("[data-jc-sim]").get_attribute("data-jc-sim") == "yes"
+    assert node(page, "wait").locator("[data-jc-sim]").get_attribute("data-jc-sim") == "waiting,waited"
+    assert "+2d" in node(page, "pro").locator(".jc-sim-node").inner_text()  # the virtual clock
+    assert "Welcome Ada" in node(page, "welcome").locator(".jc-sim-msg").inner_text()
+    message = page.locator("[data-jc-sim-message='upsell']")
+    assert "More for pros" in message.inner_text() and "Go further" in message.inner_text()
+    assert page.locator("#jc-sim-result iframe").count() == 0  # text only: no email HTML in the page
+    console.screenshot("journey-canvas-simulation")
+    assert (Journey.objects.for_workspace(tenant_a.workspace).count(),
+            JourneyStep.objects.for_workspace(tenant_a.workspace).count(),
+            Delivery.objects.for_workspace(tenant_a.workspace).count()) == before
+
+    # An unknown person is refused on the field; closing the panel clears the path.
+    page.fill("#jc-sim-person", "nobody")
+    page.click("#jc-sim-run")
+    page.wait_for_selector("[data-jc-error='customer_id']")
+    console.problems.remove(REFUSED.format(404, "Not Found"))
+    page.click("[data-jc-panel='@simulate'] button:has-text('Close')")
+    assert page.locator(".jc-node-visited").count() == 0
+
+
+def test_a_live_campaign_edited_and_published_with_move_then_its_diff(console, tenant_a, track):
+    campaign = live(tenant_a.workspace)
+    sign_up(track, tenant_a.workspace, ("ada", "pro"), ("bob", "free"))
+    runs = Journey.objects.for_workspace(tenant_a.workspace).filter(campaign=campaign)
+    assert sorted(runs.values_list("step", flat=True)) == ["wait", "wait"]
+    console.log_in(tenant_a.owner)
+    page = console.page
+    console.goto(canvas_url(campaign))
+    page.wait_for_selector(".jc-app[data-jc-ready='1'] .react-flow__node[data-id='wait']")
+
+    # Remove the delay where both runs wait; the welcome leads to the branch at once.
+    pick(page, "wait")
+    page.click("#jc-delete-step")
+    page.click(".jc-step-list button:text-is('welcome')")
+    page.select_option("#jc-target-next", "pro")
+    assert edge(page, "welcome", "next").count() == 1
+
+    # Save: the dry count first, with the publish choice.
+    page.click("#jc-save")
+    page.wait_for_selector("#jc-publish")
+    assert "2 runs are live" in page.inner_text("#jc-publish-live")
+    row = page.locator("[data-jc-publish-step='wait']")
+    assert "2" in row.inner_text() and "removed" in row.inner_text()
+    assert page.locator("#jc-publish-confirm").is_disabled()  # no choice yet
+    page.check("#jc-publish-move")
+    assert page.locator("#jc-publish-confirm").is_disabled()  # the removed step is not mapped yet
+    page.select_option("#jc-publish-map-wait", "pro")
+    assert "2 live runs move to version 2" in page.inner_text("#jc-publish-affected")
+    assert campaign.version == Campaign.objects.for_workspace(tenant_a.workspace).get(pk=campaign.pk).version
+    console.screenshot("journey-canvas-publish")
+    page.click("#jc-publish-confirm")
+    page.wait_for_function("() => document.querySelector('#jc-status').textContent.startsWith('Saved: version 2')")
+    assert page.locator("#jc-publish").count() == 0
+    saved = Campaign.objects.for_workspace(tenant_a.workspace).get(pk=campaign.pk)
+    assert saved.version == 2 and "wait" not in saved.workflow["steps"]
+    assert sorted(runs.values_list("step", "version")) == [("pro", 2), ("pro", 2)]
+
+    # The diff between version 1 and 2, on the canvas.
+    page.click("#jc-mode-diff")
+    assert page.input_value("#jc-diff-against") == "1" and page.input_value("#jc-diff-version") == "2"
+    page.click("#jc-diff-run")
+    page.wait_for_selector("#jc-diff-result[data-jc-diff='1>2']")
+    assert node(page, "welcome").locator("[data-jc-diff]").get_attribute("data-jc-diff") == "changed"
+    assert node(page, "@removed:wait").locator("[data-jc-diff]").get_attribute("data-jc-diff") == "removed"
+    assert node(page, "upsell").locator("[data-jc-diff]").count() == 0
+    assert "next" in page.inner_text("[data-jc-diff-step='welcome']")
+    console.screenshot("journey-canvas-diff")
+    page.click("[data-jc-panel='@diff'] button:has-text('Close')")
+    assert node(page, "@removed:wait").count() == 0

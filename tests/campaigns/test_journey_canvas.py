@@ -3,19 +3,26 @@ the page's data (the definition, the API's JSON Schema, the revision, positions)
 the API's update service (the same errors, versions and publish choice), the revision check that
 refuses a save based on an older definition (409, nothing stored), positions kept apart from the
 definition (moving a node makes no version), the check endpoint's definition and activation
-errors; roles, a second workspace, CSRF, bad input."""
+errors; the figures on the nodes (a fixed query count), the simulation for a person, the dry count
+of a publish and the diff between versions; roles, a second workspace, CSRF, bad input."""
 
 import json
 
 import pytest
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
 from accounts.roles import Role
 from campaigns.journeys import canvas as canvas_service
-from campaigns.journeys import services
+from campaigns.journeys import engine, services
 from campaigns.journeys.schema import definition_schema
-from campaigns.models import Campaign, CampaignVersion, Journey
+from campaigns.models import Campaign, CampaignVersion, Journey, JourneyStep
+from channels.feedback import record_delivery_event
+from channels.models import Delivery
+from core.context import workspace_scope
 from tests.campaigns.conftest import make_config
 from tests.support.factories import ProfileFactory, make_member
 
@@ -111,6 +118,8 @@ def test_the_url_patterns_resolve_before_the_admins_object_patterns(campaign):
     assert resolve(names("canvas", campaign)).url_name == "campaigns_campaign_canvas"
     assert resolve(names("canvas_save", campaign)).url_name == "campaigns_campaign_canvas_save"
     assert resolve(names("canvas_check", campaign)).url_name == "campaigns_campaign_canvas_check"
+    for name in ("numbers", "people", "simulate", "preview", "diff"):
+        assert resolve(names(f"canvas_{name}", campaign)).url_name == f"campaigns_campaign_canvas_{name}"
 
 
 # --- saving ----------------------------------------------------------------------------------------------
@@ -354,3 +363,275 @@ def test_another_workspaces_campaign_is_a_404_on_every_endpoint(owner, tenant_b)
     assert response.status_code == 404
     after = Campaign.objects.for_workspace(tenant_b.workspace).get(pk=theirs.pk)
     assert after.workflow == {"start": None, "steps": {}} and after.canvas == {}
+
+
+
+# --- the figures on the nodes --------------------------------------------------------------------------------
+
+def enter(campaign, n: int, *, prefix: str = "p") -> list[Journey]:
+    """`n` new runs of `campaign` at its start step, due now (as a trigger makes them)."""
+    ws = campaign.workspace
+    now = timezone.now()
+    return [Journey.objects.for_workspace(ws).create(
+        campaign=campaign, profile=ProfileFactory(workspace=ws, external_id=f"{prefix}{i}",
+                                                  email=f"{prefix}{i}@example.test"),
+        state="active", step=campaign.workflow["start"], next_run_at=now, entered_at=now,
+        version=campaign.version) for i in range(n)]
+
+
+def numbers(client, campaign):
+    response = client.get(names("canvas_numbers", campaign))
+    assert response.status_code == 200, response.content
+    return response.json()["numbers"]
+
+
+def test_the_numbers_are_the_campaign_metrics_per_step_with_rates(owner, tenant_a):
+    campaign = live_campaign(tenant_a.workspace)
+    assert numbers(owner, campaign)["steps"]["welcome"] == {
+        "waiting": 0, "entered": 0, "completed": 0, "exited": 0, "failed": 0,
+        "messages": {"sent": 0, "opened": 0, "clicked": 0, "converted": 0,
+                     "opened_rate": None, "clicked_rate": None, "converted_rate": None}}
+    enter(campaign, 4)
+    engine.tick()  # the engine sends the welcome and waits at the delay
+    deliveries = list(Delivery.objects.for_workspace(tenant_a.workspace).order_by("pk"))
+    assert len(deliveries) == 4
+    with workspace_scope(tenant_a.workspace):
+        for delivery in deliveries:
+            record_delivery_event(delivery, "sent")
+        record_delivery_event(deliveries[0], "opened")
+        record_delivery_event(deliveries[0], "clicked")
+    figures = numbers(owner, campaign)
+    welcome, wait = figures["steps"]["welcome"], figures["steps"]["wait"]
+    assert {k: welcome[k] for k in ("entered", "completed", "waiting", "exited", "failed")} == {
+        "entered": 4, "completed": 4, "waiting": 0, "exited": 0, "failed": 0}
+    assert welcome["messages"] == {"sent": 4, "opened": 1, "clicked": 1, "converted": 0,
+                                   "opened_rate": 0.25, "clicked_rate": 0.25, "converted_rate": 0.0}
+    assert wait["waiting"] == 4 and wait["entered"] == 4 and "messages" not in wait
+    assert figures["totals"]["entered"] == 4 and figures["totals"]["live"] == 4
+    assert figures["since"] is None  # all time
+    # The same figures as the API's metrics.
+    api = {row["id"]: row for row in services_metrics(campaign)["steps"]}
+    assert api["wait"]["waiting"] == wait["waiting"] and api["welcome"]["messages"]["opened"] == 1
+
+
+def services_metrics(campaign):
+    from campaigns.journeys.selectors import campaign_metrics
+    return campaign_metrics(stored(campaign))
+
+
+def test_the_numbers_show_each_variant_and_the_winner(owner, tenant_a):
+    make_config(tenant_a.workspace, settings={"host": "127.0.0.1", "port": 9})
+    workflow = {"start": "welcome", "steps": {"welcome": {
+        "type": "send", "channel": "email", "content": {"subject": "A", "body": "a"},
+        "variants": [{"key": "a", "weight": 1, "content": {"subject": "A", "body": "a"}},
+                     {"key": "b", "weight": 1, "content": {"subject": "B", "body": "b"}}],
+        "winner": {"metric": "opened"}}}}
+    campaign = services.activate_campaign(campaign=draft(tenant_a.workspace, trigger=TRIGGER, workflow=workflow))
+    enter(campaign, 6)
+    engine.tick()
+    ab = numbers(owner, campaign)["steps"]["welcome"]["ab"]
+    assert ab["metric"] == "opened" and ab["winner"] is None
+    assert [v["key"] for v in ab["variants"]] == ["a", "b"]
+    assert sum(v["sent"] for v in ab["variants"]) == 0  # handed off, not yet reported sent
+    from campaigns.models import VariantDecision
+    VariantDecision.objects.for_workspace(tenant_a.workspace).create(
+        campaign=campaign, step="welcome", state="decided", winner="b", decided_at=timezone.now(), figures={})
+    assert numbers(owner, campaign)["steps"]["welcome"]["ab"]["winner"] == "b"
+
+
+def test_the_numbers_cost_the_same_queries_for_one_run_as_for_many(owner, tenant_a):
+    campaign = live_campaign(tenant_a.workspace)
+    enter(campaign, 1, prefix="one")
+    engine.tick()
+    url = names("canvas_numbers", campaign)
+    owner.get(url)
+    with CaptureQueriesContext(connection) as one:
+        assert owner.get(url).status_code == 200
+    enter(campaign, 8, prefix="many")
+    engine.tick()
+    with CaptureQueriesContext(connection) as many:
+        assert owner.get(url).status_code == 200
+    assert len(many) == len(one) <= 20
+
+
+# --- the simulation ---------------------------------------------------------------------------------------------
+
+def simulate(client, campaign, body):
+    return post(client, names("canvas_simulate", campaign), body)
+
+
+def counts(workspace) -> tuple:
+    return (Journey.objects.for_workspace(workspace).count(), JourneyStep.objects.for_workspace(workspace).count(),
+            Delivery.objects.for_workspace(workspace).count())
+
+
+def test_a_simulation_walks_the_path_for_a_person_and_stores_nothing(owner, tenant_a):
+    campaign = live_campaign(tenant_a.workspace)
+    ProfileFactory(workspace=tenant_a.workspace, external_id="ada", email="ada@example.test",
+                   attributes={"plan": "pro", "first_name": "Ada"})
+    before = counts(tenant_a.workspace)
+    response = simulate(owner, campaign, {"customer_id": "ada", "event": {"name": "signed_up", "data": {"x": 1}}})
+    assert response.status_code == 200, response.content
+    result = response.json()["simulation"]
+    assert result["entered"] is True
+    path = [(step["key"], step["outcome"]) for step in result["steps"]]
+    assert path == [("welcome", "sent"), ("wait", "waiting"), ("wait", "waited"), ("pro", "yes"),
+                    ("upsell", "sent")]
+    assert result["steps"][2]["at"] - result["steps"][0]["at"] == 2 * 86400  # the virtual clock
+    assert "conditions" in result["steps"][3]["note"]
+    assert [(m["step"], m["subject"], m["text"].strip()) for m in result["messages"]] == [
+        ("welcome", "Hi", "Hello"), ("upsell", "More", "Go further")]
+    assert all("body" not in message for message in result["messages"])  # no HTML on the canvas
+    assert result["ended"]["state"] == "completed"
+    assert counts(tenant_a.workspace) == before
+    # Someone not on the trigger's event does not enter.
+    refused = simulate(owner, campaign, {"customer_id": "ada", "event": {"name": "other"}}).json()["simulation"]
+    assert refused["entered"] is False and refused["reason"] and refused["steps"] == []
+    # By email.
+    by_email = simulate(owner, campaign, {"customer_id": "ada@example.test", "id_type": "email",
+                                          "event": {"name": "signed_up"}})
+    assert by_email.status_code == 200 and by_email.json()["simulation"]["entered"] is True
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({}, "customer_id"),
+    ({"customer_id": ""}, "customer_id"),
+    ({"customer_id": 5}, "customer_id"),
+    ({"customer_id": "ada", "id_type": "phone"}, "id_type"),
+    ({"customer_id": "ada", "event": "signed_up"}, "event"),
+    ({"customer_id": "ada", "event": {"name": ""}}, "event.name"),
+    ({"customer_id": "ada", "event": {"name": "signed_up", "data": []}}, "event.data"),
+    ({"customer_id": "ada", "data": 3}, "data"),
+    ({"customer_id": "ada", "when": 1}, "when"),
+])
+def test_simulation_input_errors_name_the_field(owner, tenant_a, body, field):
+    campaign = live_campaign(tenant_a.workspace)
+    ProfileFactory(workspace=tenant_a.workspace, external_id="ada")
+    response = simulate(owner, campaign, body)
+    assert response.status_code == 400, response.content
+    assert [e["field"] for e in response.json()["errors"]] == [field]
+
+
+def test_the_people_search_finds_this_workspaces_people_only(owner, tenant_a, tenant_b):
+    campaign = live_campaign(tenant_a.workspace)
+    ProfileFactory(workspace=tenant_a.workspace, external_id="ada", email="ada@example.test")
+    ProfileFactory(workspace=tenant_b.workspace, external_id="adam", email="adam@example.test")
+    url = names("canvas_people", campaign)
+    found = owner.get(url, {"q": "ad"}).json()
+    assert [p["id"] for p in found["people"]] == ["ada"] and found["more"] is False
+    assert owner.get(url, {"q": "ADA@EX"}).json()["people"][0]["email"] == "ada@example.test"
+    assert owner.get(url, {"q": ""}).json() == {"people": [], "more": False}
+    long = owner.get(url, {"q": "x" * 255})
+    assert long.status_code == 400 and long.json()["errors"][0]["field"] == "q"
+    # Another workspace's person is nobody to the simulation.
+    response = simulate(owner, campaign, {"customer_id": "adam", "event": {"name": "signed_up"}})
+    assert response.status_code == 404 and response.json()["errors"][0]["field"] == "customer_id"
+
+
+# --- the dry count and the diff -------------------------------------------------------------------------------
+
+def test_the_preview_counts_the_runs_a_publish_affects_and_stores_nothing(owner, tenant_a):
+    campaign = live_campaign(tenant_a.workspace)
+    enter(campaign, 3)
+    engine.tick()  # three runs wait at `wait`
+    changed = json.loads(json.dumps(stored(campaign).workflow))
+    del changed["steps"]["wait"]
+    changed["steps"]["welcome"]["next"] = "pro"
+    changed["steps"]["later"] = {"type": "delay", "duration": {"days": 1}, "next": "nudge"}
+    changed["steps"]["pro"]["no"] = "later"
+    url = names("canvas_preview", campaign)
+    answer = post(owner, url, {"trigger": TRIGGER, "workflow": changed})
+    assert answer.status_code == 200, answer.content
+    preview = answer.json()["preview"]
+    assert preview["live_runs"] == 3 and preview["publish_required"] is True and preview["added"] == ["later"]
+    rows = {row["key"]: row for row in preview["steps"]}
+    assert rows["wait"]["runs"] == 3 and rows["wait"]["change"] == "removed"
+    assert rows["welcome"]["change"] == "changed" and rows["upsell"]["change"] == "unchanged"
+    # The publish given is checked: move must map the removed step where runs are.
+    bad = post(owner, url, {"trigger": TRIGGER, "workflow": changed, "publish": {"runs": "move"}})
+    assert bad.status_code == 400 and bad.json()["errors"][0]["field"] == "publish.removed.wait"
+    ok = post(owner, url, {"trigger": TRIGGER, "workflow": changed,
+                           "publish": {"runs": "move", "removed": {"wait": "pro"}}})
+    assert ok.status_code == 200
+    assert stored(campaign).workflow == campaign.workflow
+    # The definition's errors first, naming their path; an unknown field.
+    broken = json.loads(json.dumps(changed))
+    broken["steps"]["welcome"]["content"] = {}
+    assert post(owner, url, {"workflow": broken}).json()["errors"][0]["field"] == "workflow.steps.welcome.content"
+    assert post(owner, url, {"workflow": changed, "revision": "x"}).json()["errors"][0]["field"] == "revision"
+    # Then the save with that choice moves them.
+    done = save(owner, campaign, trigger=TRIGGER, workflow=changed, publish={"runs": "move", "removed": {"wait": "pro"}})
+    assert done.status_code == 200, done.content
+    assert set(Journey.objects.for_workspace(tenant_a.workspace).filter(campaign=campaign)
+               .values_list("step", flat=True)) == {"pro"}
+
+
+def test_the_diff_between_versions(owner, tenant_a):
+    campaign = live_campaign(tenant_a.workspace)
+    changed = json.loads(json.dumps(stored(campaign).workflow))
+    del changed["steps"]["nudge"]
+    changed["steps"]["pro"]["no"] = "landing"
+    changed["steps"]["landing"] = {"type": "exit"}
+    assert save(owner, campaign, trigger=TRIGGER, workflow=changed).status_code == 200
+    url = names("canvas_diff", campaign)
+    diff = owner.get(url).json()["diff"]
+    assert (diff["version"], diff["against"]) == (2, 1)
+    assert diff["steps"]["added"] == ["landing"] and diff["steps"]["removed"] == ["nudge"]
+    assert diff["steps"]["changed"] == {"pro": {"no": {"old": "nudge", "new": "landing"}}}
+    assert "nudge" in diff["workflows"]["against"]["steps"] and "nudge" not in diff["workflows"]["version"]["steps"]
+    back = owner.get(url, {"version": 1, "against": 2}).json()["diff"]
+    assert back["steps"]["added"] == ["nudge"] and back["steps"]["removed"] == ["landing"]
+    page = owner.get(names("canvas", campaign)).context["canvas"]
+    assert [v["number"] for v in page["versions"]] == [2, 1]
+    for query, field, status in ((
+            {"version": "x"}, "version", 400), ({"version": 1}, "against", 400), ({"version": 9}, "version", 404),
+            ({"against": 7}, "against", 404), ({"against": "-1"}, "against", 400), ({"v": 1}, "v", 400)):
+        response = owner.get(url, query)
+        assert response.status_code == status, (query, response.content)
+        assert response.json()["errors"][0]["field"] == field
+
+
+# --- roles and workspaces for the new endpoints ---------------------------------------------------------------
+
+def test_an_analyst_reads_numbers_simulates_previews_and_diffs(tenant_a):
+    campaign = live_campaign(tenant_a.workspace)
+    ProfileFactory(workspace=tenant_a.workspace, external_id="ada")
+    analyst = logged_in(make_member(tenant_a.workspace, Role.ANALYST))
+    assert analyst.get(names("canvas_numbers", campaign)).status_code == 200
+    assert simulate(analyst, campaign, {"customer_id": "ada", "event": {"name": "signed_up"}}).status_code == 200
+    assert post(analyst, names("canvas_preview", campaign), {"workflow": FOUR_STEPS}).status_code == 200
+    assert analyst.get(names("canvas_diff", campaign), {"version": 1, "against": 1}).status_code == 200
+
+
+def test_without_the_campaigns_view_permission_the_new_endpoints_are_refused(tenant_a):
+    campaign = live_campaign(tenant_a.workspace)
+    ProfileFactory(workspace=tenant_a.workspace, external_id="ada")
+    officer = logged_in(make_member(tenant_a.workspace, Role.COMPLIANCE))
+    assert officer.get(names("canvas_numbers", campaign)).status_code == 403
+    assert officer.get(names("canvas_people", campaign), {"q": "a"}).status_code == 403
+    assert simulate(officer, campaign, {"customer_id": "ada", "event": {"name": "signed_up"}}).status_code == 403
+    assert post(officer, names("canvas_preview", campaign), {"workflow": FOUR_STEPS}).status_code == 403
+    assert officer.get(names("canvas_diff", campaign), {"version": 1, "against": 1}).status_code == 403
+
+
+def test_the_new_endpoints_answer_404_for_another_workspaces_campaign(owner, tenant_b):
+    theirs = live_campaign(tenant_b.workspace)
+    ProfileFactory(workspace=tenant_b.workspace, external_id="bob")
+    assert owner.get(names("canvas_numbers", theirs)).status_code == 404
+    assert owner.get(names("canvas_people", theirs), {"q": "b"}).status_code == 404
+    assert simulate(owner, theirs, {"customer_id": "bob", "event": {"name": "signed_up"}}).status_code == 404
+    assert post(owner, names("canvas_preview", theirs), {"workflow": FOUR_STEPS}).status_code == 404
+    assert owner.get(names("canvas_diff", theirs), {"version": 1, "against": 1}).status_code == 404
+
+
+def test_the_new_posts_need_the_csrf_token_and_the_gets_refuse_posts(tenant_a):
+    campaign = live_campaign(tenant_a.workspace)
+    strict = logged_in(tenant_a.owner, csrf=True)
+    assert simulate(strict, campaign, {"customer_id": "ada"}).status_code == 403
+    assert post(strict, names("canvas_preview", campaign), {"workflow": FOUR_STEPS}).status_code == 403
+    owner = logged_in(tenant_a.owner)
+    assert owner.get(names("canvas_simulate", campaign)).status_code == 405
+    assert owner.post(names("canvas_numbers", campaign)).status_code == 405
+    for url in (names("canvas_simulate", campaign), names("canvas_preview", campaign)):
+        response = owner.post(url, "[1]", content_type="application/json")
+        assert response.status_code == 400 and response.json()["errors"][0]["field"] is None

@@ -13,6 +13,7 @@ import {
   positionsOf, reconcile, removeSteps, renameStep,
 } from "./graph.js";
 import { guardUnsaved } from "./guard.js";
+import { DiffPanel, PublishDialog, SimulatePanel, simulationPath, useNumbers } from "./live.jsx";
 import { NODE_TYPES } from "./nodes.jsx";
 import { ObjectFields, humanize } from "./SchemaForm.jsx";
 import {
@@ -198,8 +199,16 @@ function Editor({ data }) {
   const [status, setStatus] = useState({ kind: "", text: "" });
   const [conflict, setConflict] = useState(null);
   const [selectedEdge, setSelectedEdge] = useState(null);
-  const [publishRuns, setPublishRuns] = useState("");
   const [saving, setSaving] = useState(false);
+  // The live parts: figures on the nodes, the simulation, the publish choice, the diff.
+  const [showNumbers, setShowNumbers] = useState(true);
+  const [mode, setMode] = useState(""); // "" (editing) | "simulate" | "diff"
+  const [simResult, setSimResult] = useState(null);
+  const [diff, setDiff] = useState(null);
+  const [publishing, setPublishing] = useState(null); // {preview, errors}
+  const [versionList, setVersionList] = useState(() => data.versions || []);
+  const [{ numbers, at: numbersAt, error: numbersError }, refreshNumbers] = useNumbers(
+    data.urls.numbers, data.numbers_refresh_ms || 10000, showNumbers);
   const { doc, nodes } = state;
   const dirty = keyOf(snapshot(state)) !== baseline;
   const dirtyRef = useRef(dirty);
@@ -314,24 +323,56 @@ function Editor({ data }) {
   const grouped = useMemo(() => groupErrors(errors), [errors]);
   const keys = Object.keys(doc.workflow.steps);
 
-  const rfNodes = useMemo(() => nodes.map((node) => {
-    if (node.id === TRIGGER_ID) {
-      return { ...node, deletable: false, data: { trigger: doc.trigger, errors: grouped.byNode[TRIGGER_ID] || [], editable } };
-    }
-    const step = doc.workflow.steps[node.id] || { type: "exit" };
-    return {
-      ...node, deletable: editable,
-      data: {
-        step, outcomes: outcomesOf(S, step), errors: grouped.byNode[node.id] || [], editable,
-        start: doc.workflow.start === node.id,
-      },
-    };
-  }), [nodes, doc, grouped, editable, S]);
+  const path = useMemo(() => (mode === "simulate" ? simulationPath(simResult, TRIGGER_ID) : null), [mode, simResult]);
+  const diffOf = useMemo(() => {
+    if (mode !== "diff" || !diff) return {};
+    const kinds = {};
+    for (const key of diff.steps.added) kinds[key] = "added";
+    for (const key of Object.keys(diff.steps.changed)) kinds[key] = "changed";
+    return kinds;
+  }, [mode, diff]);
+  const figures = showNumbers ? numbers : null;
 
-  const rfEdges = useMemo(() => edgesOf(S, doc).map((edge) => ({
-    ...edge, selected: edge.id === selectedEdge, deletable: editable, className: "jc-edge",
-    markerEnd: { type: MarkerType.ArrowClosed, width: 16, height: 16 },
-  })), [S, doc, selectedEdge, editable]);
+  const rfNodes = useMemo(() => {
+    const simulated = Boolean(path && simResult);
+    const drawn = nodes.map((node) => {
+      if (node.id === TRIGGER_ID) {
+        return {
+          ...node, deletable: false,
+          data: { trigger: doc.trigger, errors: grouped.byNode[TRIGGER_ID] || [], editable, totals: figures?.totals,
+            simulated, visit: simulated && path.entered ? { visits: [], messages: [] } : null },
+        };
+      }
+      const step = doc.workflow.steps[node.id] || { type: "exit" };
+      return {
+        ...node, deletable: editable,
+        data: {
+          step, outcomes: outcomesOf(S, step), errors: grouped.byNode[node.id] || [], editable,
+          start: doc.workflow.start === node.id, numbers: figures?.steps?.[node.id],
+          simulated, visit: simulated ? path.byStep[node.id] || null : null, diff: diffOf[node.id] || null,
+        },
+      };
+    });
+    if (mode === "diff" && diff?.steps.removed.length) {
+      const right = Math.max(0, ...nodes.map((node) => (node.position?.x || 0) + (node.measured?.width || NODE_WIDTH)));
+      const top = Math.min(0, ...nodes.map((node) => node.position?.y || 0));
+      diff.steps.removed.forEach((key, index) => drawn.push({
+        id: `@removed:${key}`, type: "ghost", position: { x: right + 80, y: top + index * 110 },
+        data: { key, step: diff.workflows.against.steps?.[key] || {} }, draggable: false, selectable: false,
+        connectable: false, deletable: false, initialWidth: NODE_WIDTH, initialHeight: 70,
+      }));
+    }
+    return drawn;
+  }, [nodes, doc, grouped, editable, S, figures, path, simResult, diffOf, mode, diff]);
+
+  const rfEdges = useMemo(() => edgesOf(S, doc).map((edge) => {
+    const visited = path?.edges.has(`${edge.source}>${edge.target}`);
+    return {
+      ...edge, selected: edge.id === selectedEdge, deletable: editable,
+      className: `jc-edge${visited ? " jc-edge-visited" : ""}`, animated: Boolean(visited),
+      markerEnd: { type: MarkerType.ArrowClosed, width: 16, height: 16 },
+    };
+  }), [S, doc, selectedEdge, editable, path]);
 
   const selected = nodes.find((node) => node.selected);
   const selectedEdgeObj = rfEdges.find((edge) => edge.id === selectedEdge);
@@ -484,12 +525,36 @@ function Editor({ data }) {
   }, [fitRequest, flow]);
 
   // --- saving ---
-  const save = async () => {
+  /** The dry count of saving the canvas now (a live campaign): the publish choice is asked first
+   * when runs are live and the workflow changed. Answers whether the dialog was opened. */
+  const askPublish = async (snap, errors = []) => {
+    let answer;
+    try {
+      answer = await postJson(data.urls.preview, { trigger: snap.doc.trigger, workflow: snap.doc.workflow });
+    } catch (error) {
+      return false;
+    }
+    const preview = answer.status === 200 ? answer.data?.preview : null;
+    if (!preview || !(preview.publish_required || (errors.length && preview.live_runs))) return false;
+    setPublishing({ preview, errors });
+    setStatus({ kind: "", text: "Say what happens to the runs already in it, then confirm." });
+    return true;
+  };
+
+  const save = async (publish = undefined) => {
     if (!editable || saving) return;
     const snap = snapshot(stateRef.current);
     const body = { revision: campaign.revision, trigger: snap.doc.trigger, workflow: snap.doc.workflow, positions: snap.positions };
-    if (campaign.versioned && publishRuns) body.publish = { runs: publishRuns };
     setSaving(true);
+    if (campaign.versioned && publish === undefined && data.urls.preview) {
+      setStatus({ kind: "busy", text: "Counting the live runs…" });
+      const asked = await askPublish(snap);
+      if (asked) {
+        setSaving(false);
+        return;
+      }
+    }
+    if (publish) body.publish = publish;
     setStatus({ kind: "busy", text: "Saving…" });
     let answer;
     try {
@@ -501,16 +566,26 @@ function Editor({ data }) {
     }
     setSaving(false);
     const problems = answer.data?.errors || [];
+    if (answer.status === 400 && problems.some((e) => e.field === "publish" || e.field?.startsWith("publish."))) {
+      // Runs came or moved since the count, or the choice was refused: ask again with the new count.
+      if (await askPublish(snap, problems)) return;
+    }
     if (answer.status === 200) {
       const warnings = (answer.data.activation_errors || []).map((e) => ({ ...e, kind: "activation" }));
+      const made = answer.data.campaign.version;
+      if (made !== campaign.version && !versionList.some((v) => v.number === made)) {
+        setVersionList((current) => [{ number: made, author: "", created: new Date().toISOString() }, ...current]);
+      }
       setCampaign((current) => ({ ...current, ...answer.data.campaign }));
+      setPublishing(null);
+      refreshNumbers();
       setBaseline(keyOf(snap));
       checked.current = keyOf(snap.doc);
       setErrors(warnings);
       setConflict(null);
       setStatus({
         kind: "ok",
-        text: `Saved: version ${answer.data.campaign.version}.${warnings.length
+        text: `Saved: version ${answer.data.campaign.version}.${publish ? ` Runs already in it: ${publish.runs}.` : ""}${warnings.length
           ? ` Before it can be activated: ${warnings.length} ${warnings.length === 1 ? "problem" : "problems"}, shown in amber.` : ""}`,
       });
     } else if (answer.status === 409) {
@@ -531,7 +606,21 @@ function Editor({ data }) {
   const invalid = errors.filter((e) => e.kind !== "activation").length;
   const warnings = errors.length - invalid;
   let panel;
-  if (selected && selected.id === TRIGGER_ID) {
+  if (mode === "simulate") {
+    panel = (
+      <SimulatePanel data={data} dirty={dirty} result={simResult} onResult={setSimResult} onSelect={select}
+        onClose={() => setMode("")} />
+    );
+  } else if (mode === "diff") {
+    panel = (
+      <DiffPanel data={data} versions={versionList} current={campaign.version} diff={diff}
+        onDiff={(answer) => {
+          setDiff(answer);
+          setFitRequest((n) => n + 1); // the removed steps are drawn to the right
+        }}
+        onSelect={select} onClose={() => setMode("")} />
+    );
+  } else if (selected && selected.id === TRIGGER_ID) {
     panel = (
       <TriggerPanel S={S} trigger={doc.trigger} campaignType={data.campaign.type} errors={grouped.byNode[TRIGGER_ID] || []}
         editable={editable} keys={keys} start={doc.workflow.start} onTrigger={onTrigger} onStart={onStart} />
@@ -576,22 +665,26 @@ function Editor({ data }) {
     <div className="jc-app" data-jc-ready="1" data-jc-dirty={dirty ? "1" : "0"} data-jc-revision={campaign.revision}>
       <div className="jc-toolbar">
         {editable && (
-          <button type="button" id="jc-save" className="jc-primary" onClick={save} disabled={saving || !dirty}>Save</button>
-        )}
-        {editable && campaign.versioned && (
-          <label className="jc-publish">Runs already in it:{" "}
-            <select id="jc-publish-runs" value={publishRuns} onChange={(event) => setPublishRuns(event.target.value)}>
-              <option value="">not said</option>
-              <option value="stay">stay on their version</option>
-              <option value="move">move to the new one</option>
-              <option value="exit">exit</option>
-            </select>
-          </label>
+          <button type="button" id="jc-save" className="jc-primary" onClick={() => save()}
+            disabled={saving || !dirty || Boolean(publishing)}>Save</button>
         )}
         {editable && <button type="button" id="jc-undo" onClick={undo} disabled={!h.past.length}>Undo</button>}
         {editable && <button type="button" id="jc-redo" onClick={redo} disabled={!h.future.length}>Redo</button>}
         {editable && <button type="button" id="jc-layout" onClick={tidy}>Tidy layout</button>}
         <button type="button" id="jc-fit" onClick={() => flow.fitView({ padding: 0.2, maxZoom: 1 })}>Fit view</button>
+        <button type="button" id="jc-mode-simulate" aria-pressed={mode === "simulate"}
+          onClick={() => setMode((current) => (current === "simulate" ? "" : "simulate"))}>Simulate</button>
+        <button type="button" id="jc-mode-diff" aria-pressed={mode === "diff"}
+          onClick={() => setMode((current) => (current === "diff" ? "" : "diff"))}>Compare versions</button>
+        <label className="jc-numbers-toggle" title="Figures of every run the campaign has had (all time), read every few seconds">
+          <input type="checkbox" id="jc-numbers-toggle" checked={showNumbers}
+            onChange={(event) => setShowNumbers(event.target.checked)} /> Numbers
+        </label>
+        {showNumbers && (
+          <span id="jc-numbers-status" className="jc-help" data-jc-numbers-at={numbersAt ? numbersAt.getTime() : ""}>
+            {numbersError || (numbersAt ? `all time, read ${numbersAt.toLocaleTimeString()}` : "reading…")}
+          </span>
+        )}
         <span className="jc-version">Version {campaign.version} · {campaign.state}</span>
         <span id="jc-status" className={`jc-status jc-status-${status.kind}`} role="status">
           {status.text || (dirty ? "Unsaved changes." : "")}
@@ -609,6 +702,14 @@ function Editor({ data }) {
             window.location.reload();
           }}>Reload the canvas (lose my changes)</button>
         </div>
+      )}
+      {publishing && (
+        <PublishDialog preview={publishing.preview} errors={publishing.errors} busy={saving}
+          newSteps={Object.keys(doc.workflow.steps)} onConfirm={(publish) => save(publish)}
+          onCancel={() => {
+            setPublishing(null);
+            setStatus({ kind: "", text: "" });
+          }} />
       )}
       <div className="jc-body">
         {editable && (

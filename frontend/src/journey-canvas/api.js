@@ -22,3 +22,19 @@ export async function postJson(url, body, { signal } = {}) {
   }
   return { status: response.status, data };
 }
+
+/** GET `url` (with `params` as its query) as JSON; resolves to {status, data}. */
+export async function getJson(url, params = {}, { signal } = {}) {
+  const query = new URLSearchParams(Object.entries(params).filter(([, value]) => value !== undefined && value !== null
+    && value !== "")).toString();
+  const response = await fetch(query ? `${url}?${query}` : url, {
+    credentials: "same-origin", headers: { Accept: "application/json" }, signal,
+  });
+  let data = null;
+  try {
+    data = await response.json();
+  } catch (error) {
+    data = null;
+  }
+  return { status: response.status, data };
+}

@@ -6,6 +6,7 @@
 import React, { useEffect } from "react";
 import { Handle, Position, useUpdateNodeInternals } from "@xyflow/react";
 import { START_HANDLE } from "./graph.js";
+import { SimulationOnNode, StepNumbers, TotalNumbers } from "./live.jsx";
 
 function durationText(value) {
   if (!value || typeof value !== "object") return "";
@@ -76,18 +77,26 @@ function Problems({ errors }) {
   );
 }
 
-function stateClass(errors, selected) {
+function stateClass(errors, selected, data = {}) {
   const definition = (errors || []).some((error) => error.kind !== "activation");
   const activation = (errors || []).some((error) => error.kind === "activation");
-  return `${definition ? " jc-node-invalid" : activation ? " jc-node-warn" : ""}${selected ? " jc-node-selected" : ""}`;
+  return `${definition ? " jc-node-invalid" : activation ? " jc-node-warn" : ""}${selected ? " jc-node-selected" : ""}`
+    + `${data.visit ? " jc-node-visited" : ""}${data.simulated && !data.visit ? " jc-node-unvisited" : ""}`
+    + `${data.diff ? ` jc-diff-${data.diff}` : ""}`;
 }
 
 export function TriggerNode({ data, selected }) {
   return (
-    <div className={`jc-node jc-trigger${stateClass(data.errors, selected)}`} data-jc-node="@trigger">
+    <div className={`jc-node jc-trigger${stateClass(data.errors, selected, data)}`} data-jc-node="@trigger">
       <div className="jc-node-head"><span className="jc-node-type">Trigger</span></div>
       <div className="jc-node-summary">{triggerSummary(data.trigger)}</div>
       <Problems errors={data.errors} />
+      <TotalNumbers totals={data.totals} />
+      {data.simulated && (
+        <div className="jc-sim-node" data-jc-sim={data.visit ? "entered" : "not entered"}>
+          <b>{data.visit ? "entered" : "would not enter"}</b>
+        </div>
+      )}
       <div className="jc-outcomes">
         <span className="jc-outcome" data-jc-outcome={START_HANDLE}>
           start
@@ -106,8 +115,8 @@ export function StepNode({ id, data, selected }) {
     update(id); // handles were added or removed (a branch, a cohort)
   }, [handles, id, update]);
   return (
-    <div className={`jc-node jc-step jc-type-${data.step.type}${data.start ? " jc-start" : ""}${stateClass(data.errors, selected)}`}
-      data-jc-node={id}>
+    <div className={`jc-node jc-step jc-type-${data.step.type}${data.start ? " jc-start" : ""}${stateClass(data.errors, selected, data)}`}
+      data-jc-node={id} data-jc-diff={data.diff || undefined}>
       <Handle type="target" position={Position.Top} id="in" className="jc-handle jc-handle-in" isConnectable={data.editable} />
       <div className="jc-node-head">
         <span className="jc-node-type">{data.step.type.replace(/_/g, " ")}</span>
@@ -116,6 +125,8 @@ export function StepNode({ id, data, selected }) {
       {data.step.name && <div className="jc-node-name">{data.step.name}</div>}
       <div className="jc-node-summary">{summary(data.step)}</div>
       <Problems errors={data.errors} />
+      <StepNumbers figures={data.numbers} />
+      <SimulationOnNode visit={data.visit} />
       {data.outcomes.length > 0 && (
         <div className="jc-outcomes">
           {data.outcomes.map((outcome) => (
@@ -131,4 +142,17 @@ export function StepNode({ id, data, selected }) {
   );
 }
 
-export const NODE_TYPES = { trigger: TriggerNode, step: StepNode };
+/** A step the compared version had and the newer one removed (the diff draws it dashed, apart). */
+export function GhostNode({ id, data }) {
+  return (
+    <div className="jc-node jc-step jc-diff-removed" data-jc-node={id} data-jc-diff="removed">
+      <div className="jc-node-head">
+        <span className="jc-node-type">{String(data.step?.type || "?").replace(/_/g, " ")}</span>
+        <code className="jc-node-key">{data.key}</code>
+      </div>
+      <div className="jc-node-summary">removed: {summary(data.step)}</div>
+    </div>
+  );
+}
+
+export const NODE_TYPES = { trigger: TriggerNode, step: StepNode, ghost: GhostNode };
