@@ -98,7 +98,7 @@ def delivery_report_view(request, *, site_context: dict):
         row.update(rates(row))
     if fmt == "csv":
         return streamed(iter(rows), fmt="csv", columns=CSV_COLUMNS,
-                        filename=f"ulak-deliveries-{first.isoformat()}-{today.isoformat()}.csv")
+                        filename=f"ulak-deliveries-{first.isoformat()}-{today.isoformat()}")
     totals = {name: sum(row[name] for row in rows) for name in REPORT_COUNTS}
     totals.update(rates(totals))
     days_list = [first + timedelta(days=n) for n in range(days)]

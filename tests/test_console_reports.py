@@ -101,7 +101,8 @@ def test_the_csv_export_has_every_message_with_its_rates(client, tenant_a, tenan
     client.force_login(tenant_a.owner)
     response = get(client, format="csv")
     assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
-    assert "attachment" in response["Content-Disposition"]
+    assert re.fullmatch(r'attachment; filename="ulak-deliveries-\d{4}-\d\d-\d\d-\d{4}-\d\d-\d\d\.csv"',
+                        response["Content-Disposition"])
     rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
     assert [(r["message"], r["sent"], r["open_rate"]) for r in rows] == [
         (f"Welcome {tenant_a.workspace.name}", "4", "0.6667"), (f"Onboarding {tenant_a.workspace.name}", "1", "0.0")]

@@ -100,6 +100,8 @@ def test_the_csv_export_has_a_row_a_day(client, tenant_a, email_config):
     client.force_login(tenant_a.owner)
     response = client.get(report_url(made, days=7, format="csv"))
     assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
+    assert response["Content-Disposition"].startswith(f'attachment; filename="ulak-campaign-{made.pk}-')
+    assert response["Content-Disposition"].endswith('.csv"')
     rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
     assert len(rows) == 7 and list(rows[0]) == ["day", "entered", "messaged", "opened", "clicked", "converted",
                                                 "exited_early", "messages_sent", "messages_delivered",
