@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 
-.PHONY: install run lint test bench bench-segments bench-messaging bench-journeys bench-experiments bench-dashboard bench-retl migrate clean frontend
+.PHONY: install run lint test bench bench-segments bench-messaging bench-journeys bench-experiments bench-dashboard bench-retl bench-mime migrate clean frontend
 
 $(STAMP): pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
@@ -46,6 +46,9 @@ bench-experiments: $(STAMP)
 
 bench-retl: $(STAMP)
 	$(PY) benchmarks/reverse_etl.py $(BENCH_ARGS)
+
+bench-mime: $(STAMP)
+	$(PY) benchmarks/mime.py $(BENCH_ARGS)
 
 migrate: $(STAMP)
 	$(PY) manage.py migrate

@@ -1,11 +1,12 @@
 """Email providers: any SMTP server (smtplib, over connections kept per process and configuration:
 channels/providers/smtp_pool.py) and the ESP HTTP APIs anymail speaks.
 
-Both build the same multipart message: From/To/Subject, a plain-text part with the HTML as an
+Both send the same multipart message: From/To/Subject, a plain-text part with the HTML as an
 alternative, Reply-To and the extra headers (List-Unsubscribe from channels/tracking.py), the
-attachments and the bcc recipients of an OutgoingMessage (channels/outgoing.py). SMTP
-messages get a Message-ID of `<{delivery public id}@{sender domain}>`, which is also the provider
-message id; ESPs assign their own id (anymail's `message_id`), which their webhooks report back.
+attachments and the bcc recipients of an OutgoingMessage (channels/outgoing.py). SMTP writes its
+bytes with Ulak's MIME writer (channels/mime.py); anymail reads Django's EmailMultiAlternatives
+(build_email). SMTP messages get a Message-ID of `<{delivery public id}@{sender domain}>`, which is
+also the provider message id; ESPs assign their own id (anymail's `message_id`), which their webhooks report back.
 
 Failure classes follow the provider contract (channels/providers/base.py): only errors that
 certainly left the message unsent are transient; a recipient the server or ESP refused is
@@ -22,7 +23,8 @@ import smtplib
 import socket
 import ssl
 from dataclasses import dataclass
-from email.utils import parseaddr
+from email.utils import formatdate, parseaddr
+from functools import lru_cache
 from importlib import import_module
 from urllib.parse import urlsplit
 
@@ -49,24 +51,31 @@ def sender_domain(sender: str) -> str:
     return address.rpartition("@")[2].strip().lower() or "ulak.invalid"
 
 
-def build_email(message: OutgoingMessage, *, connection=None, message_id: str | None = None) -> EmailMultiAlternatives:
+def _bodies(message: OutgoingMessage) -> tuple[str, str]:
+    """(plain text, HTML or ""): the rendered plain text, or text made from the HTML."""
     if not message.sender:
         raise ConfigurationError("the channel configuration has no sender (From address)")
-    headers = {name: value for name, value in message.headers.items() if value not in (None, "")}
-    if message_id and not any(name.lower() == "message-id" for name in headers):
-        headers["Message-ID"] = message_id
     html = message.body if looks_like_html(message.body) else ""
     if message.body_plain or not html:
-        plain = message.body_plain or message.body
-    else:
-        from channels.content.rendering import html_to_text
+        return message.body_plain or message.body, html
+    from channels.content.rendering import html_to_text
 
-        plain = html_to_text(html)
+    return html_to_text(html), html
+
+
+def _extra_headers(message: OutgoingMessage) -> dict:
+    return {name: value for name, value in message.headers.items() if value not in (None, "")}
+
+
+def build_email(message: OutgoingMessage, *, connection=None) -> EmailMultiAlternatives:
+    """The message as Django's EmailMultiAlternatives, which anymail reads (ESPs); SMTP writes
+    its bytes with channels/mime.py instead (smtp_bytes)."""
+    plain, html = _bodies(message)
     # Bcc goes to the envelope (SMTP) or the ESP's bcc field, never into a header.
     email = EmailMultiAlternatives(
         subject=message.subject, body=plain, from_email=message.sender, to=[message.recipient],
-        bcc=list(message.bcc) or None,
-        reply_to=[message.reply_to] if message.reply_to else None, headers=headers, connection=connection,
+        bcc=list(message.bcc) or None, reply_to=[message.reply_to] if message.reply_to else None,
+        headers=_extra_headers(message), connection=connection,
     )
     if html:
         email.attach_alternative(html, "text/html")
@@ -252,7 +261,7 @@ class SmtpProvider(Provider):
         params = self.connection_params()
         fingerprint = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()
         message_id = f"<{message.delivery_id}@{sender_domain(message.sender)}>"
-        envelope = _envelope(build_email(message, message_id=message_id))
+        envelope = _envelope(message, message_id)
         connection = smtp_pool.checkout(self.config.pk, fingerprint)
         if connection is not None:
             try:
@@ -379,14 +388,46 @@ def _reply_text(text) -> str:
     return text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
 
 
-def _envelope(email: EmailMultiAlternatives) -> _Envelope:
-    """What Django's SMTP backend would hand to smtplib: the envelope addresses and the message."""
-    encoding = email.encoding or django_settings.DEFAULT_CHARSET
-    recipients = [sanitize_address(address, encoding) for address in email.recipients()]
+def smtp_bytes(message: OutgoingMessage, *, message_id: str) -> bytes:
+    """The message's bytes for SMTP DATA (channels/mime.py). A header or file name that would
+    break the message (a line break, a header only the writer sets) fails the delivery."""
+    from channels import mime
+
+    plain, html = _bodies(message)
+    try:
+        return mime.write_email(
+            sender=message.sender, to=message.recipient, subject=message.subject, text=plain, html=html,
+            reply_to=message.reply_to, headers=_extra_headers(message), attachments=message.attachments,
+            message_id=message_id, date=formatdate(localtime=django_settings.EMAIL_USE_LOCALTIME))
+    except mime.MimeError as exc:
+        raise ProviderError(f"the message cannot be written: {exc}") from exc
+
+
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_SIMPLE_ADDRESS = re.compile(rf"{_ATEXT}(?:\.{_ATEXT})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\Z")
+
+
+def _envelope_address(address: str) -> str:
+    """The address as smtplib gets it (Django's sanitize_address: no display name, IDNA domain)."""
+    if _SIMPLE_ADDRESS.match(address):
+        return address
+    return sanitize_address(address, django_settings.DEFAULT_CHARSET)
+
+
+_envelope_sender = lru_cache(maxsize=64)(_envelope_address)  # a batch repeats its sender
+
+
+def _envelope(message: OutgoingMessage, message_id: str) -> _Envelope:
+    """The envelope addresses (recipient and bcc; never a header) and the message's bytes."""
+    content = smtp_bytes(message, message_id=message_id)
+    try:
+        recipients = [_envelope_address(address) for address in [message.recipient, *message.bcc] if address]
+        sender = _envelope_sender(message.sender) if message.sender else ""
+    except ValueError as exc:
+        raise ProviderError(f"invalid address: {exc}") from exc
     if not recipients:
         raise ProviderError("the message has no recipient address")
-    return _Envelope(sanitize_address(email.from_email, encoding), recipients,
-                     email.message().as_bytes(linesep="\r\n"))
+    return _Envelope(sender, recipients, content)
 
 
 def _lost_before_content(connection: smtplib.SMTP, exc: BaseException) -> _NotSent:
