@@ -372,6 +372,8 @@ def test_schema_documents_these_endpoints_without_warnings():
         "/v1/customers/{identifier}/relationships/", "/v1/object_types/", "/v1/object_types/{type_id}/",
         "/v1/objects/", "/v1/objects/{object_type_id}/{object_id}/",
         "/v1/objects/{object_type_id}/{object_id}/relationships/",
+        "/v1/data_sources/", "/v1/data_sources/{id}/", "/v1/data_sources/{id}/preview/", "/v1/data_sources/{id}/runs/",
+        "/v1/data_sources/{id}/runs/{run_id}/", "/v1/data_sources/{id}/sync/", "/v1/data_sources/{id}/test/",
     }
 
 
