@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 
-.PHONY: install run lint test bench bench-segments bench-messaging bench-journeys bench-experiments bench-dashboard bench-retl bench-mime migrate clean frontend
+.PHONY: install run lint test bench bench-ingest-cpu bench-segments bench-messaging bench-journeys bench-experiments bench-dashboard bench-retl bench-mime migrate clean frontend
 
 $(STAMP): pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
@@ -28,6 +28,9 @@ test: lint
 
 bench: $(STAMP)
 	$(PY) benchmarks/ingest.py $(BENCH_ARGS)
+
+bench-ingest-cpu: $(STAMP)
+	$(PY) benchmarks/ingest_cpu.py $(BENCH_ARGS)
 
 bench-segments: $(STAMP)
 	$(PY) benchmarks/segments.py $(BENCH_ARGS)

@@ -49,14 +49,9 @@ def lookup_api_key(secret: str, kind: str) -> ApiKey | None:
     cache_key = api_key_cache_key(digest)
     api_key = cache.get(cache_key)
     if api_key is None:
-        api_key = (
-            ApiKey.unscoped.select_related("workspace")
-            .filter(secret_hash=digest, revoked_at__isnull=True)
-            .first()
-        )
+        api_key = _from_database(digest)  # cached there
         if api_key is None:
             return None
-        cache.set(cache_key, api_key, settings.ULAK_API_KEY_CACHE_SECONDS)
     if api_key.kind != kind or api_key.revoked_at is not None:
         return None
     _record_use(api_key)
@@ -77,7 +72,20 @@ def _record_use(api_key: ApiKey) -> None:
 
 
 def _basic_credentials(request) -> tuple[str, str] | None:
-    auth = get_authorization_header(request).split()
+    return _parse_basic(get_authorization_header(request))
+
+
+def basic_credentials_from_meta(request) -> tuple[str, str] | None:
+    """`_basic_credentials`, reading the header from `request.META` (as the WSGI server gave it)
+    rather than building `request.headers` from every header: the ingest fast path."""
+    auth = request.META.get("HTTP_AUTHORIZATION", b"")
+    if isinstance(auth, str):
+        auth = auth.encode("iso-8859-1")  # as get_authorization_header (HTTP_HEADER_ENCODING)
+    return _parse_basic(auth)
+
+
+def _parse_basic(header: bytes) -> tuple[str, str] | None:
+    auth = header.split()
     if not auth or auth[0].lower() != b"basic":
         return None
     if len(auth) != 2:
@@ -152,3 +160,90 @@ class AppApiKeyAuthentication(_KeyAuthentication):
         except UnicodeDecodeError as exc:
             raise exceptions.AuthenticationFailed("Malformed Bearer authorization header.") from exc
         return self._principal(lookup_api_key(secret, ApiKeyKind.APP))
+
+
+# --- the ingest fast path: key lookup and rate count in one Redis round trip -----------------------
+
+# What this process learned about a secret's digest: the key's id and its workspace's (they never
+# change for a digest), and the last cached value it unpickled with the key it gave.
+_known_digests: dict[str, tuple[int, int]] = {}
+_unpickled: dict[str, tuple[bytes, ApiKey]] = {}
+
+# GET the cached key, count the request in the rate window exactly as ApiKeyRateThrottle does
+# (INCR, EXPIRE 2), and report whether an optional flag key exists.
+_LOOKUP_AND_COUNT = """
+local value = redis.call('GET', KEYS[1])
+local count = redis.call('INCR', KEYS[2])
+redis.call('EXPIRE', KEYS[2], 2)
+local flag = 0
+if KEYS[3] then flag = redis.call('EXISTS', KEYS[3]) end
+return {value or false, count, flag}
+"""
+_scripts: dict[int, object] = {}
+
+
+def _rate_key(api_key_id: int) -> str:
+    # The counter of core.api.throttles.ApiKeyRateThrottle: the same key, so both paths share it.
+    return cache.make_key(f"rate:{api_key_id}:{int(time.time())}")
+
+
+def _script(client):
+    script = _scripts.get(id(client))
+    if script is None:
+        script = _scripts[id(client)] = client.register_script(_LOOKUP_AND_COUNT)
+    return script
+
+
+def _from_database(digest: str) -> ApiKey | None:
+    api_key = ApiKey.unscoped.select_related("workspace").filter(secret_hash=digest, revoked_at__isnull=True).first()
+    if api_key is not None:
+        cache.set(api_key_cache_key(digest), api_key, settings.ULAK_API_KEY_CACHE_SECONDS)
+    return api_key
+
+
+def lookup_api_key_counted(secret: str, kind: str, *, workspace_flag: str | None = None
+                           ) -> tuple[ApiKey | None, int, bool | None]:
+    """`lookup_api_key`, and the request counted in the key's rate window (the counter
+    ApiKeyRateThrottle keeps): `(api_key or None, count, flag)`.
+
+    Once this process has seen the key, it costs one Redis round trip (a script: GET the cached
+    key, INCR and EXPIRE the counter, EXISTS `workspace_flag.format(workspace_id)`), and the
+    cached value is unpickled only when it changed. `flag` is None when it was not asked (the
+    first request of a process for the key, or none given). A key that is not cached any more
+    (expired, or revoked: revocation deletes the entry) is looked up in PostgreSQL as before,
+    so a revoked key is refused at once."""
+    if not secret:
+        return None, 0, None
+    digest = hash_secret(secret)
+    known = _known_digests.get(digest)
+    if known is None:
+        api_key = lookup_api_key(secret, kind)
+        if api_key is None:
+            return None, 0, None
+        _known_digests[digest] = (api_key.pk, api_key.workspace_id)
+        rate_key = _rate_key(api_key.pk)
+        pipe = cache._cache.get_client(rate_key, write=True).pipeline()
+        pipe.incr(rate_key)
+        pipe.expire(rate_key, 2)
+        count, _ = pipe.execute()
+        return api_key, count, None
+    api_key_id, workspace_id = known
+    cache_key = cache.make_key(api_key_cache_key(digest))
+    keys = [cache_key, _rate_key(api_key_id)]
+    if workspace_flag is not None:
+        keys.append(cache.make_key(workspace_flag.format(workspace_id)))
+    raw, count, flag = _script(cache._cache.get_client(cache_key, write=True))(keys=keys)
+    if raw is None:
+        _unpickled.pop(digest, None)
+        api_key = _from_database(digest)
+    else:
+        seen = _unpickled.get(digest)
+        if seen is not None and seen[0] == raw:
+            api_key = seen[1]
+        else:
+            api_key = cache._cache._serializer.loads(raw)
+            _unpickled[digest] = (raw, api_key)
+    if api_key is None or api_key.kind != kind or api_key.revoked_at is not None:
+        return None, count, None
+    _record_use(api_key)
+    return api_key, count, (bool(flag) if workspace_flag is not None else None)

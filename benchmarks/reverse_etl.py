@@ -125,6 +125,7 @@ def main() -> None:
         assert done.status == "succeeded", (done.status, done.error)
         profiler = cProfile.Profile() if args.profile and label == "full sync" else None
         started = time.perf_counter()
+        cpu = time.process_time()
         if profiler:
             profiler.enable()
         while processor.process_pending(workspace):
@@ -132,13 +133,16 @@ def main() -> None:
         if profiler:
             profiler.disable()
         applied = time.perf_counter() - started
+        applied_cpu = time.process_time() - cpu
         if profiler:
             pstats.Stats(profiler).sort_stats("cumulative").print_stats(30)
         print(f"  {label}: {done.rows_read:,} rows read and staged in {staged:,.1f} s "
               f"({done.rows_read / staged:,.0f} rows/s; {1000 * staged_cpu / max(done.rows_read, 1):.3f} ms CPU "
               f"a row in this process), applied in {applied:,.1f} s "
-              f"({done.rows_read / applied if applied else 0:,.0f} rows/s); end to end "
+              f"({done.rows_read / applied if applied else 0:,.0f} rows/s; "
+              f"{1000 * applied_cpu / max(done.rows_read, 1):.3f} ms CPU a row in this process); end to end "
               f"{done.rows_read / (staged + applied):,.0f} rows/s", flush=True)
+        print(f"  identify operations applied so far, by path: {dict(processor.IDENTIFY_PATHS)}", flush=True)
         return staged, applied, done.rows_read
 
     read_floor = baseline_read(args.rows)

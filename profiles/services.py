@@ -120,15 +120,19 @@ def identify(workspace, op: dict) -> Profile | None:
     return person
 
 
-def _apply_columns(workspace, person: Profile, op: dict, ts: float) -> set[str]:
-    """email, phone and unsubscribed live in columns but are ordered like attributes."""
+def _apply_columns(workspace, person: Profile, op: dict, ts: float, *, email_taken=None) -> set[str]:
+    """email, phone and unsubscribed live in columns but are ordered like attributes.
+
+    `email_taken(email, person)` answers whether someone else has the email (default: a query; the
+    set-based identify path answers from the people it loaded, profiles/ingest/identify_batch.py)."""
+    email_taken = email_taken or (lambda email, person: _email_taken(workspace, email, person))
     fields = set()
     for column in COLUMN_FIELDS:
         stamp = f"_{column}"
         if column not in op or person.attribute_timestamps.get(stamp, float("-inf")) > ts:
             continue
         value = op[column]
-        if column == "email" and value and _email_taken(workspace, value, person):
+        if column == "email" and value and email_taken(value, person):
             logger.warning("email already belongs to another person; not changed")
             continue
         person.attribute_timestamps[stamp] = ts

@@ -27,7 +27,7 @@ ALLOWED = {
         "the tick (beat) claims due runs of every workspace; each is advanced in its own workspace's scope",
     ("accounts/api/base.py", "return self.model.unscoped.none()"):
         "the OpenAPI schema generator builds views without a request or key: an empty queryset",
-    ("accounts/authentication.py", 'ApiKey.unscoped.select_related("workspace")'):
+    ("accounts/authentication.py", 'api_key = ApiKey.unscoped.select_related("workspace").filter(secret_hash=digest, revoked_at__isnull=True).first()'):
         "authenticating a request: the key is what tells which workspace it belongs to",
     ("accounts/selectors.py", 'Membership.unscoped.filter(user=user).select_related("workspace").order_by("workspace__name")'):
         "a console user's memberships in every workspace (the workspace switcher)",

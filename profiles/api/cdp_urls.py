@@ -3,8 +3,9 @@
 from django.urls import path
 
 from profiles.api.cdp import BatchView, MessageView
+from profiles.api.ingest_fast import lean
 from profiles.ingest.cdp import MAPPERS
 
-urlpatterns = [path("batch", BatchView.as_view(), name="cdp-batch")] + [
-    path(kind, MessageView.as_view(message_type=kind), name=f"cdp-{kind}") for kind in MAPPERS
+urlpatterns = [path("batch", lean(BatchView), name="cdp-batch")] + [
+    path(kind, lean(MessageView, message_type=kind), name=f"cdp-{kind}") for kind in MAPPERS
 ]

@@ -22,13 +22,17 @@ class IngestView(WorkspaceAPIView):
     # OpenAPI: in the ingestion document (/api/schema/; docs/ingestion.md). A key of another kind
     # is not found by the authentication, so a refusal is a 401, never a 403.
     forbidden_possible = False
+    # False when the lean path (profiles/api/ingest_fast.py) found the processor already scheduled
+    # within the last second: staging then skips the Redis call that would find the same.
+    schedule_processor = True
 
     def now(self) -> float:
         return time.time()
 
     def stage(self, operations: list[dict]) -> None:
         """Store durably; when this returns, the operations are committed and may be acknowledged."""
-        stage_operations(workspace=self.workspace, operations=operations, source=self.source)
+        stage_operations(workspace=self.workspace, operations=operations, source=self.source,
+                         schedule=self.schedule_processor)
 
     def accepted(self, operations: list[dict], body=None) -> Response:
         self.stage(operations)

@@ -3,8 +3,9 @@
 from django.urls import path
 
 from profiles.api import track_v2 as v
+from profiles.api.ingest_fast import lean
 
 urlpatterns = [
-    path("entity", v.EntityView.as_view(), name="track-v2-entity"),
-    path("batch", v.BatchView.as_view(), name="track-v2-batch"),
+    path("entity", lean(v.EntityView), name="track-v2-entity"),
+    path("batch", lean(v.BatchView), name="track-v2-batch"),
 ]

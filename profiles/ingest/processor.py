@@ -8,9 +8,14 @@ batch changes is recorded in the change feed in the same transaction (docs/chang
 An operation whose handler raises is rolled back to its savepoint (its change feed rows too) and
 kept, with its error, as an ingest dead letter written in the same transaction
 (profiles/ingest/dead_letters.py); the rest of the batch applies and commits.
+
+Consecutive events are stored together (`_apply_events`) and consecutive plain identifies are
+applied set-based (`_apply_identifies`, profiles/ingest/identify_batch.py); a run that raises is
+applied again one operation at a time, so only the failing operation becomes a dead letter.
 """
 
 import logging
+from collections import Counter
 from itertools import groupby
 
 from auditlog.context import disable_auditlog
@@ -22,6 +27,7 @@ from profiles import services
 from profiles.changefeed import recording as feed
 from profiles.changefeed.consumers import nudge as nudge_consumers
 from profiles.erasure import SuppressionFilter
+from profiles.ingest import identify_batch
 from profiles.ingest.dead_letters import Failure, keep_failures
 from profiles.ingest.store import SCHEDULE_KEY
 from profiles.models import InboundOperation
@@ -90,16 +96,48 @@ def _apply_events(workspace, ops: list[dict], failures: list[Failure]) -> None:
             _apply_events(workspace, [op], failures)
 
 
+# Identify operations applied in this process by path ("set_based", "one_by_one"): benchmarks and
+# tests read it to see what share takes the set-based path.
+IDENTIFY_PATHS: Counter = Counter()
+
+
+def _apply_identifies(workspace, ops: list[dict], failures: list[Failure]) -> None:
+    """A run of plain identifies in a few statements; if it raises, one by one (dead letters)."""
+    try:
+        with feed.atomic():
+            identify_batch.identify_many(workspace=workspace, operations=ops)
+    except Exception:
+        logger.info("set-based identify failed; applying the run one by one", exc_info=True)
+        IDENTIFY_PATHS["one_by_one"] += len(ops)
+        for op in ops:
+            _apply_one(workspace, op, failures)
+        return
+    IDENTIFY_PATHS["set_based"] += len(ops)
+
+
+def _path(op: dict) -> str:
+    if op["op"] == "event":
+        return "event"
+    if HANDLERS.get("identify") is services.identify and identify_batch.batchable(op):
+        return "identify"
+    if op["op"] == "identify":
+        IDENTIFY_PATHS["one_by_one"] += 1
+    return "one"
+
+
 def apply_operations(workspace, operations: list[dict]) -> list[Failure]:
-    """Apply in order; consecutive events go to the database together. Operations naming a
-    suppressed (deleted) identifier are dropped and counted. Returns the operations that raised
+    """Apply in order; consecutive events go to the database together, and so do consecutive plain
+    identifies (`_apply_identifies`). Operations naming a suppressed (deleted) identifier are
+    dropped and counted. Returns the operations that raised
     (each rolled back to its own savepoint), in order; `process_batch` keeps them as dead letters."""
     failures: list[Failure] = []
     suppression = SuppressionFilter(workspace, operations)
     operations = suppression.filter(operations)
-    for is_event, run in groupby(operations, key=lambda op: op["op"] == "event"):
-        if is_event:
+    for path, run in groupby(operations, key=_path):
+        if path == "event":
             _apply_events(workspace, list(run), failures)
+        elif path == "identify":
+            _apply_identifies(workspace, list(run), failures)
         else:
             for op in run:
                 _apply_one(workspace, op, failures)

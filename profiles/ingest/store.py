@@ -9,23 +9,30 @@ from profiles.models import InboundOperation
 
 SCHEDULE_KEY = "ingest-scheduled:{}"
 _TABLE = InboundOperation._meta.db_table
+# The operations travel as one JSON array, one row per element, ids in the array's order: four
+# parameters whatever the batch size, so psycopg neither rebuilds a query of 4 x N placeholders
+# nor quotes each payload on its own (it cost more CPU than the rest of a 100-message request).
+_STAGE_SQL = (
+    f"INSERT INTO {_TABLE} (workspace_id, source, payload, received_at)"
+    " SELECT %s, %s, op.payload, %s FROM jsonb_array_elements(%s) WITH ORDINALITY AS op(payload, n) ORDER BY op.n"
+)
 
 
-def stage_operations(*, workspace, operations: list[dict], source: str) -> int:
-    """Store operations with one multi-row INSERT, then schedule the processor after commit.
+def stage_operations(*, workspace, operations: list[dict], source: str, schedule: bool = True) -> int:
+    """Store operations with one INSERT, then schedule the processor after commit.
 
     Outside a transaction the single statement commits (or fails) on its own, so the request
     costs one round trip; inside one, it commits with it and the processor waits for that.
+    `schedule=False`: the caller has just seen the processor scheduled (its flag set within the
+    last second, so `schedule_processing` would do nothing); the sweep covers the rest as always.
     """
     if not operations:
         return 0
-    now = timezone.now()
-    rows = ", ".join(["(%s, %s, %s, %s)"] * len(operations))
-    params = [value for op in operations for value in (workspace.pk, source, Jsonb(op), now)]
     with connection.cursor() as cursor:
-        cursor.execute(f"INSERT INTO {_TABLE} (workspace_id, source, payload, received_at) VALUES {rows}", params)
-    workspace_id = workspace.pk
-    transaction.on_commit(lambda: schedule_processing(workspace_id))
+        cursor.execute(_STAGE_SQL, [workspace.pk, source, timezone.now(), Jsonb(operations)])
+    if schedule:
+        workspace_id = workspace.pk
+        transaction.on_commit(lambda: schedule_processing(workspace_id))
     return len(operations)
 
 
