@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 
-.PHONY: install run lint test bench bench-ingest-cpu bench-segments bench-messaging bench-journeys bench-experiments bench-dashboard bench-retl bench-mime migrate clean frontend
+.PHONY: install run lint test bench bench-ingest-cpu bench-segments bench-messaging bench-single bench-mime bench-journeys bench-experiments bench-dashboard bench-retl migrate clean frontend
 
 $(STAMP): pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
@@ -38,6 +38,12 @@ bench-segments: $(STAMP)
 bench-messaging: $(STAMP)
 	$(PY) benchmarks/messaging.py $(BENCH_ARGS)
 
+bench-single: $(STAMP)
+	$(PY) benchmarks/single_path_cpu.py $(BENCH_ARGS)
+
+bench-mime: $(STAMP)
+	$(PY) benchmarks/mime.py $(BENCH_ARGS)
+
 bench-journeys: $(STAMP)
 	$(PY) benchmarks/journeys.py $(BENCH_ARGS)
 
@@ -49,9 +55,6 @@ bench-experiments: $(STAMP)
 
 bench-retl: $(STAMP)
 	$(PY) benchmarks/reverse_etl.py $(BENCH_ARGS)
-
-bench-mime: $(STAMP)
-	$(PY) benchmarks/mime.py $(BENCH_ARGS)
 
 migrate: $(STAMP)
 	$(PY) manage.py migrate

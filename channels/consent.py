@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 
 from channels.models import (
@@ -216,6 +216,39 @@ def load_consent(workspace, asks: list[SendAsk]) -> ConsentFacts:
         rows = SubscriptionPreference.objects.for_workspace(workspace).filter(profile_id__in=sorted(asking.asked))
         for row in rows:
             facts.preferences.setdefault(row.profile_id, {})[(row.channel, row.topic_id)] = row.subscribed
+    return facts
+
+
+def load_consent_for(workspace, ask: SendAsk) -> ConsentFacts:
+    """`load_consent` for one message (the single send path), in at most one query: the address's
+    suppression entry and, when the decision may depend on them, the person's preferences, read
+    together (`decide` looks at the suppression first, so preferences read beside a suppressed
+    address change nothing). A message to a bare address (no person) also needs the deleted
+    people's addresses: it goes through `load_consent`."""
+    if ask.listed and ask.profile is None:
+        return load_consent(workspace, [ask])
+    facts = ConsentFacts()
+    asking = _AskedPreferences(facts)
+    _person_reason(ask, asking)
+    parts, params = [], {"ws": workspace.pk}
+    if ask.listed:
+        parts.append(f"SELECT 's', channel, NULL::bigint, reason, NULL::boolean FROM {Suppression._meta.db_table}"
+                     " WHERE workspace_id = %(ws)s AND channel = %(channel)s AND address = %(address)s")
+        params.update(channel=ask.channel, address=normalize_address(ask.channel, ask.address))
+    if asking.asked:
+        parts.append(f"SELECT 'p', channel, topic_id, '', subscribed FROM {SubscriptionPreference._meta.db_table}"
+                     " WHERE workspace_id = %(ws)s AND profile_id = %(profile)s")
+        params["profile"] = ask.profile.pk
+    if not parts:
+        return facts
+    with connection.cursor() as cursor:
+        cursor.execute(" UNION ALL ".join(parts), params)
+        rows = cursor.fetchall()
+    for kind, channel, topic_id, reason, subscribed in rows:
+        if kind == "s":
+            facts.suppressions[(channel, params["address"])] = reason
+        else:
+            facts.preferences.setdefault(params["profile"], {})[(channel, topic_id)] = subscribed
     return facts
 
 

@@ -5,10 +5,12 @@ segments and journeys see, and is owed to the workspace's reporting webhooks."""
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.db import transaction
+from django.db import connections, transaction
+from django.db.models.query import get_related_populators
 from django.utils import timezone
 
 from channels import metrics
@@ -38,16 +40,83 @@ PERSON_EVENT_KINDS = {"sent", "delivered", "opened", "clicked", "converted", "bo
 FEEDBACK_FIELDS = ("status", "failure_reason", *sorted({column for _, column in STATUS_FOR_KIND.values() if column}))
 
 
+class FixedQuery:
+    """A queryset compiled to SQL once per thread and run again with other values: the single send
+    path's fixed queries, where Django compiling a queryset (joins, columns, converters) costs more
+    CPU than PostgreSQL running it (docs/BENCHMARKS.md, "Sending at scale").
+
+    `build(**placeholders)` makes the queryset from distinct placeholder integers, each of which
+    must appear exactly once among the compiled parameters; `run(**values)` executes the compiled
+    SQL with the real values in their places and returns model instances (with their
+    select_related rows, converted as Django's ModelIterable does) or, for a `.values()` queryset,
+    dicts. Compiled lazily inside the caller's transaction (a FOR UPDATE query needs one)."""
+
+    def __init__(self, build, **placeholders: int):
+        self._build = build
+        self._placeholders = placeholders
+        self._local = threading.local()
+
+    def _compiled(self):
+        compiled = getattr(self._local, "compiled", None)
+        if compiled is None:
+            queryset = self._build(**self._placeholders)
+            compiler = queryset.query.get_compiler(queryset.db)
+            sql, params = compiler.as_sql()
+            positions = {}
+            for name, value in self._placeholders.items():
+                found = [index for index, param in enumerate(params) if param == value]
+                if len(found) != 1:
+                    raise ValueError(f"placeholder {name}={value} appears {len(found)} times in the parameters")
+                positions[name] = found[0]
+            converters = compiler.get_converters([column[0] for column in compiler.select[:compiler.col_count]])
+            if queryset._fields is not None:  # .values(): names of the columns
+                shape = [*compiler.query.extra_select, *compiler.query.values_select,
+                         *compiler.query.annotation_select]
+            else:  # instances: as ModelIterable builds them
+                klass_info, select = compiler.klass_info, compiler.select
+                start, end = klass_info["select_fields"][0], klass_info["select_fields"][-1] + 1
+                shape = (klass_info["model"], start, end, [column[0].target.attname for column in select[start:end]],
+                         get_related_populators(klass_info, select, queryset.db))
+            compiled = self._local.compiled = (queryset.db, compiler, sql, list(params), positions, converters,
+                                               shape)
+        return compiled
+
+    def run(self, **values) -> list:
+        db, compiler, sql, params, positions, converters, shape = self._compiled()
+        params = list(params)
+        for name, position in positions.items():
+            params[position] = values[name]
+        with connections[db].cursor() as cursor:
+            cursor.execute(sql, params)
+            rows = cursor.fetchall()
+        if converters:
+            rows = list(compiler.apply_converters(rows, converters))
+        if isinstance(shape, list):
+            return [dict(zip(shape, row)) for row in rows]
+        model, start, end, init_list, populators = shape
+        objects = []
+        for row in rows:
+            obj = model.from_db(db, init_list, row[start:end])
+            for populator in populators:
+                populator.populate(row, obj)
+            objects.append(obj)
+        return objects
+
+
+_REFRESH_ROW = FixedQuery(
+    lambda workspace_id, delivery_id: (Delivery.objects.for_workspace(workspace_id).select_for_update()
+                                       .filter(pk=delivery_id).values(*FEEDBACK_FIELDS)),
+    workspace_id=-910_011, delivery_id=-910_012)
+
+
 def _lock_and_refresh(delivery: Delivery, keep: tuple) -> None:
     """Lock the row and reload what other feedback may have changed since the caller read it (but
     not the fields the caller is changing), so a click and an open arriving together never
     overwrite each other or move the status back."""
-    fields = [name for name in FEEDBACK_FIELDS if name not in keep]
-    current = (Delivery.objects.for_workspace(delivery.workspace_id).select_for_update().filter(pk=delivery.pk)
-               .values(*fields).first())
-    if current is not None:
+    for current in _REFRESH_ROW.run(workspace_id=delivery.workspace_id, delivery_id=delivery.pk):
         for name, value in current.items():
-            setattr(delivery, name, value)
+            if name not in keep:
+                setattr(delivery, name, value)
 
 
 def _apply_kind(delivery: Delivery, kind: str, at: datetime, data: dict, fields: set, tally: Tally) -> None:
@@ -93,13 +162,22 @@ def record_delivery_event(delivery: Delivery, kind: str, *, at: datetime | None 
     return event
 
 
+def _locked_queryset(ids: list[int]):
+    rows = (Delivery.unscoped.select_for_update().filter(pk__in=ids).order_by("pk")
+            .values("pk", "workspace_id", *FEEDBACK_FIELDS))
+    return rows
+
+
+# One delivery's (the single send path): compiled once.
+_LOCKED_ONE = FixedQuery(lambda delivery_id: _locked_queryset([delivery_id]), delivery_id=-910_021)
+
+
 def _locked_rows(workspace, ids: list[int]) -> dict[int, dict]:
     """Lock and read these deliveries' feedback fields, by primary key alone: with the workspace in
     the WHERE clause, statistics that lag a fast-growing table (a broadcast just queued) let the
     planner AND the key with a scan of every index entry of the workspace (docs/BENCHMARKS.md,
     "Stale statistics"). The workspace is checked on the rows instead, failing closed."""
-    rows = (Delivery.unscoped.select_for_update().filter(pk__in=ids).order_by("pk")
-            .values("pk", "workspace_id", *FEEDBACK_FIELDS))
+    rows = _LOCKED_ONE.run(delivery_id=ids[0]) if len(ids) == 1 else _locked_queryset(ids)
     current = {}
     for row in rows:
         if row.pop("workspace_id") != workspace.pk:
@@ -167,7 +245,12 @@ def record_delivery_events(workspace, entries: list[EventEntry], *, at: datetime
             rows.append((workspace.pk, delivery.profile_id, None, name, EventType.EVENT.value, json.dumps(event_data),
                          when, now, None))
             people.setdefault(name, set()).add(delivery.profile_id)
-        insert_events(rows)
+        if len(rows) == 1:  # one statement instead of the staging table's three (the single send path)
+            delivery, kind, data, when = person_events[0]
+            record_person_event(workspace_id=workspace.pk, profile_id=delivery.profile_id, name=rows[0][3],
+                                data=_person_event(delivery, kind, data)[1], timestamp=when)
+        else:
+            insert_events(rows)
         for name, profile_ids in people.items():
             keep_segments_live(workspace, sorted(profile_ids), {f"events:{name}", "messages"})
     fan_out_many(workspace.pk, [(entry.delivery, event) for entry, event in zip(entries, events)])

@@ -27,11 +27,12 @@ from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from channels.consent import SendAsk, decide, load_consent
-from channels.feedback import EventEntry, record_delivery_event
+from channels.consent import SendAsk, decide, load_consent_for
+from channels.feedback import EventEntry, FixedQuery, record_delivery_event, record_delivery_events
 from channels.models import ChannelType, Delivery, DeliveryStatus
 from channels.providers import get_provider
 from channels.providers.base import ProviderError, SendResult
+from core.context import current_workspace
 
 logger = logging.getLogger(__name__)
 
@@ -67,19 +68,33 @@ def untakeable(delivery: Delivery) -> tuple[str, str] | None:
     return None
 
 
+# The claim's row, locked, with what the pipeline reads of it (compiled once: channels.feedback.FixedQuery).
+_CLAIM_ROW = FixedQuery(
+    lambda workspace_id, delivery_id: (
+        Delivery.objects.for_workspace(workspace_id).select_for_update(of=("self",))
+        .select_related("workspace", "profile", "channel_config", "topic", "message_content",
+                        "message_content__layout")
+        .filter(pk=delivery_id)),
+    workspace_id=-910_001, delivery_id=-910_002)
+
+_TAKE_CLAIM_SQL = f"""UPDATE {Delivery._meta.db_table}
+    SET status = %(sending)s, claimed_at = %(now)s, claim_token = %(token)s, attempts = %(attempts)s,
+        updated_at = %(now)s
+    WHERE id = %(id)s AND workspace_id = %(ws)s"""
+
+
 def _claim(delivery_id: int, token: str) -> tuple[Delivery | None, str]:
     """Lock the row and take the claim; returns (delivery, "") or (None, why it was not taken).
 
     A claim held by another task is left alone until ULAK_DELIVERY_CLAIM_TIMEOUT_SECONDS pass
     (longer than any provider call may take); the same task id (a redelivered message) may take
-    its own claim back at once."""
+    its own claim back at once. Two statements: the row locked and read with its related rows,
+    the claim written."""
     now = timezone.now()
     expired = now - timedelta(seconds=settings.ULAK_DELIVERY_CLAIM_TIMEOUT_SECONDS)
     with transaction.atomic():
-        delivery = (Delivery.objects.select_for_update(of=("self",))
-                    .select_related("workspace", "profile", "channel_config", "topic", "message_content",
-                                    "message_content__layout")
-                    .filter(pk=delivery_id).first())
+        rows = _CLAIM_ROW.run(workspace_id=current_workspace().pk, delivery_id=delivery_id)
+        delivery = rows[0] if rows else None
         if delivery is None:
             return None, "missing"
         if delivery.status == DeliveryStatus.SENDING:
@@ -99,7 +114,11 @@ def _claim(delivery_id: int, token: str) -> tuple[Delivery | None, str]:
         delivery.claimed_at = now
         delivery.claim_token = token
         delivery.attempts += 1
-        delivery.save(update_fields=["status", "claimed_at", "claim_token", "attempts", "updated_at"])
+        delivery.updated_at = now
+        with connection.cursor() as cursor:
+            cursor.execute(_TAKE_CLAIM_SQL, {"sending": DeliveryStatus.SENDING.value, "now": now, "token": token,
+                                             "attempts": delivery.attempts, "id": delivery.pk,
+                                             "ws": delivery.workspace_id})
         return delivery, ""
 
 
@@ -403,7 +422,7 @@ def deliver(delivery_id: int, *, token: str | None = None) -> Outcome:
         record_delivery_event(delivery, "failed", data={"reason": reason})
         return Outcome("failed", detail=reason)
     ask = consent_ask(delivery)
-    reason = decide(ask, load_consent(delivery.workspace, [ask]))
+    reason = decide(ask, load_consent_for(delivery.workspace, ask))
     if reason is not None:
         record_delivery_event(delivery, "suppressed", data={"reason": reason})
         return Outcome("suppressed", detail=reason)
@@ -422,8 +441,7 @@ def deliver(delivery_id: int, *, token: str | None = None) -> Outcome:
     called = call_provider(delivery, None, prepared.message)
     if called.result is None:
         return called.outcome
-    for entry in sent_entries(delivery, called.result):
-        record_delivery_event(delivery, entry.kind, at=entry.at, data=entry.data, update_fields=entry.update_fields)
+    record_delivery_events(delivery.workspace, sent_entries(delivery, called.result))
     after_sent(delivery, called.result)
     return Outcome("sent", detail=delivery.provider_message_id)
 
