@@ -28,6 +28,10 @@ Endpoints (CampaignAdmin URLs, each through `admin_view`: a session login, CSRF 
   "publish"}` (the API's publish preview), nothing stored;
 - `<id>/canvas/diff/?version=&against=` (GET, `view_campaigns`): what changed between two versions.
 Another workspace's campaign is a `404` on each; without the permission a `403`.
+
+Condition fields (`only_if`, a branch's or split branch's `condition`, a wait's `condition`) are the
+segment builder; the page carries its schema and the segment admin's name-suggestion URLs
+(`condition_builder`), which need `view_people`; without it the page says why and they stay JSON.
 """
 
 from __future__ import annotations
@@ -91,6 +95,22 @@ def _state(campaign: Campaign) -> dict:
             "versioned": campaign.activated_at is not None}
 
 
+def condition_builder(request) -> dict:
+    """What the condition fields' segment builder needs: the builder schema of the condition kinds
+    (profiles.segments.builder, as the segment page's) and its name-suggestion URLs. Its endpoints
+    need `view_people`; a member without it gets the reason instead, and the fields stay JSON boxes."""
+    if not has_perm(request, "view_people"):
+        return {"schema": None, "urls": {},
+                "reason": "Conditions are edited as JSON here: the condition builder suggests names from this "
+                          "workspace's people and events, which you may not see."}
+    from profiles.segments import builder
+
+    return {"schema": builder.schema(request.workspace),
+            "urls": {endpoint: reverse(f"admin:profiles_segment_builder_{endpoint}")
+                     for endpoint in ("attributes", "events")},
+            "reason": ""}
+
+
 def canvas_data(model_admin, request, campaign: Campaign) -> dict:
     """What the island starts from (json_script on the page)."""
     names = _names(model_admin)
@@ -115,6 +135,7 @@ def canvas_data(model_admin, request, campaign: Campaign) -> dict:
                  "simulate_page": reverse(f"{names}_simulate", args=[campaign.pk]),
                  "preview": reverse(f"{names}_canvas_preview", args=[campaign.pk]),
                  "diff": reverse(f"{names}_canvas_diff", args=[campaign.pk])},
+        "conditions": condition_builder(request),
         "activation_errors": activation_errors(campaign),
         "check_debounce_ms": 500,
         "numbers_refresh_ms": NUMBERS_REFRESH_MS,

@@ -16,6 +16,7 @@ const entries = [
   { name: "segment-builder", source: "src/segment-builder/index.jsx" },
   { name: "message-editor", source: "src/message-editor/index.js" },
   { name: "journey-canvas", source: "src/journey-canvas/index.jsx" },
+  { name: "journey-path", source: "src/journey-canvas/path.jsx" },
 ];
 
 const result = await build({

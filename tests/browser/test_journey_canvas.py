@@ -103,6 +103,7 @@ def test_build_save_reload_and_fix_a_journey_on_the_canvas(console, tenant_a, te
     field(wait, "duration").locator("select").select_option("days")
     pro = add_step(page, "branch", "pro")
     edge(page, "wait", "next").wait_for(state="attached")
+    field(pro, "condition").locator("[data-sb-view=json]").click()  # the builder's JSON view, for power users
     field(pro, "condition").locator("textarea").fill(json.dumps(PRO))
     upsell = add_step(page, "send", "upsell")
     edge(page, "pro", "yes").wait_for(state="attached")
@@ -482,3 +483,62 @@ def test_a_live_campaign_edited_and_published_with_move_then_its_diff(console, t
     console.screenshot("journey-canvas-diff")
     page.click("[data-jc-panel='@diff'] button:has-text('Close')")
     assert node(page, "@removed:wait").count() == 0
+
+
+def test_a_branch_condition_built_in_the_segment_builder_on_the_canvas(console, tenant_a):
+    """The branch's condition is built with the segment builder inside the canvas's panel ("plan is
+    pro", the attribute's name suggested from this workspace's people), a wrong value is shown on its
+    condition, the save stores the tree, and a reload shows it in the builder again."""
+    from tests.support.factories import ProfileFactory
+
+    ProfileFactory(workspace=tenant_a.workspace, external_id="ada", attributes={"plan": "pro"})
+    campaign = services.create_campaign(workspace=tenant_a.workspace, definition={
+        "name": "Upsell", "trigger": {"type": "event", "name": "signed_up"},
+        "workflow": {"start": "pro", "steps": {"pro": {"type": "branch", "condition": {"and": [
+            {"attribute": {"field": "created_at", "operator": "exists"}}]}}}}})
+    console.log_in(tenant_a.owner)
+    page = console.page
+    console.goto(canvas_url(campaign))
+    page.wait_for_selector(".jc-app[data-jc-ready='1'] .react-flow__node[data-id='pro']")
+    pick(page, "pro")
+    condition = field(page.locator("[data-jc-panel='pro']"), "condition")
+    assert condition.get_attribute("class").count("jc-kind-condition") == 1
+    assert condition.locator(".sb .ruleGroup").count() == 1 and condition.locator(".sb .rule").count() == 1
+
+    # The stored condition replaced by "plan is pro", built in the builder.
+    condition.locator(".rule button.rule-remove").click()
+    condition.locator("button.ruleGroup-addRule").first.click()
+    rule = condition.locator(".rule").first
+    assert rule.locator("select.rule-fields").input_value() == "attribute"
+    # A new condition has no attribute yet: the server's check names it, shown on that condition
+    # (and on the node).
+    page.wait_for_selector("[data-jc-panel='pro'] .rule.sb-has-error .sb-node-errors")
+    assert "field" in rule.locator(".sb-node-errors").inner_text()
+    assert "condition.attribute.field" in node(page, "pro").inner_text()  # one condition: no group around it
+    console.screenshot("journey-canvas-condition-invalid")
+    rule.locator("[data-sb-path=field]").fill("pl")
+    page.wait_for_selector("[data-sb-suggestions=attributes] option[value=plan]", state="attached")
+    rule.locator("[data-sb-path=field]").fill("plan")
+    rule.locator("[data-sb-path=value]").fill("pro")
+    page.wait_for_function("() => !document.querySelector(\"[data-jc-panel='pro'] .sb-node-errors\")")
+
+    # The JSON view shows the same tree; back to the builder, nothing lost.
+    condition.locator("[data-sb-view=json]").click()
+    assert json.loads(condition.locator("textarea").input_value()) == PRO
+    condition.locator("[data-sb-view=builder]").click()
+    assert condition.locator("[data-sb-path=value]").input_value() == "pro"
+    console.screenshot("journey-canvas-condition")
+
+    page.click("#jc-save")
+    page.wait_for_selector("#jc-status.jc-status-ok")
+    saved = Campaign.objects.for_workspace(tenant_a.workspace).get(pk=campaign.pk)
+    assert saved.workflow["steps"]["pro"]["condition"] == PRO
+
+    console.goto(canvas_url(campaign))
+    page.wait_for_selector(".jc-app[data-jc-ready='1'] .react-flow__node[data-id='pro']")
+    pick(page, "pro")
+    condition = field(page.locator("[data-jc-panel='pro']"), "condition")
+    assert condition.locator(".rule").count() == 1
+    assert condition.locator("[data-sb-path=field]").input_value() == "plan"
+    assert condition.locator("[data-sb-path=value]").input_value() == "pro"
+    assert page.get_attribute(".jc-app", "data-jc-dirty") == "0"

@@ -107,6 +107,48 @@ def test_the_page_carries_the_definition_the_schema_and_the_revision(owner, camp
     assert "nonce-" not in policy and "unsafe-inline" not in policy and "style-src 'self'" in policy
 
 
+def test_the_page_carries_the_condition_builders_schema_and_urls(owner, tenant_a, tenant_b, campaign):
+    """The condition fields use the segment builder: its schema of condition kinds (the segment page's)
+    and its name-suggestion endpoints, which answer the session's workspace only."""
+    from profiles.segments import builder
+
+    ProfileFactory(workspace=tenant_a.workspace, external_id="ada", attributes={"plan": "pro"})
+    ProfileFactory(workspace=tenant_b.workspace, external_id="theirs", attributes={"planet": "mars"})
+    page = owner.get(names("canvas", campaign))
+    conditions = page.context["canvas"]["conditions"]
+    assert conditions["schema"] == builder.schema(tenant_a.workspace) and conditions["reason"] == ""
+    assert {kind["name"] for kind in conditions["schema"]["kinds"]} >= {"attribute", "event", "segment", "message"}
+    assert conditions["urls"] == {"attributes": "/admin/profiles/segment/builder/attributes/",
+                                  "events": "/admin/profiles/segment/builder/events/"}
+    assert "ulak/segment-builder.css" in page.content.decode()
+    names_seen = owner.get(conditions["urls"]["attributes"], {"q": "pla"}).json()["names"]
+    assert "plan" in names_seen and "planet" not in names_seen
+
+
+def test_a_member_who_may_not_see_people_gets_json_boxes_and_the_reason(tenant_a, campaign):
+    """The builder's endpoints need `view_people`: a member whose permissions lack it (the grants are
+    per member) gets no builder schema, the reason instead, and the endpoints refuse them."""
+    from django.contrib.contenttypes.models import ContentType
+    from guardian.models import UserObjectPermission
+
+    member = make_member(tenant_a.workspace, Role.MARKETER)
+    UserObjectPermission.objects.filter(
+        user=member, permission__codename="view_people", object_pk=str(tenant_a.workspace.pk),
+        content_type=ContentType.objects.get_for_model(tenant_a.workspace)).delete()
+    client = logged_in(member)
+    page = client.get(names("canvas", campaign))
+    assert page.status_code == 200
+    conditions = page.context["canvas"]["conditions"]
+    assert conditions["schema"] is None and conditions["urls"] == {}
+    assert "may not see" in conditions["reason"]
+    assert "ulak/segment-builder.css" not in page.content.decode()
+    assert client.get("/admin/profiles/segment/builder/attributes/", {"q": "p"}).status_code == 403
+    # The check still names a condition's error by its path, for the JSON box.
+    bad = {"start": "pro", "steps": {"pro": {"type": "branch", "condition": {"attribute": {"field": "plan"}}}}}
+    checked = post(client, names("canvas_check", campaign), {"workflow": bad}).json()["errors"]
+    assert [error["field"] for error in checked][0].startswith("workflow.steps.pro.condition.attribute")
+
+
 def test_the_campaign_page_links_to_the_canvas(owner, campaign):
     page = owner.get(names("change", campaign))
     assert f'href="{names("canvas", campaign)}" id="campaign-canvas"' in page.content.decode()

@@ -41,9 +41,10 @@ pytestmark = pytest.mark.django_db
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=timezone.utc)
 # The page's queries for a role that sees every section: the session, the user, memberships,
 # the person, workspace and model permissions and the navigation (9), then one or two per section
-# (segments 2, events 1, deliveries 1, journeys 1, subscriptions 2, consent 1, relationships 1)
+# (segments 2, events 1, deliveries 1, journeys 3 with runs — the runs, then the drawn runs' versions
+# and step logs, campaigns/person_sections.py —, subscriptions 2, consent 1, relationships 1)
 # and the two inlines (anonymous ids, devices). The same with 1 row of each kind as with 50.
-PERSON_PAGE_QUERIES = 20
+PERSON_PAGE_QUERIES = 22
 WORKFLOW = {"start": "wait", "steps": {"wait": {"type": "delay", "duration": {"days": 1}}}}
 
 # Each section (its id on the page: person-<key>) and the permission it needs.

@@ -182,7 +182,8 @@ function TriggerPanel({ S, trigger, campaignType, errors, editable, keys, start,
 }
 
 function Editor({ data }) {
-  const S = useMemo(() => makeSchema(data.schema), [data.schema]);
+  // `conditions`: what the condition fields' segment builder needs (its schema and URLs), or why not.
+  const S = useMemo(() => ({ ...makeSchema(data.schema), conditions: data.conditions || {} }), [data.schema, data.conditions]);
   const editable = Boolean(data.editable && data.urls.save);
   const flow = useReactFlow();
   const wrapper = useRef(null);

@@ -3,11 +3,13 @@
  * (outcomes excepted: they are the canvas's edges), chosen by the property's schema — a select for
  * an enum, a text box for a string (a larger one for a Liquid template), a number, a checkbox, a unit
  * and a number for a duration, check boxes for a list of choices, a line per item for a list of
- * words, a sub-form per item for a list of objects, a fieldset for a closed object, and a JSON box
- * for anything else (conditions, attributes, headers...). Errors from the server are shown on the
+ * words, a sub-form per item for a list of objects, a fieldset for a closed object, the segment
+ * builder for a condition tree (conditions.jsx, with a JSON view), and a JSON box for anything else
+ * (attributes, headers...). Errors from the server are shown on the
  * field their path names.
  */
 import React, { useEffect, useId, useRef, useState } from "react";
+import { ConditionField, isConditionPart } from "./conditions.jsx";
 import { conditionalParts, isNext, isUnitPicker, itemSchemas, singular, unwrap } from "./schema.js";
 
 export function humanize(name) {
@@ -281,7 +283,8 @@ export function Field({ S, name, part, value, onChange, path, errors, disabled, 
   const id = useId();
   const { schema: base } = unwrap(S, part);
   const schema = base;
-  const kind = kindOf(S, schema);
+  // A condition tree (only_if, a branch's condition...): the segment builder, with a JSON view.
+  const kind = isConditionPart(part) ? "condition" : kindOf(S, schema);
   if (kind === "const") return null;
   const own = errors.filter((error) => error.path === pathKey(path));
   const inner = errorsAt(errors, path).filter((error) => !own.includes(error));
@@ -345,6 +348,10 @@ export function Field({ S, name, part, value, onChange, path, errors, disabled, 
         </fieldset>
       );
       break;
+    case "condition":
+      control = <ConditionField S={S} id={id} value={value} onChange={onChange} pathKey={pathKey(path)} errors={errors}
+        disabled={disabled} JsonBox={JsonInput} />;
+      break;
     default: {
       const known = extra.flatMap((part2) => part2.required || []);
       if (schema.type === "object" && !schema.properties && known.length) {
@@ -356,11 +363,13 @@ export function Field({ S, name, part, value, onChange, path, errors, disabled, 
     }
   }
   const nested = ["list", "object"].includes(kind) || (kind === "json" && extra.length);
+  // The builder shows a condition's errors on its nodes (without it, they are listed here).
+  const shown = kind === "condition" && S.conditions?.schema ? [] : nested ? own : [...own, ...inner];
   return (
     <div className={`jc-field jc-kind-${kind}${own.length ? " jc-has-error" : ""}`} data-jc-field={pathKey(path)}>
       {kind === "bool" ? <span className="jc-bool">{control} {label}</span> : <>{label}{control}</>}
       <Help schema={schema} />
-      <ErrorList errors={nested ? own : [...own, ...inner]} />
+      <ErrorList errors={shown} />
     </div>
   );
 }

@@ -81,8 +81,8 @@ function stateClass(errors, selected, data = {}) {
   const definition = (errors || []).some((error) => error.kind !== "activation");
   const activation = (errors || []).some((error) => error.kind === "activation");
   return `${definition ? " jc-node-invalid" : activation ? " jc-node-warn" : ""}${selected ? " jc-node-selected" : ""}`
-    + `${data.visit ? " jc-node-visited" : ""}${data.simulated && !data.visit ? " jc-node-unvisited" : ""}`
-    + `${data.diff ? ` jc-diff-${data.diff}` : ""}`;
+    + `${data.visit ? " jc-node-visited" : ""}${data.simulated && !data.visit && !data.current ? " jc-node-unvisited" : ""}`
+    + `${data.diff ? ` jc-diff-${data.diff}` : ""}${data.current ? " jc-node-current" : ""}`;
 }
 
 export function TriggerNode({ data, selected }) {
@@ -127,6 +127,9 @@ export function StepNode({ id, data, selected }) {
       <Problems errors={data.errors} />
       <StepNumbers figures={data.numbers} />
       <SimulationOnNode visit={data.visit} />
+      {data.current && (
+        <div className="jc-now" data-jc-now={id}>now here{data.next ? <span className="jc-help"> · next {data.next}</span> : null}</div>
+      )}
       {data.outcomes.length > 0 && (
         <div className="jc-outcomes">
           {data.outcomes.map((outcome) => (

@@ -111,9 +111,72 @@ function Preview({ preview, empty }) {
   return <p className="sb-preview-text" data-state={state}>Counting…</p>;
 }
 
+/** Name suggestions from the builder's endpoints (`urls.attributes`, `urls.events`), cached per prefix. */
+export function useSuggest(urls) {
+  const suggestCache = useRef(new Map());
+  return useCallback(async (source, prefix) => {
+    const url = urls && urls[source];
+    if (!url) return [];
+    const key = `${source}:${prefix}`;
+    if (suggestCache.current.has(key)) return suggestCache.current.get(key);
+    try {
+      const response = await fetch(`${url}?q=${encodeURIComponent(prefix)}`, { credentials: "same-origin", headers: { Accept: "application/json" } });
+      const names = response.ok ? (await response.json()).names || [] : [];
+      suggestCache.current.set(key, names);
+      return names;
+    } catch {
+      return [];
+    }
+  }, [urls]);
+}
+
+/**
+ * The groups and conditions themselves (react-querybuilder), for any page: `query` (convert.js's
+ * toQuery of a condition tree) and `onQueryChange`, `schema` (the server's builder schema: kinds and
+ * their field specs), `errors` ({nodeId: [{sub, message}]}, placeErrors' byNode), `suggest` (useSuggest).
+ * The segment page and the journey canvas's condition fields both use it.
+ */
+export function ConditionTree({ query, onQueryChange, schema, errors, suggest, disabled }) {
+  const kinds = useMemo(() => Object.fromEntries(schema.kinds.map((kind) => [kind.name, kind])), [schema]);
+  // Kinds the tree uses that the schema does not know (a kind removed since) stay editable as JSON.
+  const fields = useMemo(() => {
+    const known = schema.kinds.map((kind) => ({ name: kind.name, value: kind.name, label: kind.label }));
+    for (const name of leafKinds(query)) {
+      if (!kinds[name]) known.push({ name, value: name, label: `${name} (unknown kind)` });
+    }
+    return known;
+  }, [schema, kinds, query]);
+  const context = useMemo(() => ({ kinds, errors, suggest }), [kinds, errors, suggest]);
+  const getDefaultValue = useCallback((rule) => {
+    const kind = kinds[rule.field];
+    return kind ? cloneValue(kind.default !== undefined ? kind.default : defaultFor(kind.body)) : {};
+  }, [kinds]);
+  const ruleClass = useCallback((rule) => (errors[rule.id] ? "sb-has-error" : ""), [errors]);
+  const groupClass = useCallback((group) => (errors[group.id] ? "sb-has-error" : ""), [errors]);
+  return (
+    <QueryBuilder
+      query={query}
+      onQueryChange={onQueryChange}
+      fields={fields}
+      operators={[{ name: OPERATOR, value: OPERATOR, label: OPERATOR }]}
+      combinators={COMBINATORS}
+      getDefaultValue={getDefaultValue}
+      getDefaultField={schema.kinds.length ? schema.kinds[0].name : undefined}
+      controlElements={CONTROLS}
+      translations={TRANSLATIONS}
+      context={context}
+      getRuleClassname={ruleClass}
+      getRuleGroupClassname={groupClass}
+      showNotToggle
+      addRuleToNewGroups
+      enableMountQueryChange={false}
+      disabled={disabled}
+    />
+  );
+}
+
 export function SegmentBuilder({ data, textarea, rawField, kindSelect }) {
   const editable = Boolean(data.editable && textarea);
-  const kinds = useMemo(() => Object.fromEntries(data.schema.kinds.map((kind) => [kind.name, kind])), [data.schema]);
   const initial = useMemo(() => {
     if (data.conditions === null) return { query: toQuery({}), problem: "The conditions below are not valid JSON; fix them here or start again in the builder." };
     try {
@@ -253,39 +316,7 @@ export function SegmentBuilder({ data, textarea, rawField, kindSelect }) {
     }
   };
 
-  // Kinds the tree uses that the schema does not know (a kind removed since) stay editable as JSON.
-  const fields = useMemo(() => {
-    const known = data.schema.kinds.map((kind) => ({ name: kind.name, value: kind.name, label: kind.label }));
-    for (const name of leafKinds(query)) {
-      if (!kinds[name]) known.push({ name, value: name, label: `${name} (unknown kind)` });
-    }
-    return known;
-  }, [data.schema, kinds, query]);
-
-  const suggestCache = useRef(new Map());
-  const suggest = useCallback(async (source, prefix) => {
-    const url = data.urls[source];
-    if (!url) return [];
-    const key = `${source}:${prefix}`;
-    if (suggestCache.current.has(key)) return suggestCache.current.get(key);
-    try {
-      const response = await fetch(`${url}?q=${encodeURIComponent(prefix)}`, { credentials: "same-origin", headers: { Accept: "application/json" } });
-      const names = response.ok ? (await response.json()).names || [] : [];
-      suggestCache.current.set(key, names);
-      return names;
-    } catch {
-      return [];
-    }
-  }, [data.urls]);
-
-  const context = useMemo(() => ({ kinds, errors: placed.byNode, suggest }), [kinds, placed, suggest]);
-  const getDefaultValue = useCallback((rule) => {
-    const kind = kinds[rule.field];
-    return kind ? cloneValue(kind.default !== undefined ? kind.default : defaultFor(kind.body)) : {};
-  }, [kinds]);
-  const ruleClass = useCallback((rule) => (placed.byNode[rule.id] ? "sb-has-error" : ""), [placed]);
-  const groupClass = useCallback((group) => (placed.byNode[group.id] ? "sb-has-error" : ""), [placed]);
-
+  const suggest = useSuggest(data.urls);
   if (manual) {
     return <p className="sb-note">A manual segment has no conditions: add people with “Upload CSV” or the API.</p>;
   }
@@ -302,24 +333,8 @@ export function SegmentBuilder({ data, textarea, rawField, kindSelect }) {
       </div>
       {problem ? <p className="sb-problem" role="alert" id="segment-builder-problem">{problem}</p> : null}
       {view === "builder" ? (
-        <QueryBuilder
-          query={query}
-          onQueryChange={onQueryChange}
-          fields={fields}
-          operators={[{ name: OPERATOR, value: OPERATOR, label: OPERATOR }]}
-          combinators={COMBINATORS}
-          getDefaultValue={getDefaultValue}
-          getDefaultField={data.schema.kinds.length ? data.schema.kinds[0].name : undefined}
-          controlElements={CONTROLS}
-          translations={TRANSLATIONS}
-          context={context}
-          getRuleClassname={ruleClass}
-          getRuleGroupClassname={groupClass}
-          showNotToggle
-          addRuleToNewGroups
-          enableMountQueryChange={false}
-          disabled={!editable}
-        />
+        <ConditionTree query={query} onQueryChange={onQueryChange} schema={data.schema} errors={placed.byNode}
+          suggest={suggest} disabled={!editable} />
       ) : (
         <p className="sb-muted sb-json-hint">{editable ? "Edit the definition as JSON below; switch back to the builder to see it as conditions." : "The definition as JSON:"}</p>
       )}
