@@ -55,7 +55,6 @@ from core.admin import has_perm
 from core.api.parsers import loads
 from core.errors import ApiError, InvalidFields, InvalidInput
 from profiles import selectors as people
-from profiles.admin import starts_with
 from profiles.api.app_filters import clean_id_type
 
 SAVE_FIELDS = ("revision", *CANVAS_FIELDS, "positions", "publish")
@@ -164,14 +163,9 @@ def canvas_view(model_admin, request, object_id):
 
 
 def canvas_check_view(model_admin, request, object_id):
-    if request.method != "POST":
-        return _errors([(None, "POST the canvas's trigger and workflow.")], status=405)
-    if not model_admin.has_view_permission(request):
-        return _errors([(None, "You may not see campaigns in this workspace.")], status=403)
-    try:
-        campaign = _campaign(model_admin, request, object_id)
-    except Http404:
-        return _errors([(None, "No campaign of this workspace has this id.")], status=404)
+    campaign, refusal = _readable(model_admin, request, object_id, "POST", "the canvas's trigger and workflow")
+    if refusal:
+        return refusal
     try:
         body = _body(request)
         errors = check_canvas(campaign=campaign, changes=body)
@@ -181,14 +175,10 @@ def canvas_check_view(model_admin, request, object_id):
 
 
 def canvas_save_view(model_admin, request, object_id):
-    if request.method != "POST":
-        return _errors([(None, "POST the canvas's trigger, workflow and positions.")], status=405)
-    if not model_admin.has_change_permission(request):
-        return _errors([(None, "Saving the workflow needs the permission to change campaigns.")], status=403)
-    try:
-        campaign = _campaign(model_admin, request, object_id)
-    except Http404:
-        return _errors([(None, "No campaign of this workspace has this id.")], status=404)
+    campaign, refusal = _readable(model_admin, request, object_id, "POST", "the canvas's trigger, workflow and positions",
+                                  change=True)
+    if refusal:
+        return refusal
     try:
         body = _body(request)
         unknown = sorted(set(body) - set(SAVE_FIELDS))
@@ -212,11 +202,14 @@ def canvas_save_view(model_admin, request, object_id):
                          "activation_errors": activation_errors(saved)})
 
 
-def _readable(model_admin, request, object_id, method: str, what: str):
-    """The campaign for a `view_campaigns` endpoint, or the refusal to answer."""
+def _readable(model_admin, request, object_id, method: str, what: str, *, change: bool = False):
+    """The campaign for an endpoint (`view_campaigns`, or `change_campaigns` with `change`), or the
+    refusal to answer: 405, 403, or 404 for another workspace's campaign."""
     if request.method != method:
         return None, _errors([(None, f"{method} {what}.")], status=405)
-    if not model_admin.has_view_permission(request):
+    if change and not model_admin.has_change_permission(request):
+        return None, _errors([(None, "Saving the workflow needs the permission to change campaigns.")], status=403)
+    if not change and not model_admin.has_view_permission(request):
         return None, _errors([(None, "You may not see campaigns in this workspace.")], status=403)
     try:
         return _campaign(model_admin, request, object_id), None
@@ -243,11 +236,9 @@ def canvas_people_view(model_admin, request, object_id):
         return _errors([("q", f"must be at most {MAX_IDENTIFIER} characters")], status=400)
     if not term:
         return JsonResponse({"people": [], "more": False})
-    condition = starts_with("external_id", term) | starts_with("email", term.lower()) | \
-        starts_with("cio_id", term.lower())
-    rows = people.search_people(request.workspace, condition, after=None, limit=SEARCH_LIMIT)
-    found = [{"id": row.external_id, "email": row.email, "cio_id": row.cio_id} for row in rows[:SEARCH_LIMIT]]
-    return JsonResponse({"people": found, "more": len(rows) > SEARCH_LIMIT})
+    rows, more = people.people_by_prefix(request.workspace, term, limit=SEARCH_LIMIT)
+    found = [{"id": row.external_id, "email": row.email, "cio_id": row.cio_id} for row in rows]
+    return JsonResponse({"people": found, "more": more})
 
 
 def canvas_simulate_view(model_admin, request, object_id):

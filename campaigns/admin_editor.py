@@ -62,7 +62,6 @@ from core.admin import has_perm, with_checked_json
 from core.errors import InvalidInput
 from profiles import selectors as people
 from profiles.addresses import normalize_email, normalize_phone
-from profiles.admin import starts_with
 from profiles.ingest.operations import clean_phone
 from profiles.models import Profile
 
@@ -305,12 +304,9 @@ class PreviewEditorMixin(MessageEditorMixin):
             return _errors([("q", f"must be at most {MAX_SEARCH_TERM} characters")])
         if not term:
             return JsonResponse({"people": [], "more": False})
-        condition = starts_with("external_id", term) | starts_with("email", term.lower()) | \
-            starts_with("cio_id", term.lower())
-        rows = people.search_people(request.workspace, condition, after=None, limit=SEARCH_LIMIT)
-        found = [{"pk": row.pk, "id": row.external_id, "email": row.email, "cio_id": row.cio_id}
-                 for row in rows[:SEARCH_LIMIT]]
-        return JsonResponse({"people": found, "more": len(rows) > SEARCH_LIMIT})
+        rows, more = people.people_by_prefix(request.workspace, term, limit=SEARCH_LIMIT)
+        found = [{"pk": row.pk, "id": row.external_id, "email": row.email, "cio_id": row.cio_id} for row in rows]
+        return JsonResponse({"people": found, "more": more})
 
     def editor_preview_view(self, request, object_id=None):
         if request.method != "POST":

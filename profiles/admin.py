@@ -27,6 +27,7 @@ from profiles.ingest.operations import (
 )
 from profiles.models import CustomObject, Device, Event, Identity, ObjectType, Profile, Relationship, Segment
 from profiles.models import SegmentMembership
+from profiles.selectors import starts_with
 from profiles.ingest.dead_letters import discard_dead_letter, replay_dead_letter, replay_dead_letters
 from profiles.models import DeadLetterState, IngestDeadLetter
 
@@ -34,8 +35,6 @@ from profiles.models import DeadLetterState, IngestDeadLetter
 RELATED_ROWS = 100
 # Event names offered by the list filter; search finds the others.
 EVENT_NAME_CHOICES = 100
-# Above every character, so `term + LAST_CHAR` bounds every string that starts with `term`.
-LAST_CHAR = "\U0010ffff"
 
 
 # --- display helpers -------------------------------------------------------------------------------
@@ -62,17 +61,6 @@ JSON_OVERRIDES = {models.JSONField: {"form_class": PrettyJSONFormField, "label":
 
 
 # --- index-friendly search -------------------------------------------------------------------------
-
-def starts_with(field: str, term: str) -> Q:
-    """`field` equals or starts with `term`, in a form the (workspace, field, ...) btree can serve.
-
-    PostgreSQL uses a btree for `LIKE 'x%'` only under the plain "C" collation (not C.UTF-8), and
-    never for Django's case-insensitive `=`/`^` lookups (`UPPER(...)`). The range can use it; it
-    bounds the matches exactly under a code-point collation (C or C.UTF-8, as Ulak's databases
-    use), and `startswith` keeps out anything else.
-    """
-    return Q(**{f"{field}__gte": term, f"{field}__lt": term + LAST_CHAR, f"{field}__startswith": term})
-
 
 # --- forms -----------------------------------------------------------------------------------------
 

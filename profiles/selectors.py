@@ -30,6 +30,30 @@ def people_with_email(workspace, email: str) -> list[Profile]:
     return list(people(workspace).filter(email=email.strip().lower()).order_by("pk"))
 
 
+# Above every character, so `term + LAST_CHAR` bounds every string that starts with `term`.
+LAST_CHAR = "\U0010ffff"
+
+
+def starts_with(field: str, term: str) -> Q:
+    """`field` equals or starts with `term`, in a form the (workspace, field, ...) btree can serve.
+
+    PostgreSQL uses a btree for `LIKE 'x%'` only under the plain "C" collation (not C.UTF-8), and
+    never for Django's case-insensitive `=`/`^` lookups (`UPPER(...)`). The range can use it; it
+    bounds the matches exactly under a code-point collation (C or C.UTF-8, as Ulak's databases
+    use), and `startswith` keeps out anything else.
+    """
+    return Q(**{f"{field}__gte": term, f"{field}__lt": term + LAST_CHAR, f"{field}__startswith": term})
+
+
+def people_by_prefix(workspace, term: str, *, limit: int) -> tuple[list[Profile], bool]:
+    """The console's person pickers: people whose id, email or cio_id starts with `term` (emails
+    and cio_ids are stored lowercased), at most `limit`, and whether there are more."""
+    condition = starts_with("external_id", term) | starts_with("email", term.lower()) | \
+        starts_with("cio_id", term.lower())
+    rows = search_people(workspace, condition, after=None, limit=limit)
+    return rows[:limit], len(rows) > limit
+
+
 def search_people(workspace, condition: Q, *, after: int | None, limit: int) -> list[Profile]:
     queryset = people(workspace).filter(condition)
     if after is not None:

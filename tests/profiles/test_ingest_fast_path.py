@@ -58,7 +58,9 @@ def cdp_auth(tenant):
 
 
 def gz(value) -> bytes:
-    return gzip.compress(json.dumps(value).encode())
+    # mtime=0: the same bytes in every process (pytest-xdist collects each worker's parameters and
+    # refuses ids that differ, as a gzip header's timestamp would).
+    return gzip.compress(json.dumps(value).encode(), mtime=0)
 
 
 @pytest.mark.parametrize("body, headers", [
