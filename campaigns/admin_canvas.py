@@ -75,13 +75,18 @@ def _refused(exc: ApiError) -> JsonResponse:
     return JsonResponse({"errors": exc.errors()}, status=exc.status)
 
 
-def _body(request) -> dict:
+def _body(request, allowed=None) -> dict:
+    """The request's JSON object; with `allowed`, any other field is refused, each named."""
     try:
         body = loads(request.body or b"")
     except ParseError as exc:
         raise InvalidInput(None, str(exc.detail)) from None
     if not isinstance(body, dict):
         raise InvalidInput(None, "must be a JSON object")
+    unknown = sorted(set(body) - set(allowed)) if allowed is not None else []
+    if unknown:
+        raise InvalidFields([{"field": name, "message": f"unknown field; use {', '.join(allowed)}"}
+                             for name in unknown])
     return body
 
 
@@ -180,11 +185,7 @@ def canvas_save_view(model_admin, request, object_id):
     if refusal:
         return refusal
     try:
-        body = _body(request)
-        unknown = sorted(set(body) - set(SAVE_FIELDS))
-        if unknown:
-            raise InvalidFields([{"field": name, "message": f"unknown field; use {', '.join(SAVE_FIELDS)}"}
-                                 for name in unknown])
+        body = _body(request, SAVE_FIELDS)
         revision = body.get("revision")
         if not isinstance(revision, str) or not revision:
             raise InvalidInput("revision", "is required: the revision the canvas was loaded with")
@@ -246,11 +247,7 @@ def canvas_simulate_view(model_admin, request, object_id):
     if refusal:
         return refusal
     try:
-        body = _body(request)
-        unknown = sorted(set(body) - set(SIMULATE_FIELDS))
-        if unknown:
-            raise InvalidFields([{"field": name, "message": f"unknown field; use {', '.join(SIMULATE_FIELDS)}"}
-                                 for name in unknown])
+        body = _body(request, SIMULATE_FIELDS)
         identifier = body.get("customer_id")
         if not isinstance(identifier, str) or not identifier.strip() or len(identifier) > MAX_IDENTIFIER:
             raise InvalidInput("customer_id", f"is required: the person's identifier (see id_type), at most "
@@ -274,11 +271,7 @@ def canvas_preview_view(model_admin, request, object_id):
     if refusal:
         return refusal
     try:
-        body = _body(request)
-        unknown = sorted(set(body) - set(PREVIEW_FIELDS))
-        if unknown:
-            raise InvalidFields([{"field": name, "message": f"unknown field; use {', '.join(PREVIEW_FIELDS)}"}
-                                 for name in unknown])
+        body = _body(request, PREVIEW_FIELDS)
         preview = preview_canvas(campaign=campaign, changes={name: body[name] for name in CANVAS_FIELDS if name in body},
                                  publish=body.get("publish"))
     except ApiError as exc:
