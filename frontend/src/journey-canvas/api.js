@@ -5,15 +5,9 @@ function csrfToken() {
   return input ? input.value : "";
 }
 
-/** POST `body` as JSON; resolves to {status, data} (data: the JSON answer, or null). */
-export async function postJson(url, body, { signal } = {}) {
-  const response = await fetch(url, {
-    method: "POST",
-    credentials: "same-origin",
-    headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRFToken": csrfToken() },
-    body: JSON.stringify(body),
-    signal,
-  });
+/** The answer as {status, data} (data: its JSON, or null when it has none). */
+async function answer(request) {
+  const response = await request;
   let data = null;
   try {
     data = await response.json();
@@ -23,18 +17,22 @@ export async function postJson(url, body, { signal } = {}) {
   return { status: response.status, data };
 }
 
+/** POST `body` as JSON; resolves to {status, data}. */
+export function postJson(url, body, { signal } = {}) {
+  return answer(fetch(url, {
+    method: "POST",
+    credentials: "same-origin",
+    headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRFToken": csrfToken() },
+    body: JSON.stringify(body),
+    signal,
+  }));
+}
+
 /** GET `url` (with `params` as its query) as JSON; resolves to {status, data}. */
-export async function getJson(url, params = {}, { signal } = {}) {
+export function getJson(url, params = {}, { signal } = {}) {
   const query = new URLSearchParams(Object.entries(params).filter(([, value]) => value !== undefined && value !== null
     && value !== "")).toString();
-  const response = await fetch(query ? `${url}?${query}` : url, {
+  return answer(fetch(query ? `${url}?${query}` : url, {
     credentials: "same-origin", headers: { Accept: "application/json" }, signal,
-  });
-  let data = null;
-  try {
-    data = await response.json();
-  } catch (error) {
-    data = null;
-  }
-  return { status: response.status, data };
+  }));
 }
